@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test validate bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@PYBIN=$$(scripts/find-python.sh) && echo "using $$PYBIN" && "$$PYBIN" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m bayesslope.cli demo --out demo-output
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+validate: $(STAMP)
+	$(PY) -m validation.run
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check bayesslope tests
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

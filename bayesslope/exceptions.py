@@ -1,0 +1,15 @@
+"""Exceptions and warning categories raised by bayesslope."""
+
+__all__ = ["DataValidationError", "SamplingWarning", "WeakDataWarning"]
+
+
+class DataValidationError(ValueError):
+    """Input data or arguments cannot be used; the message names the column, rows or value."""
+
+
+class SamplingWarning(RuntimeWarning):
+    """The sampler reported a problem (divergences, high R-hat, low ESS); the message says the fix."""
+
+
+class WeakDataWarning(UserWarning):
+    """Valid but weakly informative data (e.g. a task with 1-2 points or constant x)."""
