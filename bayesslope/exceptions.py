@@ -8,7 +8,7 @@ class DataValidationError(ValueError):
 
 
 class SamplingWarning(RuntimeWarning):
-    """The sampler reported a problem (divergences, high R-hat, low ESS); the message says the fix."""
+    """The sampler reported divergences, high R-hat or low ESS; the message says the fix."""
 
 
 class WeakDataWarning(UserWarning):

@@ -1,0 +1,391 @@
+"""DataFrame -> validated, oriented design. Every input check lives here; no PyMC.
+
+The model never sees the DataFrame: :func:`prepare_design` turns it into a
+:class:`TransferDesign` (numpy arrays in a canonical order, orientation signs, the
+reference point and data scales) or raises :class:`DataValidationError` naming the
+column, rows and values at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import DataValidationError, WeakDataWarning
+
+__all__ = ["TransferDesign", "prepare_design", "BETTER_WORDS"]
+
+BETTER_WORDS = ("lower", "higher")
+_X_FLAG = "x_higher_is_better"
+_Y_FLAG = "y_higher_is_better"
+_MAX_LISTED = 10  # rows quoted in an error message; the count is always given
+
+
+def _rows(labels) -> str:
+    labels = list(labels)
+    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in labels[:_MAX_LISTED])
+    more = f" (and {len(labels) - _MAX_LISTED} more)" if len(labels) > _MAX_LISTED else ""
+    return f"[{shown}]{more}"
+
+
+@dataclass(frozen=True, eq=False)
+class TransferDesign:
+    """Validated data for the transfer model, in a canonical order.
+
+    Rows are sorted by (task, x, y) and tasks by name, so the row order of the input
+    frame cannot change a fit (same seed, same draws).
+
+    Attributes
+    ----------
+    tasks : tuple of str
+        Task names; position ``k`` is task index ``k``.
+    task_idx : ndarray of int, shape (n_obs,)
+        Task index of each observation.
+    x, y : ndarray of float64, shape (n_obs,)
+        Upstream and downstream scores in data units, as given.
+    row_labels : ndarray, shape (n_obs,)
+        Index label of each observation in the input frame.
+    x_better : {"lower", "higher"}
+        Which direction of x is better.
+    y_better : tuple of {"lower", "higher"}
+        Which direction of y is better, per task.
+    x_ref : float
+        Where intercepts are measured (x in data units).
+    x_scale, y_scale : float
+        Standard deviations of x and y over the frame: the units of standardized slopes
+        and of the default priors.
+    columns : dict
+        The column names used for x, y and task.
+    n_dropped : int
+        Rows dropped because of missing values (only with ``dropna=True``).
+    """
+
+    tasks: tuple[str, ...]
+    task_idx: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    row_labels: np.ndarray
+    x_better: str
+    y_better: tuple[str, ...]
+    x_ref: float
+    x_scale: float
+    y_scale: float
+    columns: dict = field(default_factory=dict)
+    n_dropped: int = 0
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks."""
+        return len(self.tasks)
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observations."""
+        return len(self.x)
+
+    @property
+    def task_sign(self) -> np.ndarray:
+        """Orientation sign per task: transfer slope = sign * (dy/dx in data units)."""
+        sx = 1.0 if self.x_better == "higher" else -1.0
+        sy = np.array([1.0 if b == "higher" else -1.0 for b in self.y_better])
+        return sx * sy
+
+    @property
+    def xc(self) -> np.ndarray:
+        """Oriented, centered x: ``sign[task] * (x - x_ref)``; the model's covariate."""
+        return self.task_sign[self.task_idx] * (self.x - self.x_ref)
+
+    def task_table(self) -> pd.DataFrame:
+        """Per-task counts and x range, indexed by task."""
+        frame = pd.DataFrame({"task": np.asarray(self.tasks)[self.task_idx], "x": self.x})
+        g = frame.groupby("task", sort=False)["x"]
+        table = pd.DataFrame({"n": g.size(), "x_min": g.min(), "x_max": g.max()})
+        table = table.reindex(list(self.tasks))
+        table["x_range"] = table["x_max"] - table["x_min"]
+        table["weak"] = [", ".join(self.weak_reasons().get(t, [])) for t in self.tasks]
+        table.index.name = "task"
+        return table
+
+    def weak_reasons(self) -> dict[str, list[str]]:
+        """Tasks whose own data barely inform a slope, with the reason(s)."""
+        counts = np.bincount(self.task_idx, minlength=self.n_tasks)
+        lo = np.full(self.n_tasks, np.inf)
+        hi = np.full(self.n_tasks, -np.inf)
+        np.minimum.at(lo, self.task_idx, self.x)
+        np.maximum.at(hi, self.task_idx, self.x)
+        reasons: dict[str, list[str]] = {}
+        for k, name in enumerate(self.tasks):
+            r = []
+            if counts[k] <= 2:
+                r.append(f"{counts[k]} point{'s' if counts[k] != 1 else ''}")
+            if counts[k] >= 2 and hi[k] - lo[k] <= 1e-12 * max(1.0, abs(hi[k])):
+                r.append("constant x")
+            if r:
+                reasons[name] = r
+        return reasons
+
+    def data_hash(self) -> str:
+        """SHA-256 of the canonical (task, x, y) data: identifies the input of a fit."""
+        h = hashlib.sha256()
+        h.update("\x1f".join(self.tasks).encode())
+        for arr in (self.task_idx.astype(np.int64), self.x, self.y):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+    def to_dict(self) -> dict:
+        """JSON-safe description (everything but the arrays)."""
+        return {
+            "tasks": list(self.tasks),
+            "x_better": self.x_better,
+            "y_better": list(self.y_better),
+            "x_ref": self.x_ref,
+            "x_scale": self.x_scale,
+            "y_scale": self.y_scale,
+            "columns": dict(self.columns),
+            "n_dropped": self.n_dropped,
+            "n_obs": self.n_obs,
+            "data_hash": self.data_hash(),
+        }
+
+
+def _check_better(value, what: str) -> str:
+    if value not in BETTER_WORDS:
+        raise DataValidationError(
+            f"{what} should be one of {list(BETTER_WORDS)} but got {value!r}"
+        )
+    return value
+
+
+def _flag_to_word(frame: pd.DataFrame, column: str, by: pd.Series | None) -> object:
+    """Read a boolean orientation column; constant overall (by=None) or per task."""
+    col = frame[column]
+    if col.isna().any():
+        raise DataValidationError(
+            f"column {column!r} has missing values at rows {_rows(frame.index[col.isna()])}"
+        )
+    vals = col.map(lambda v: {True: True, False: False, "True": True, "False": False}.get(v, v))
+    if not vals.isin([True, False]).all():
+        bad = frame.index[~vals.isin([True, False])]
+        raise DataValidationError(
+            f"column {column!r} should be boolean but has {col[bad[0]]!r} at rows {_rows(bad)}"
+        )
+    if by is None:
+        uniq = vals.unique()
+        if len(uniq) > 1:
+            raise DataValidationError(
+                f"column {column!r} mixes True and False; x must have one orientation: "
+                "pass x_better='lower' or 'higher'"
+            )
+        return "higher" if bool(uniq[0]) else "lower"
+    per_task = vals.groupby(by, sort=False).nunique()
+    mixed = per_task.index[per_task > 1]
+    if len(mixed):
+        raise DataValidationError(
+            f"column {column!r} mixes True and False within task(s) {_rows(mixed)}; "
+            "pass y_better explicitly"
+        )
+    first = vals.groupby(by, sort=False).first()
+    return {str(t): ("higher" if bool(v) else "lower") for t, v in first.items()}
+
+
+def _numeric_column(frame: pd.DataFrame, name: str, role: str) -> pd.Series:
+    col = frame[name]
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        coerced = pd.to_numeric(col, errors="coerce")
+        text = coerced.isna() & col.notna()
+        if text.any():
+            bad = frame.index[text]
+            examples = ", ".join(repr(v) for v in col[text].unique()[:3])
+            raise DataValidationError(
+                f"column {name!r} ({role}) must be numeric but has non-numeric values "
+                f"{examples} at rows {_rows(bad)}"
+            )
+        col = coerced
+    return col.astype("float64")
+
+
+def prepare_design(
+    df: pd.DataFrame,
+    *,
+    x: str = "x",
+    y: str = "y",
+    task: str = "task",
+    x_better: str | None = None,
+    y_better: str | Mapping[str, str] | None = None,
+    x_ref: float | None = None,
+    dropna: bool = False,
+    warn_weak: bool = True,
+) -> TransferDesign:
+    """Validate a tidy frame and build the oriented design of the transfer model.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per (model or checkpoint) x task.
+    x, y, task : str
+        Column names of the upstream score, the downstream score and the task label.
+    x_better : {"lower", "higher"}, optional
+        Which direction of x is better. Default: from a boolean ``x_higher_is_better``
+        column when present, else ``"lower"`` (a loss).
+    y_better : {"lower", "higher"} or mapping of task -> word, optional
+        Which direction of y is better (overall or per task). Default: from a boolean
+        ``y_higher_is_better`` column when present, else ``"higher"`` (an accuracy).
+    x_ref : float, optional
+        Where intercepts are measured. Default: the mean of x.
+    dropna : bool, default False
+        Drop rows with a missing x, y or task (and warn how many) instead of raising.
+    warn_weak : bool, default True
+        Emit :class:`WeakDataWarning` naming tasks with 1-2 points or constant x.
+
+    Returns
+    -------
+    TransferDesign
+
+    Raises
+    ------
+    DataValidationError
+        On a missing column, non-numeric or non-finite values, an empty frame, fewer
+        than two tasks, x constant over the frame, or an invalid orientation word.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise DataValidationError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    for role, name in (("x", x), ("y", y), ("task", task)):
+        if not isinstance(name, str):
+            raise DataValidationError(f"{role}= must be a column name (str), got {name!r}")
+    missing = [c for c in (x, y, task) if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"missing column(s) {missing}; the frame has columns {list(df.columns)}"
+        )
+    if len(df) == 0:
+        raise DataValidationError("the data frame is empty: there is nothing to fit")
+    if x_better is not None:
+        _check_better(x_better, "x_better")
+    if isinstance(y_better, str) or y_better is None:
+        if y_better is not None:
+            _check_better(y_better, "y_better")
+    elif isinstance(y_better, Mapping):
+        for t, word in y_better.items():
+            _check_better(word, f"y_better[{t!r}]")
+    else:
+        raise DataValidationError(
+            f"y_better should be 'lower', 'higher' or a dict of task -> word, got {y_better!r}"
+        )
+
+    frame = df
+    xs = _numeric_column(frame, x, "x")
+    ys = _numeric_column(frame, y, "y")
+    ts = frame[task]
+
+    missing_mask = xs.isna() | ys.isna() | ts.isna()
+    n_dropped = 0
+    if missing_mask.any():
+        if not dropna:
+            parts = []
+            for name, s in ((x, xs), (y, ys), (task, ts)):
+                if s.isna().any():
+                    parts.append(f"column {name!r} at rows {_rows(frame.index[s.isna()])}")
+            raise DataValidationError(
+                f"missing values (NaN) in {int(missing_mask.sum())} row(s): "
+                + "; ".join(parts)
+                + ". Fix them, or pass dropna=True to drop these rows."
+            )
+        n_dropped = int(missing_mask.sum())
+        warnings.warn(
+            f"dropna=True: dropped {n_dropped} row(s) with missing {x}/{y}/{task} "
+            f"(rows {_rows(frame.index[missing_mask])})",
+            UserWarning,
+            stacklevel=3,
+        )
+        keep = ~missing_mask
+        frame, xs, ys, ts = frame[keep], xs[keep], ys[keep], ts[keep]
+        if len(frame) == 0:
+            raise DataValidationError("no rows left after dropping missing values")
+
+    for name, s in ((x, xs), (y, ys)):
+        inf = ~np.isfinite(s.to_numpy())
+        if inf.any():
+            bad = frame.index[inf]
+            raise DataValidationError(
+                f"column {name!r} has non-finite values ({s[inf].iloc[0]!r}) at rows {_rows(bad)}"
+            )
+
+    task_str = ts.astype(str)
+    if isinstance(ts.dtype, pd.CategoricalDtype):
+        present = set(task_str)
+        tasks = tuple(str(c) for c in ts.cat.categories if str(c) in present)
+    else:
+        tasks = tuple(sorted(task_str.unique()))
+    if len(tasks) < 2:
+        raise DataValidationError(
+            f"only one task ({tasks[0]!r}) in column {task!r}: the hierarchical model pools "
+            "slopes across tasks and needs at least 2 tasks (fit one regression instead)"
+        )
+
+    x_arr = xs.to_numpy(dtype="float64")
+    if np.ptp(x_arr) <= 1e-12 * max(1.0, np.abs(x_arr).max()):
+        raise DataValidationError(
+            f"column {x!r} is constant ({x_arr[0]!r}) over the whole frame: no slope can be "
+            "estimated"
+        )
+
+    # Orientation: explicit words win, then the bundled boolean columns, then defaults.
+    if x_better is None:
+        x_better = _flag_to_word(frame, _X_FLAG, None) if _X_FLAG in frame.columns else "lower"
+    if y_better is None:
+        if _Y_FLAG in frame.columns:
+            y_better = _flag_to_word(frame, _Y_FLAG, task_str)
+        else:
+            y_better = "higher"
+    if isinstance(y_better, str):
+        y_words = tuple(y_better for _ in tasks)
+    else:
+        unknown = sorted(set(map(str, y_better)) - set(tasks))
+        absent = [t for t in tasks if t not in {str(k) for k in y_better}]
+        if unknown or absent:
+            raise DataValidationError(
+                f"y_better dict must name every task exactly: unknown {unknown}, missing {absent}"
+            )
+        y_words = tuple({str(k): v for k, v in y_better.items()}[t] for t in tasks)
+
+    # Canonical order: tasks by name (or category order), rows by (task, x, y).
+    code = {t: k for k, t in enumerate(tasks)}
+    t_idx = task_str.map(code).to_numpy(dtype=np.int64)
+    y_arr = ys.to_numpy(dtype="float64")
+    order = np.lexsort((y_arr, x_arr, t_idx))
+
+    if x_ref is None:
+        x_ref = float(np.mean(x_arr))
+    elif not np.isfinite(x_ref):
+        raise DataValidationError(f"x_ref must be a finite number, got {x_ref!r}")
+
+    design = TransferDesign(
+        tasks=tasks,
+        task_idx=t_idx[order],
+        x=x_arr[order],
+        y=y_arr[order],
+        row_labels=np.asarray(frame.index)[order],
+        x_better=x_better,
+        y_better=y_words,
+        x_ref=float(x_ref),
+        x_scale=float(np.std(x_arr)),
+        y_scale=float(np.std(y_arr)) or 1.0,
+        columns={"x": x, "y": y, "task": task},
+        n_dropped=n_dropped,
+    )
+    weak = design.weak_reasons()
+    if weak and warn_weak:
+        listed = "; ".join(f"{t!r} ({', '.join(r)})" for t, r in weak.items())
+        warnings.warn(
+            f"{len(weak)} task(s) have data that barely inform their own slope: {listed}. "
+            "They are fitted; their slopes come mostly from the population prior "
+            "(see the 'n', 'x_range' and 'weak' columns of summary()).",
+            WeakDataWarning,
+            stacklevel=3,
+        )
+    return design

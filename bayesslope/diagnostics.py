@@ -1,0 +1,100 @@
+"""Posterior DataTree -> sampling diagnostics table and SamplingWarning with the fix."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import SamplingWarning
+
+__all__ = ["sampling_diagnostics", "check_sampling", "RHAT_MAX", "ESS_MIN"]
+
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+
+def sampling_diagnostics(posterior, var_names=None) -> pd.DataFrame:
+    """Per variable: max R-hat, min bulk and tail ESS (over its elements).
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        A fit's DataTree (with a ``posterior`` group and, for NUTS, ``sample_stats``).
+    var_names : sequence of str, optional
+        Variables to diagnose; default all of the posterior group.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by variable, columns ``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min``;
+        ``attrs["divergences"]`` holds the number of divergent transitions.
+    """
+    import arviz as az
+
+    post = posterior["posterior"].to_dataset()
+    names = list(var_names) if var_names is not None else list(post.data_vars)
+    sub = post[names]
+    rhat = az.rhat(sub)
+    ess_b = az.ess(sub, method="bulk")
+    ess_t = az.ess(sub, method="tail")
+    rows = {}
+    for v in names:
+        rows[v] = {
+            "r_hat_max": float(np.nanmax(rhat[v].values)) if rhat[v].size else np.nan,
+            "ess_bulk_min": float(np.nanmin(ess_b[v].values)),
+            "ess_tail_min": float(np.nanmin(ess_t[v].values)),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "variable"
+    table.attrs["divergences"] = divergences(posterior)
+    return table
+
+
+def divergences(posterior) -> int:
+    """Number of divergent transitions after warm-up (0 if not recorded)."""
+    try:
+        return int(posterior["sample_stats"]["diverging"].values.sum())
+    except KeyError:
+        return 0
+
+
+def check_sampling(posterior, var_names=None, *, stacklevel: int = 2) -> pd.DataFrame:
+    """Compute diagnostics and warn (:class:`SamplingWarning`) about each problem.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table of :func:`sampling_diagnostics`.
+    """
+    table = sampling_diagnostics(posterior, var_names)
+    n_div = table.attrs["divergences"]
+    if n_div:
+        warnings.warn(
+            f"{n_div} divergent transition(s): the posterior may be biased. Fix: raise "
+            "target_accept (e.g. 0.95-0.99), use parameterization='non_centered' for weakly "
+            "informed tasks, or set tighter priors on the *_sigma parameters.",
+            SamplingWarning,
+            stacklevel=stacklevel + 1,
+        )
+    high = table.index[table["r_hat_max"] > RHAT_MAX].tolist()
+    if high:
+        worst = table.loc[high, "r_hat_max"].max()
+        warnings.warn(
+            f"R-hat above {RHAT_MAX} for {high} (max {worst:.3f}): chains disagree. Fix: run "
+            "more tune and draws (e.g. tune=2000, draws=2000) and check for divergences or "
+            "multimodality.",
+            SamplingWarning,
+            stacklevel=stacklevel + 1,
+        )
+    ess = table[["ess_bulk_min", "ess_tail_min"]].min(axis=1)
+    low = ess.index[ess < ESS_MIN].tolist()
+    if low:
+        warnings.warn(
+            f"effective sample size below {ESS_MIN} for {low} (min {ess.min():.0f}): "
+            "intervals and tail probabilities are imprecise. Fix: increase draws or chains.",
+            SamplingWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return table

@@ -1,0 +1,183 @@
+"""TransferFit: the posterior DataTree + design + spec, with summaries, plots and storage."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import summaries
+from .data import TransferDesign
+from .diagnostics import sampling_diagnostics
+
+__all__ = ["TransferFit", "load_fit", "library_versions"]
+
+_SPEC_ATTR = "bayesslope_spec"
+_FORMAT_VERSION = 1
+
+
+def library_versions() -> dict:
+    """Versions of the libraries that produced a fit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("bayesslope", "pymc", "pytensor", "arviz", "numpy", "xarray", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class TransferFit:
+    """Result of :func:`bayesslope.fit_hierarchical`.
+
+    Attributes
+    ----------
+    posterior : xarray.DataTree
+        ArviZ DataTree: ``posterior`` (dims chain, draw, task), ``sample_stats``,
+        ``observed_data``. ``slope`` is the oriented transfer slope in data units,
+        ``slope_data`` the plain dy/dx and ``slope_std`` the standardized oriented slope.
+    design : TransferDesign
+        The validated data the model saw.
+    spec : dict
+        Everything needed to rebuild the fit: priors, model options, orientation,
+        ``x_ref``, sampler settings, formulation, library versions and the data hash.
+    """
+
+    posterior: object
+    design: TransferDesign
+    spec: dict
+
+    # -- decisions and tables ------------------------------------------------------
+    @property
+    def orientation(self) -> dict:
+        """Which direction is better for x and (per task) for y."""
+        return {"x_better": self.design.x_better,
+                "y_better": dict(zip(self.design.tasks, self.design.y_better, strict=True))}
+
+    @property
+    def priors(self) -> dict:
+        """The priors actually used (data units)."""
+        return self.spec["model"]["priors"]
+
+    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Per-task transfer slopes; see :func:`bayesslope.summaries.slope_summary`.
+
+        Includes the orientation (``x_better``, ``y_better``) of each row.
+        """
+        table = summaries.slope_summary(self.posterior, self.design.task_table(), ci_prob)
+        table["x_better"] = self.design.x_better
+        table["y_better"] = list(self.design.y_better)
+        return table
+
+    def p_negative_transfer(self) -> pd.Series:
+        """P(transfer slope < 0 | data) per task."""
+        return summaries.prob_negative_transfer(self.posterior)
+
+    def population(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Population slope mean and spread, and P(a new task has negative transfer)."""
+        return summaries.population_summary(self.posterior, ci_prob)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Max R-hat and min bulk/tail ESS per variable; ``attrs['divergences']``."""
+        names = [v for v in self.posterior["posterior"].data_vars]
+        return sampling_diagnostics(self.posterior, names)
+
+    # -- plots ------------------------------------------------------------------
+    def plot_tasks(self, **kwargs):
+        """Per-task panels: data, posterior mean line, credible band. See plots.plot_tasks."""
+        from .plots import plot_tasks
+
+        return plot_tasks(self, **kwargs)
+
+    def plot_slopes(self, **kwargs):
+        """Forest plot of transfer slopes with P(negative). See plots.plot_slopes."""
+        from .plots import plot_slopes
+
+        return plot_slopes(self, **kwargs)
+
+    # -- storage ------------------------------------------------------------------
+    def to_netcdf(self, path: str | Path) -> Path:
+        """Write posterior, design and spec to one netCDF file (no pickle).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        import xarray as xr
+
+        d = self.design
+        tree = self.posterior.copy()
+        design_ds = xr.Dataset(
+            {
+                "x": ("obs", d.x),
+                "y": ("obs", d.y),
+                "task_idx": ("obs", d.task_idx.astype(np.int64)),
+                "row_label": ("obs", np.asarray([str(r) for r in d.row_labels], dtype=object)),
+            }
+        )
+        tree["bayesslope_design"] = xr.DataTree(design_ds)
+        spec = {**self.spec, "design": d.to_dict(), "format_version": _FORMAT_VERSION}
+        tree.attrs = {**tree.attrs, _SPEC_ATTR: json.dumps(spec)}
+        path = Path(path)
+        tree.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    def __repr__(self) -> str:
+        d = self.design
+        post = self.posterior["posterior"]
+        return (
+            f"TransferFit({d.n_tasks} tasks, {d.n_obs} observations, "
+            f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, "
+            f"x_better={d.x_better!r}, formulation={self.spec.get('formulation')!r})"
+        )
+
+
+def load_fit(path: str | Path) -> TransferFit:
+    """Read a fit written by :meth:`TransferFit.to_netcdf`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    TransferFit
+        Identical summaries to the fit that was saved.
+    """
+    import xarray as xr
+
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    if _SPEC_ATTR not in tree.attrs:
+        raise ValueError(f"{path} was not written by bayesslope (no {_SPEC_ATTR!r} attribute)")
+    spec = json.loads(tree.attrs[_SPEC_ATTR])
+    ds = tree["bayesslope_design"].to_dataset()
+    info = spec.pop("design")
+    spec.pop("format_version", None)
+    design = TransferDesign(
+        tasks=tuple(info["tasks"]),
+        task_idx=ds["task_idx"].values.astype(np.int64),
+        x=ds["x"].values.astype(np.float64),
+        y=ds["y"].values.astype(np.float64),
+        row_labels=ds["row_label"].values.astype(str),
+        x_better=info["x_better"],
+        y_better=tuple(info["y_better"]),
+        x_ref=info["x_ref"],
+        x_scale=info["x_scale"],
+        y_scale=info["y_scale"],
+        columns=info["columns"],
+        n_dropped=info["n_dropped"],
+    )
+    if design.data_hash() != info["data_hash"]:
+        raise ValueError(f"{path}: the stored data do not match their hash; the file is corrupt")
+    del tree["bayesslope_design"]
+    attrs = dict(tree.attrs)
+    attrs.pop(_SPEC_ATTR)
+    tree.attrs = attrs
+    return TransferFit(posterior=tree, design=design, spec=spec)

@@ -1,0 +1,97 @@
+"""PyMC model -> posterior DataTree, with the sampler named explicitly.
+
+PyMC 6 silently switches ``pm.sample`` to nutpie when nutpie is installed, so the
+sampler is always passed by name. The default is PyMC's own NUTS: on the machines this
+was measured on (2 cores) it set up in ~14 s against 19-28 s of numba compilation for
+nutpie, and sampling itself takes seconds for these models.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+from .exceptions import DataValidationError
+
+__all__ = ["SamplerConfig", "SAMPLERS", "sample_model"]
+
+SAMPLERS = ("pymc", "nutpie")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """NUTS settings, named as in :func:`pymc.sample`."""
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    random_seed: int | None = None
+    sampler: str = "pymc"
+    progressbar: bool = False
+    cores: int | None = None
+
+    def __post_init__(self):
+        for name in ("draws", "tune", "chains"):
+            value = getattr(self, name)
+            positive = 1 if name != "tune" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < positive:
+                kind = "a positive integer" if positive else "a non-negative integer"
+                raise DataValidationError(f"{name} must be {kind}, got {value!r}")
+        ta = self.target_accept
+        if isinstance(ta, bool) or not isinstance(ta, int | float) or not 0 < ta < 1:
+            raise DataValidationError(f"target_accept should be in (0, 1) but got {ta!r}")
+        if self.random_seed is not None and (
+            isinstance(self.random_seed, bool) or not isinstance(self.random_seed, int)
+        ):
+            raise DataValidationError(
+                f"random_seed must be an integer or None, got {self.random_seed!r}"
+            )
+        if self.sampler not in SAMPLERS:
+            raise DataValidationError(
+                f"{self.sampler!r} is not a supported sampler. Must be one of: {list(SAMPLERS)}"
+            )
+
+    def to_dict(self) -> dict:
+        """JSON-safe description."""
+        return asdict(self)
+
+
+def sample_model(model, config: SamplerConfig, var_names=None):
+    """Run NUTS on ``model`` and return the ArviZ DataTree.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    config : SamplerConfig
+    var_names : sequence of str, optional
+        Variables to keep in the posterior (others, like raw offsets, are dropped).
+
+    Returns
+    -------
+    xarray.DataTree
+        With ``posterior``, ``sample_stats`` and ``observed_data`` groups.
+    """
+    import pymc as pm
+
+    cores = config.cores or min(config.chains, os.cpu_count() or 1)
+    kwargs = dict(
+        draws=config.draws,
+        tune=config.tune,
+        chains=config.chains,
+        cores=cores,
+        random_seed=config.random_seed,
+        progressbar=config.progressbar,
+        target_accept=config.target_accept,
+        compute_convergence_checks=False,  # bayesslope.diagnostics reports with the fix
+        model=model,
+    )
+    if config.sampler == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "sampler='nutpie' needs nutpie: pip install nutpie (or use sampler='pymc')"
+            ) from None
+        return pm.sample(nuts_sampler="nutpie", **kwargs)
+    return pm.sample(nuts_sampler="pymc", var_names=var_names, **kwargs)

@@ -1,0 +1,151 @@
+"""Posterior DataTree -> tables: per-task slopes, P(negative transfer), population.
+
+Thin layers over numpy quantiles and arviz-stats diagnostics; every function takes the
+fit's DataTree (plus the design's per-task table where needed) and returns pandas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+__all__ = [
+    "add_derived",
+    "slope_summary",
+    "prob_negative_transfer",
+    "population_summary",
+    "prob_negative_new_task",
+]
+
+
+def add_derived(posterior, task_sign: np.ndarray, x_scale: float, y_scale: float):
+    """Add ``slope_data`` and ``slope_std`` (dims chain, draw, task) to the posterior group.
+
+    ``slope`` is the oriented transfer slope in data units; ``slope_data`` is the plain
+    dy/dx in data units (``sign * slope``); ``slope_std`` is the oriented slope per
+    standard deviation (``slope * sd(x) / sd(y)``).
+    """
+    import xarray as xr
+
+    post = posterior["posterior"].to_dataset()
+    sign = xr.DataArray(np.asarray(task_sign, dtype=float), dims="task",
+                        coords={"task": post["slope"]["task"]})
+    post["slope_data"] = post["slope"] * sign
+    post["slope_std"] = post["slope"] * (x_scale / y_scale)
+    post["slope_data"].attrs["description"] = "dy/dx in data units (not oriented)"
+    post["slope_std"].attrs["description"] = "oriented slope, sd of y per sd of x"
+    posterior["posterior"] = post
+    return posterior
+
+
+def _draws(posterior, var: str) -> np.ndarray:
+    da = posterior["posterior"][var]
+    return da.transpose("chain", "draw", ...).values
+
+
+def _ci_names(ci_prob: float) -> tuple[str, str]:
+    pct = round(100 * ci_prob, 6)
+    tag = f"{pct:g}".replace(".", "_")
+    return f"eti{tag}_lb", f"eti{tag}_ub"
+
+
+def _check_ci_prob(ci_prob: float) -> None:
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob should be in (0, 1) but got {ci_prob!r}")
+
+
+def _var_table(posterior, var: str, ci_prob: float) -> pd.DataFrame:
+    """Mean, sd, equal-tailed interval, R-hat and ESS of each element of ``var``."""
+    import arviz as az
+
+    draws = _draws(posterior, var)
+    flat = draws.reshape(-1, *draws.shape[2:])
+    lo, hi = np.quantile(flat, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
+    ds = posterior["posterior"].to_dataset()[[var]]
+    lb, ub = _ci_names(ci_prob)
+    return pd.DataFrame(
+        {
+            "mean": flat.mean(axis=0),
+            "sd": flat.std(axis=0, ddof=1),
+            lb: lo,
+            ub: hi,
+            "r_hat": np.atleast_1d(az.rhat(ds)[var].values),
+            "ess_bulk": np.atleast_1d(az.ess(ds, method="bulk")[var].values),
+            "ess_tail": np.atleast_1d(az.ess(ds, method="tail")[var].values),
+        }
+    )
+
+
+def prob_negative_transfer(posterior) -> pd.Series:
+    """P(transfer slope < 0 | data) per task."""
+    draws = _draws(posterior, "slope")
+    p = (draws < 0).mean(axis=(0, 1))
+    tasks = posterior["posterior"]["task"].values.astype(str)
+    return pd.Series(p, index=pd.Index(tasks, name="task"), name="p_negative")
+
+
+def slope_summary(posterior, task_table: pd.DataFrame, ci_prob: float = 0.9) -> pd.DataFrame:
+    """Per-task table of the oriented transfer slope.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        Posterior with ``slope``, ``slope_data``, ``slope_std`` and ``intercept``.
+    task_table : pandas.DataFrame
+        Per-task ``n``, ``x_min``, ``x_max``, ``x_range``, ``weak`` (from the design).
+    ci_prob : float, default 0.9
+        Probability mass of the equal-tailed interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by task: ``mean``, ``sd``, ``eti<pct>_lb``, ``eti<pct>_ub`` of the
+        oriented slope, ``p_negative``, ``r_hat``, ``ess_bulk``, ``ess_tail``,
+        ``slope_data_mean``, ``slope_std_mean``, ``intercept_mean`` and the task table.
+    """
+    _check_ci_prob(ci_prob)
+    tasks = posterior["posterior"]["task"].values.astype(str)
+    table = _var_table(posterior, "slope", ci_prob)
+    table.index = pd.Index(tasks, name="task")
+    table["p_negative"] = prob_negative_transfer(posterior).values
+    for var in ("slope_data", "slope_std", "intercept"):
+        table[f"{var}_mean"] = _draws(posterior, var).mean(axis=(0, 1))
+    return table.join(task_table, how="left")
+
+
+def prob_negative_new_task(posterior) -> float:
+    """P(a new task has a negative transfer slope), integrated over the posterior.
+
+    For each draw the population gives slope_new ~ Normal(slope_mu, slope_sigma), so
+    P(slope_new < 0) = Phi(-slope_mu / slope_sigma); the answer is its posterior mean
+    (not a plug-in of point estimates).
+    """
+    mu = _draws(posterior, "slope_mu")
+    sd = _draws(posterior, "slope_sigma")
+    return float(np.mean(ndtr(-mu / sd)))
+
+
+def population_summary(posterior, ci_prob: float = 0.9) -> pd.DataFrame:
+    """Population parameters and P(a new task has negative transfer).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``slope_mu``, ``slope_sigma``, ``intercept_mu``, ``intercept_sigma``,
+        ``corr`` (if modelled), ``sigma`` (if shared) with the columns of
+        :func:`slope_summary`'s statistics, and a row ``p_negative_new_task`` whose
+        ``mean`` is the probability.
+    """
+    _check_ci_prob(ci_prob)
+    post = posterior["posterior"]
+    rows = []
+    for var in ("slope_mu", "slope_sigma", "intercept_mu", "intercept_sigma", "corr", "sigma"):
+        if var in post and post[var].ndim == 2:
+            t = _var_table(posterior, var, ci_prob)
+            t.index = [var]
+            rows.append(t)
+    table = pd.concat(rows)
+    table.loc["p_negative_new_task", "mean"] = prob_negative_new_task(posterior)
+    table.index.name = "parameter"
+    return table
