@@ -359,6 +359,9 @@ def prepare_design(
     y_arr = ys.to_numpy(dtype="float64")
     order = np.lexsort((y_arr, x_arr, t_idx))
 
+    # Statistics on the canonically ordered arrays: floating-point sums depend on the
+    # order of their terms, and a last-bit change in x_ref or a scale changes the draws.
+    x_arr, y_arr, t_idx = x_arr[order], y_arr[order], t_idx[order]
     if x_ref is None:
         x_ref = float(np.mean(x_arr))
     elif not np.isfinite(x_ref):
@@ -366,9 +369,9 @@ def prepare_design(
 
     design = TransferDesign(
         tasks=tasks,
-        task_idx=t_idx[order],
-        x=x_arr[order],
-        y=y_arr[order],
+        task_idx=t_idx,
+        x=x_arr,
+        y=y_arr,
         row_labels=np.asarray(frame.index)[order],
         x_better=x_better,
         y_better=y_words,
