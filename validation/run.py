@@ -1,0 +1,255 @@
+"""Entry point of ``make validate``: SBC, coverage and p_negative calibration per variant.
+
+Usage::
+
+    python -m validation.run                      # every registered variant, 200 sims each
+    python -m validation.run --sims 50 --variants gaussian collapsed --workers 2 --seed 1
+    python -m validation.run --list               # registered variants
+    python -m validation.run --report-only        # rebuild RESULTS.md from results/*.json
+
+Each variant writes ``validation/results/<variant>.json`` (every table and the raw
+ranks), ``validation/<variant>_ranks.png`` and ``validation/<variant>_ecdf.png``;
+``validation/RESULTS.md`` is then rebuilt from all result files present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import sbc
+from .figures import plot_ecdf_differences, plot_rank_histograms
+
+__all__ = ["main", "write_results_markdown"]
+
+HERE = Path(__file__).resolve().parent
+
+
+def _git_state() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "bayesslope"], cwd=HERE.parent,
+                               text=True, capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" (bayesslope/ had uncommitted changes)" if dirty else "")
+
+
+def _package_source() -> str:
+    import bayesslope
+
+    return str(Path(bayesslope.__file__).resolve().parent)
+
+
+def _table_records(table: pd.DataFrame) -> list[dict]:
+    out = table.reset_index()
+    return json.loads(out.to_json(orient="records"))
+
+
+def result_to_json(result: sbc.SBCResult, summary: dict, command: str) -> dict:
+    """Everything RESULTS.md needs, plus the raw ranks, as JSON-safe values."""
+    variant = sbc.get_variant(result.variant)
+    return {
+        "variant": result.variant,
+        "description": variant.description,
+        "n_sims": len(result.records),
+        "n_rank_draws": result.n_rank_draws,
+        "seed": result.seed,
+        "workers": result.workers,
+        "wall_s": result.wall_s,
+        "command": command,
+        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        "git": _git_state(),
+        "package": _package_source(),
+        "ranks": _table_records(summary["ranks"]),
+        "coverage": _table_records(summary["coverage"]),
+        "p_negative": _table_records(summary["p_negative"]),
+        "diagnostics": summary["diagnostics"],
+        "passes": summary["passes"],
+        "bounds": {k: list(v) if isinstance(v, tuple) else v
+                   for k, v in summary["bounds"].items()},
+        "raw_ranks": {p: result.ranks(p).tolist() for p in result.params},
+    }
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "**NO**"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _variant_markdown(res: dict) -> list[str]:
+    b = res["bounds"]
+    per_sim = res["wall_s"] * res["workers"] / max(res["n_sims"], 1)
+    lines = [
+        f"### `{res['variant']}`: {res['description']}",
+        "",
+        f"{res['n_sims']} simulations, L = {res['n_rank_draws']} thinned draws per fit, "
+        f"seed {res['seed']}; wall time {res['wall_s'] / 60:.1f} min on {res['workers']} "
+        f"worker(s) ({per_sim:.1f} s per simulation per worker; median fit "
+        f"{res['diagnostics']['fit_wall_median_s']:.1f} s). Run {res['date_utc']} UTC on "
+        f"commit {res['git']}.",
+        "",
+        f"Bar: uniformity {_fmt(res['passes']['uniformity'])}, 90% coverage in "
+        f"[{b['cov90'][0]}, {b['cov90'][1]}] {_fmt(res['passes']['coverage90'])}, "
+        f"p_negative within +-{b['pneg_tol']} (bins >= {b['pneg_min']} tasks) "
+        f"{_fmt(res['passes']['p_negative'])}.",
+        "",
+        "| parameter | chi-square (df) | chi2 p | ECDF pot_c p | in 99% ECDF band | max ECDF dev |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in res["ranks"]:
+        lines.append(
+            f"| `{r['parameter']}` | {r['chi2']:.1f} ({r['chi2_df']}) | {_fmt(r['chi2_p'])} | "
+            f"{_fmt(r['pot_c_p'])} | {_fmt(bool(r['ecdf_in_band']))} | "
+            f"{_fmt(r['max_ecdf_dev'])} |"
+        )
+    lines += ["", "| interval | task slopes | coverage | MC se |", "|---|---|---|---|"]
+    for r in res["coverage"]:
+        lines.append(f"| {r['ci_prob']:.0%} | {r['n_tasks']} | {_fmt(r['coverage'])} | "
+                     f"{_fmt(r['mc_se'])} |")
+    lines += ["", "| p_negative bin | tasks | mean p_negative | fraction truly negative | "
+              "difference | MC se |", "|---|---|---|---|---|---|"]
+    for r in res["p_negative"]:
+        lines.append(f"| {r['bin']} | {r['n_tasks']} | {_fmt(r['mean_p'])} | "
+                     f"{_fmt(r['frac_negative'])} | {_fmt(r['diff'])} | {_fmt(r['mc_se'])} |")
+    d = res["diagnostics"]
+    lines += [
+        "",
+        f"Sampler: {d['fits_with_divergences']} of {res['n_sims']} fits had divergences "
+        f"({d['divergences_total']} in all); max R-hat {d['r_hat_max']:.3f} "
+        f"({d['fits_r_hat_gt_1.01']} fits > 1.01); smallest bulk ESS {d['ess_bulk_min']:.0f} "
+        f"({d['fits_ess_lt_100']} fits with ESS < 100).",
+        "",
+        f"![{res['variant']} ranks]({res['variant']}_ranks.png)",
+        f"![{res['variant']} ECDF]({res['variant']}_ecdf.png)",
+        "",
+    ]
+    return lines
+
+
+def write_results_markdown(out_dir: Path, notes: str = "") -> Path:
+    """Rebuild ``RESULTS.md`` from every ``results/*.json`` in ``out_dir``."""
+    files = sorted((out_dir / "results").glob("*.json"))
+    results = [json.loads(f.read_text()) for f in files]
+    lines = [
+        "# Validation results: simulation-based calibration",
+        "",
+        "Generated by `python -m validation.run` (`make validate`); do not edit by hand "
+        "(the notes come from `validation/NOTES.md`).",
+        "",
+        "Method: per simulation, draw every parameter from fixed priors (numpy, independent "
+        "of the package), simulate x ~ Normal(0, 1) and y from the model, fit with "
+        "`fit_hierarchical(priors=..., x_ref=0.0)`, thin the posterior to L = 99 evenly "
+        "spaced draws and record the rank of the truth (Talts et al. 2018). Uniformity: "
+        "Pearson chi-square on equal-width rank bins, and on the randomized PIT "
+        "(rank + U)/(L + 1) the arviz-stats `pot_c` ECDF test and the simultaneous 99% "
+        "ECDF band of `ecdf_pit` (Säilynoja et al. 2022). `slope[0]`, `intercept[0]`: "
+        "the first task (tasks are exchangeable; pooled ranks over tasks are dependent "
+        "and only plotted). Coverage: central (equal-tailed) intervals of every task's "
+        "slope from `fit.summary(ci_prob=...)`; p_negative from `fit.p_negative_transfer()`.",
+        "",
+        "| variant | sims | wall (min) | workers | uniformity | 90% coverage | "
+        "p_negative | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        cov90 = next((c["coverage"] for c in r["coverage"] if c["ci_prob"] == 0.9), None)
+        lines.append(
+            f"| `{r['variant']}` | {r['n_sims']} | {r['wall_s'] / 60:.1f} | {r['workers']} | "
+            f"{_fmt(r['passes']['uniformity'])} | {_fmt(cov90)} "
+            f"{_fmt(r['passes']['coverage90'])} | {_fmt(r['passes']['p_negative'])} | "
+            f"`{r['command']}` |"
+        )
+    lines.append("")
+    notes_file = out_dir / "NOTES.md"
+    if notes_file.exists():
+        lines += [notes_file.read_text().rstrip(), ""]
+    if notes:
+        lines += [notes, ""]
+    lines.append("## Per variant")
+    lines.append("")
+    for r in results:
+        lines += _variant_markdown(r)
+    path = out_dir / "RESULTS.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m validation.run", description=__doc__.split("\n")[0])
+    p.add_argument("--sims", type=int, default=200, help="simulations per variant (200)")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="variants to run (default: all registered)")
+    p.add_argument("--seed", type=int, default=20261128, help="base seed")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes (default: min(2, cpus))")
+    p.add_argument("--out", type=Path, default=HERE, help="output folder (validation/)")
+    p.add_argument("--list", action="store_true", help="list the registered variants and exit")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rebuild RESULTS.md from the saved results")
+    return p
+
+
+def _progress(name: str, start: float):
+    def report(done: int, total: int, record: sbc.SimRecord) -> None:
+        if done % 10 == 0 or done == total:
+            el = time.perf_counter() - start
+            print(f"  {name}: {done}/{total} sims, {el / 60:.1f} min "
+                  f"(last fit {record.wall_s:.1f} s)", flush=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the SBC of the chosen variants and rebuild ``RESULTS.md``; returns 0 if all pass."""
+    args = _parser().parse_args(argv)
+    from . import variants  # noqa: F401  (registers the variants)
+
+    if args.list:
+        for name, v in sbc.VARIANTS.items():
+            print(f"{name}: {v.description}")
+        return 0
+    out = args.out
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        print(write_results_markdown(out))
+        return 0
+    names = args.variants or list(sbc.VARIANTS)
+    command = "python -m validation.run " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    all_pass = True
+    for name in names:
+        variant = sbc.get_variant(name)
+        print(f"{name}: {args.sims} simulations on {args.workers} worker(s)", flush=True)
+        result = sbc.run_sbc(variant, args.sims, seed=args.seed, workers=args.workers,
+                             progress=_progress(name, time.perf_counter()))
+        summary = sbc.summarize(result)
+        all_pass &= all(v is not False for v in summary["passes"].values())
+        record = result_to_json(result, summary, command.strip())
+        (out / "results" / f"{name}.json").write_text(json.dumps(record, indent=1))
+        plot_rank_histograms(result, out / f"{name}_ranks.png")
+        plot_ecdf_differences(result, out / f"{name}_ecdf.png")
+        print(summary["ranks"].round(3).to_string())
+        print(summary["coverage"].round(3).to_string())
+        print(summary["passes"], f"wall {result.wall_s / 60:.1f} min", flush=True)
+    print(write_results_markdown(out))
+    return 0 if all_pass else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

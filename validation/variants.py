@@ -1,0 +1,192 @@
+"""The bayesslope variants under SBC: numpy prior samplers, simulators and fit adapters.
+
+The generative model is written here again in numpy, independently of the package
+(docs/model.md), with FIXED priors that are passed to ``fit_hierarchical(priors=...)``:
+the package's defaults are scaled to the data, which would make the prior depend on the
+simulated data and break SBC.
+
+Adding a variant is a few lines: a prior sampler, a simulator and a fit adapter, then
+``register_variant(Variant(...))``. A variant whose package option does not exist yet
+(checked with :func:`_accepts`) is not registered.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant
+
+__all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope"]
+
+# Fixed priors (data units): x ~ Normal(0, 1) and y of order 1 give realistic data.
+PRIORS = {
+    "intercept_mu": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    "slope_mu": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
+    "intercept_sigma": {"dist": "HalfNormal", "sigma": 1.0},
+    "slope_sigma": {"dist": "HalfNormal", "sigma": 0.5},
+    "sigma": {"dist": "HalfNormal", "sigma": 0.5},
+    "corr": {"dist": "LKJ", "eta": 2.0},
+}
+POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma")
+SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1, "target_accept": 0.9}
+
+
+def _half_normal(rng: np.random.Generator, scale: float, size=None):
+    return np.abs(rng.normal(0.0, scale, size=size))
+
+
+def sample_population(
+    rng: np.random.Generator, n_tasks: int, *, correlated: bool = True,
+    per_task_sigma: bool = False,
+) -> dict:
+    """Draw every parameter of the Gaussian model from :data:`PRIORS` (numpy only).
+
+    Returns
+    -------
+    dict
+        ``intercept_mu, slope_mu, intercept_sigma, slope_sigma, corr, sigma`` and per-task
+        ``intercept``, ``slope`` (and ``sigma`` per task if ``per_task_sigma``).
+    """
+    p = PRIORS
+    mu = np.array([rng.normal(p["intercept_mu"]["mu"], p["intercept_mu"]["sigma"]),
+                   rng.normal(p["slope_mu"]["mu"], p["slope_mu"]["sigma"])])
+    sd = np.array([_half_normal(rng, p["intercept_sigma"]["sigma"]),
+                   _half_normal(rng, p["slope_sigma"]["sigma"])])
+    eta = p["corr"]["eta"]
+    # LKJ(eta) on a 2x2 correlation matrix: (corr + 1) / 2 ~ Beta(eta, eta).
+    corr = 2.0 * rng.beta(eta, eta) - 1.0 if correlated else 0.0
+    z = rng.normal(size=(n_tasks, 2))
+    a = mu[0] + sd[0] * z[:, 0]
+    b = mu[1] + sd[1] * (corr * z[:, 0] + np.sqrt(1.0 - corr**2) * z[:, 1])
+    sigma = _half_normal(rng, p["sigma"]["sigma"], size=n_tasks if per_task_sigma else None)
+    truth = {"intercept_mu": mu[0], "slope_mu": mu[1], "intercept_sigma": sd[0],
+             "slope_sigma": sd[1], "sigma": sigma, "intercept": a, "slope": b}
+    if correlated:
+        truth["corr"] = corr
+    return truth
+
+
+def simulate_gaussian(
+    truth: dict, rng: np.random.Generator, n_points: int, *, x_sign: float = 1.0
+) -> pd.DataFrame:
+    """Simulate ``y = intercept + slope * x_sign * x + sigma * eps`` with ``x ~ Normal(0, 1)``.
+
+    ``x_sign = -1`` simulates a metric where lower x is better (fit with
+    ``x_better="lower"``): the oriented covariate is then ``-x``.
+    """
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    n_tasks = a.size
+    task = np.repeat(np.arange(n_tasks), n_points)
+    x = rng.normal(size=task.size)
+    sigma = np.broadcast_to(np.asarray(truth["sigma"], dtype=float), (n_tasks,))
+    y = a[task] + b[task] * x_sign * x + sigma[task] * rng.normal(size=task.size)
+    names = np.array([f"t{k:03d}" for k in range(n_tasks)])
+    return pd.DataFrame({"task": names[task], "x": x, "y": y})
+
+
+def _accepts(option: str) -> bool:
+    """Whether ``fit_hierarchical`` has keyword ``option`` (a variant may not exist yet)."""
+    from bayesslope import fit_hierarchical
+
+    return option in inspect.signature(fit_hierarchical).parameters
+
+
+def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
+                   **options) -> FitDraws:
+    """Fit with :func:`bayesslope.fit_hierarchical` and the fixed :data:`PRIORS`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Columns ``task, x, y``.
+    seed : int
+        ``random_seed`` of the fit.
+    x_better : {"higher", "lower"}
+        Orientation of x (y is always "higher").
+    **options
+        Passed to ``fit_hierarchical`` (``correlated``, ``per_task_sigma``,
+        ``formulation``, sampler settings overriding :data:`SAMPLING`).
+
+    Returns
+    -------
+    FitDraws
+        Draws of every posterior variable, the reported slope intervals and
+        ``p_negative`` (from ``fit.summary``), and sampling diagnostics.
+    """
+    from bayesslope import fit_hierarchical
+    from bayesslope.diagnostics import sampling_diagnostics
+
+    kwargs = {**SAMPLING, **options}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_hierarchical(
+            df, x_ref=0.0, x_better=x_better, y_better="higher", priors=PRIORS,
+            random_seed=seed, **kwargs,
+        )
+    post = fit.posterior["posterior"]
+    names = [v for v in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
+                         "sigma", "intercept", "slope") if v in post]
+    draws = {v: post[v].transpose("chain", "draw", ...).values for v in names}
+    intervals = {}
+    for prob in COVERAGE_PROBS:
+        table = fit.summary(ci_prob=prob)
+        lb, ub = (c for c in table.columns if c.startswith("eti") and c.endswith(("_lb", "_ub")))
+        intervals[prob] = (table[lb].to_numpy(), table[ub].to_numpy())
+    diag = sampling_diagnostics(fit.posterior, names)
+    diagnostics = {
+        "divergences": int(diag.attrs["divergences"]),
+        "r_hat_max": float(diag["r_hat_max"].max()),
+        "ess_bulk_min": float(diag["ess_bulk_min"].min()),
+        "ess_tail_min": float(diag["ess_tail_min"].min()),
+        "warnings": sorted({type(w.message).__name__ for w in caught}),
+    }
+    return FitDraws(draws=draws, slope_intervals=intervals,
+                    p_negative=fit.p_negative_transfer().to_numpy(), diagnostics=diagnostics)
+
+
+def _gaussian_variant(name: str, description: str, *, n_tasks: int, n_points: int,
+                      correlated: bool = True, per_task_sigma: bool = False,
+                      x_sign: float = 1.0, **fit_options) -> Variant:
+    params = list(POPULATION)
+    if correlated:
+        params.append("corr")
+    params += ["sigma[0]"] if per_task_sigma else ["sigma"]
+    params += ["intercept[0]", "slope[0]"]
+    return Variant(
+        name=name,
+        description=f"{description} ({n_tasks} tasks x {n_points} points)",
+        sample_prior=partial(sample_population, n_tasks=n_tasks, correlated=correlated,
+                             per_task_sigma=per_task_sigma),
+        simulate=partial(simulate_gaussian, n_points=n_points, x_sign=x_sign),
+        fit=partial(fit_bayesslope, correlated=correlated, per_task_sigma=per_task_sigma,
+                    x_better="higher" if x_sign > 0 else "lower", **fit_options),
+        params=tuple(params),
+    )
+
+
+def register_all() -> None:
+    """Register every variant the installed package offers."""
+    register_variant(_gaussian_variant(
+        "gaussian", "Gaussian identity link, correlated intercept-slope, full model",
+        n_tasks=12, n_points=20))
+    register_variant(_gaussian_variant(
+        "uncorrelated", "Gaussian, correlated=False", n_tasks=12, n_points=20,
+        correlated=False))
+    register_variant(_gaussian_variant(
+        "per_task_sigma", "Gaussian, per_task_sigma=True", n_tasks=10, n_points=15,
+        per_task_sigma=True))
+    register_variant(_gaussian_variant(
+        "lower_is_better", "Gaussian, x_better='lower' (oriented covariate -x)",
+        n_tasks=8, n_points=30, x_sign=-1.0))
+    if _accepts("formulation"):
+        register_variant(_gaussian_variant(
+            "collapsed", "Gaussian, formulation='collapsed' (task coefficients integrated out)",
+            n_tasks=12, n_points=20, formulation="collapsed"))
+
+
+register_all()
