@@ -312,7 +312,7 @@ def prepare_design(
         if inf.any():
             bad = frame.index[inf]
             raise DataValidationError(
-                f"column {name!r} has non-finite values ({s[inf].iloc[0]!r}) at rows {_rows(bad)}"
+                f"column {name!r} has non-finite values ({float(s[inf].iloc[0])!r}) at rows {_rows(bad)}"
             )
 
     task_str = ts.astype(str)
@@ -330,7 +330,7 @@ def prepare_design(
     x_arr = xs.to_numpy(dtype="float64")
     if np.ptp(x_arr) <= 1e-12 * max(1.0, np.abs(x_arr).max()):
         raise DataValidationError(
-            f"column {x!r} is constant ({x_arr[0]!r}) over the whole frame: no slope can be "
+            f"column {x!r} is constant ({float(x_arr[0])!r}) over the whole frame: no slope can be "
             "estimated"
         )
 
