@@ -36,6 +36,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def _git_state() -> str:
+    """Commit of the package under test (``VALIDATION_PACKAGE_COMMIT`` for a snapshot)."""
+    if os.environ.get("VALIDATION_PACKAGE_COMMIT"):
+        return os.environ["VALIDATION_PACKAGE_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, text=True,
                               capture_output=True, check=True).stdout.strip()

@@ -517,13 +517,16 @@ def diagnostics_table(result: SBCResult) -> dict:
     def col(key, default=np.nan):
         return np.array([d.get(key, default) for d in diag], dtype=float)
 
+    def nanext(fn, values):
+        return float(fn(values)) if np.isfinite(values).any() else float("nan")
+
     div = col("divergences", 0)
     return {
         "fits_with_divergences": int((div > 0).sum()),
         "divergences_total": int(div.sum()),
-        "r_hat_max": float(np.nanmax(col("r_hat_max"))),
+        "r_hat_max": nanext(np.nanmax, col("r_hat_max")),
         "fits_r_hat_gt_1.01": int((col("r_hat_max") > 1.01).sum()),
-        "ess_bulk_min": float(np.nanmin(col("ess_bulk_min"))),
+        "ess_bulk_min": nanext(np.nanmin, col("ess_bulk_min")),
         "fits_ess_lt_100": int((np.fmin(col("ess_bulk_min"), col("ess_tail_min")) < 100).sum()),
         "fit_wall_median_s": float(np.median(wall)),
         "fit_wall_mean_s": float(np.mean(wall)),

@@ -170,23 +170,36 @@ def _gaussian_variant(name: str, description: str, *, n_tasks: int, n_points: in
 
 
 def register_all() -> None:
-    """Register every variant the installed package offers."""
+    """Register every variant the installed package offers.
+
+    Each variant names its formulation explicitly when the package has the option, so a
+    change of the default cannot silently change what is validated.
+    """
+    full = {"formulation": "full"} if _accepts("formulation") else {}
     register_variant(_gaussian_variant(
-        "gaussian", "Gaussian identity link, correlated intercept-slope, full model",
-        n_tasks=12, n_points=20))
+        "full", "Gaussian identity link, correlated intercept-slope, full model (NUTS on "
+        "every task coefficient)", n_tasks=12, n_points=20, **full))
     register_variant(_gaussian_variant(
-        "uncorrelated", "Gaussian, correlated=False", n_tasks=12, n_points=20,
-        correlated=False))
+        "full_uncorrelated", "full model, correlated=False", n_tasks=12, n_points=20,
+        correlated=False, **full))
     register_variant(_gaussian_variant(
-        "per_task_sigma", "Gaussian, per_task_sigma=True", n_tasks=10, n_points=15,
-        per_task_sigma=True))
+        "full_per_task_sigma", "full model, per_task_sigma=True", n_tasks=10, n_points=15,
+        per_task_sigma=True, **full))
+    if not _accepts("formulation"):
+        return
     register_variant(_gaussian_variant(
-        "lower_is_better", "Gaussian, x_better='lower' (oriented covariate -x)",
-        n_tasks=8, n_points=30, x_sign=-1.0))
-    if _accepts("formulation"):
-        register_variant(_gaussian_variant(
-            "collapsed", "Gaussian, formulation='collapsed' (task coefficients integrated out)",
-            n_tasks=12, n_points=20, formulation="collapsed"))
+        "collapsed", "Gaussian, formulation='collapsed' (task coefficients integrated out, "
+        "then drawn from their exact conditional)", n_tasks=12, n_points=20,
+        formulation="collapsed"))
+    register_variant(_gaussian_variant(
+        "collapsed_uncorrelated", "collapsed, correlated=False", n_tasks=12, n_points=20,
+        correlated=False, formulation="collapsed"))
+    register_variant(_gaussian_variant(
+        "collapsed_per_task_sigma", "collapsed, per_task_sigma=True", n_tasks=10,
+        n_points=15, per_task_sigma=True, formulation="collapsed"))
+    register_variant(_gaussian_variant(
+        "collapsed_lower_is_better", "collapsed, x_better='lower' (oriented covariate -x)",
+        n_tasks=8, n_points=30, x_sign=-1.0, formulation="collapsed"))
 
 
 register_all()
