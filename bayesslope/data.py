@@ -312,7 +312,8 @@ def prepare_design(
         if inf.any():
             bad = frame.index[inf]
             raise DataValidationError(
-                f"column {name!r} has non-finite values ({float(s[inf].iloc[0])!r}) at rows {_rows(bad)}"
+                f"column {name!r} has non-finite values ({float(s[inf].iloc[0])!r}) "
+                f"at rows {_rows(bad)}"
             )
 
     task_str = ts.astype(str)
