@@ -9,11 +9,13 @@ nutpie, and sampling itself takes seconds for these models.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass
 
 from .exceptions import DataValidationError
 
-__all__ = ["SamplerConfig", "SAMPLERS", "sample_model"]
+__all__ = ["SamplerConfig", "SAMPLERS", "sample_model", "sample_compiled", "clear_compile_cache"]
 
 SAMPLERS = ("pymc", "nutpie")
 
@@ -87,11 +89,71 @@ def sample_model(model, config: SamplerConfig, var_names=None):
         model=model,
     )
     if config.sampler == "nutpie":
-        try:
-            import nutpie  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "sampler='nutpie' needs nutpie: pip install nutpie (or use sampler='pymc')"
-            ) from None
+        _import_nutpie()
         return pm.sample(nuts_sampler="nutpie", **kwargs)
     return pm.sample(nuts_sampler="pymc", var_names=var_names, **kwargs)
+
+
+# Compiled nutpie models by structure key (LRU): a refit of the same structure swaps in the
+# new data with ``with_data`` instead of paying numba compilation again.
+_COMPILED: OrderedDict = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def clear_compile_cache() -> None:
+    """Forget every compiled model (the next fit of each structure compiles again)."""
+    _COMPILED.clear()
+
+
+def _import_nutpie():
+    try:
+        import nutpie
+    except ImportError:
+        raise ImportError(
+            "sampler='nutpie' needs nutpie: pip install nutpie (or use sampler='pymc')"
+        ) from None
+    return nutpie
+
+
+def sample_compiled(
+    build: Callable[[], object],
+    key: Hashable,
+    data: Mapping[str, object],
+    config: SamplerConfig,
+):
+    """Sample with nutpie, compiling the model once per ``key`` and reusing it.
+
+    Parameters
+    ----------
+    build : callable
+        Returns the PyMC model; called only when ``key`` is not cached yet.
+    key : hashable
+        Everything the compiled model depends on besides its ``pm.Data`` values.
+    data : mapping
+        Values for every ``pm.Data`` of the model (swapped in with ``with_data``).
+    config : SamplerConfig
+
+    Returns
+    -------
+    xarray.DataTree
+    """
+    nutpie = _import_nutpie()
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = nutpie.compile_pymc_model(build())
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > _CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    return nutpie.sample(
+        compiled.with_data(**data),
+        draws=config.draws,
+        tune=config.tune,
+        chains=config.chains,
+        cores=config.cores or min(config.chains, os.cpu_count() or 1),
+        seed=config.random_seed,
+        target_accept=config.target_accept,
+        progress_bar=config.progressbar,
+        save_warmup=False,
+    )

@@ -1,0 +1,152 @@
+"""The collapsed formulation of the Gaussian transfer model: build, then complete draws.
+
+For the Gaussian identity-link model the task coefficients can be integrated out
+analytically (:mod:`bayesslope.collapsed`): NUTS then samples only the population
+parameters and ``sigma`` (5-6 numbers whatever the number of tasks) against the marginal
+likelihood, and every task's intercept and slope is drawn afterwards from its exact
+conditional Gaussian, once per posterior draw. The joint posterior is the same as the
+full model's; only the sampler's work changes.
+
+The data enter only through per-task sufficient statistics held in ``pm.Data``, so a
+built (and compiled) model can be reused for new data of the same number of tasks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .collapsed import (
+    SufficientStats,
+    draw_task_coefficients,
+    marginal_loglik,
+    task_sufficient_stats,
+)
+from .data import TransferDesign
+
+__all__ = [
+    "build_collapsed_model",
+    "collapsed_data",
+    "prior_data",
+    "structure_key",
+    "complete_collapsed_posterior",
+    "COLLAPSED_FREE_VARS",
+]
+
+COLLAPSED_FREE_VARS = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
+                       "sigma")
+_STAT_FIELDS = SufficientStats._fields
+
+
+def collapsed_data(design: TransferDesign) -> dict[str, np.ndarray]:
+    """The ``pm.Data`` values of the collapsed model for ``design``: per-task statistics."""
+    stats = task_sufficient_stats(design.xc, design.y, design.task_idx, design.n_tasks)
+    return {f"stat_{f}": np.asarray(getattr(stats, f), dtype="float64") for f in _STAT_FIELDS}
+
+
+def prior_data(priors: dict, correlated: bool = True) -> dict[str, float]:
+    """The ``pm.Data`` values holding the prior hyperparameters (``prior_<name>_<param>``).
+
+    Keeping hyperparameters as data (not constants) lets one compiled model serve every
+    dataset with the same number of tasks and prior families, although default priors
+    are rescaled to each dataset.
+    """
+    return {
+        f"prior_{name}_{k}": float(v)
+        for name, spec in priors.items()
+        if correlated or name != "corr"
+        for k, v in spec.items()
+        if k != "dist"
+    }
+
+
+def structure_key(design: TransferDesign, config) -> tuple:
+    """What a compiled collapsed model depends on besides its data."""
+    families = tuple(
+        (name, spec["dist"], tuple(sorted(k for k in spec if k != "dist")))
+        for name, spec in sorted(config.priors.items())
+    )
+    return ("collapsed", design.n_tasks, config.correlated, config.per_task_sigma, families)
+
+
+def _prior(name: str, spec: dict, **kwargs):
+    import pymc as pm
+
+    params = {k: pm.Data(f"prior_{name}_{k}", float(v)) for k, v in spec.items() if k != "dist"}
+    return getattr(pm, spec["dist"])(name, **params, **kwargs)
+
+
+def build_collapsed_model(design: TransferDesign, config):
+    """Build the collapsed PyMC model: population parameters + marginal likelihood.
+
+    Parameters
+    ----------
+    design : TransferDesign
+    config : bayesslope.model.ModelConfig
+        Priors, ``correlated`` and ``per_task_sigma`` are used; the parameterization is
+        irrelevant here (there are no task coefficients to sample).
+
+    Returns
+    -------
+    pymc.Model
+        Free variables: ``intercept_mu``, ``slope_mu``, ``intercept_sigma``,
+        ``slope_sigma``, ``corr_unit`` (if correlated) and ``sigma``; a ``pm.Potential``
+        holds the marginal log-likelihood.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    priors = config.priors
+    with pm.Model(coords={"task": list(design.tasks)}) as model:
+        data = {k: pm.Data(k, v, dims="task") for k, v in collapsed_data(design).items()}
+        stats = SufficientStats(**{f: data[f"stat_{f}"] for f in _STAT_FIELDS})
+        mu_a = _prior("intercept_mu", priors["intercept_mu"])
+        mu_b = _prior("slope_mu", priors["slope_mu"])
+        sd_a = _prior("intercept_sigma", priors["intercept_sigma"])
+        sd_b = _prior("slope_sigma", priors["slope_sigma"])
+        if config.correlated:
+            # Same LKJ(eta) prior as the full model: (corr + 1) / 2 ~ Beta(eta, eta).
+            eta = pm.Data("prior_corr_eta", float(priors["corr"]["eta"]))
+            corr = pm.Deterministic("corr", 2.0 * pm.Beta("corr_unit", eta, eta) - 1.0)
+        else:
+            corr = pt.as_tensor_variable(0.0)
+        sigma = _prior("sigma", priors["sigma"], **({"dims": "task"} if config.per_task_sigma
+                                                     else {}))
+        pm.Potential(
+            "marginal_loglik",
+            marginal_loglik(stats, mu_a, mu_b, sd_a, sd_b, corr, sigma, xp=pt),
+        )
+    return model
+
+
+def complete_collapsed_posterior(tree, design: TransferDesign, seed) -> None:
+    """Add exact conditional draws of ``intercept`` and ``slope`` to the posterior group.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Posterior of the collapsed model (population parameters and ``sigma``).
+    design : TransferDesign
+    seed : int or None or numpy.random.SeedSequence
+        Seeds the conditional draws (same seed, same draws).
+    """
+    import xarray as xr
+
+    post = tree["posterior"].to_dataset()
+    stats = task_sufficient_stats(design.xc, design.y, design.task_idx, design.n_tasks)
+    params = {}
+    for name in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "sigma"):
+        params[name] = post[name].transpose("chain", "draw", ...).values
+    params["corr"] = (
+        post["corr"].transpose("chain", "draw").values if "corr" in post
+        else np.zeros_like(params["slope_mu"])
+    )
+    rng = np.random.default_rng(seed)
+    intercept, slope = draw_task_coefficients(rng, stats, params)
+    coords = {"chain": post["chain"], "draw": post["draw"], "task": list(design.tasks)}
+    post["intercept"] = xr.DataArray(intercept, dims=("chain", "draw", "task"), coords=coords)
+    post["slope"] = xr.DataArray(slope, dims=("chain", "draw", "task"), coords=coords)
+    tree["posterior"] = post
+    # The full model's DataTree has the observations; keep the result indistinguishable.
+    tree["observed_data"] = xr.DataTree(
+        xr.Dataset({"y": ("obs", design.y)}, coords={"obs": np.arange(design.n_obs)})
+    )
