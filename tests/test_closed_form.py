@@ -107,7 +107,8 @@ def test_fixed_population_posterior_matches_conjugate_gaussian(conditioned_draws
             z_sd = (draws.std(ddof=1) - sd) / float(mcse_sd[var].sel(task=name))
             assert abs(z_mean) < 4, (var, name, draws.mean(), mean[j], z_mean)
             assert abs(z_sd) < 4, (var, name, draws.std(ddof=1), sd, z_sd)
-            assert draws.std(ddof=1) == pytest.approx(sd, rel=0.06)
+            # Coarse sanity bound; the z-score above is the real check (sd MCSE is 1-2%).
+            assert draws.std(ddof=1) == pytest.approx(sd, rel=0.08)
     for name in SIZES:
         a = post["intercept"].sel(task=name).values.ravel()
         b = post["slope"].sel(task=name).values.ravel()
