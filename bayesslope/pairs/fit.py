@@ -1,0 +1,269 @@
+"""``fit_transfer_matrix``: every ordered task pair, partially pooled, in one vectorized fit."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DataValidationError, SamplingWarning
+from .design import build_pair_design
+
+__all__ = ["fit_transfer_matrix"]
+
+# Kept slope draws are chunked so that one chunk's working set (a few float64 arrays of
+# shape (chain, draw, chunk)) stays around 100-200 MB.
+_CHUNK_VALUES = 1 << 22
+
+
+def _resolve_priors(priors: Mapping | None) -> dict:
+    from .sampler import DEFAULT_PRIORS
+
+    out = {k: dict(v) for k, v in DEFAULT_PRIORS.items()}
+    for name, spec in (priors or {}).items():
+        if name not in out:
+            raise DataValidationError(f"unknown prior {name!r}; known: {sorted(out)}")
+        spec = dict(spec)
+        if spec.get("dist", out[name]["dist"]) != out[name]["dist"]:
+            raise DataValidationError(
+                f"prior {name!r} must be {out[name]['dist']} on the fast path; got {spec}"
+            )
+        spec["dist"] = out[name]["dist"]
+        keys = set(out[name]) - {"dist"}
+        if set(spec) - {"dist"} != keys or not all(
+            np.isfinite(spec[k]) and spec[k] > (0 if k in ("sigma", "eta") else -np.inf)
+            for k in keys
+        ):
+            raise DataValidationError(f"prior {name!r} needs {sorted(keys)} (valid); got {spec}")
+        out[name] = {k: (v if k == "dist" else float(v)) for k, v in spec.items()}
+    return out
+
+
+def fit_transfer_matrix(
+    df: pd.DataFrame,
+    unit: str = "model",
+    task: str = "task",
+    score: str = "y",
+    better: str | Mapping = "higher",
+    tasks: list | None = None,
+    sigma: Literal["pair", "shared"] = "pair",
+    priors: Mapping | None = None,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    target_accept: float = 0.9,
+    keep_draws: bool | None = None,
+    chunk_size: int | None = None,
+    ci_prob: float = 0.95,
+    min_shared: int = 3,
+    random_seed: int | None = None,
+    progressbar: bool = False,
+):
+    """Fit the directed transfer slope of every ordered task pair (Gaussian fast path).
+
+    Each ordered pair ``source -> target`` regresses the target's oriented score on the
+    source's across the units scored on both, after standardizing both within the pair.
+    Pair intercepts and slopes share a bivariate normal population prior whose parameters
+    are learned from all pairs (partial pooling, the pair in the role of the task). The pair
+    coefficients are integrated out (:mod:`bayesslope.collapsed`), NUTS (blackjax) samples
+    the population parameters, and every pair's coefficients are drawn exactly from their
+    conditional Gaussian, vectorized over pairs in chunks.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Long format, one row per (unit, task) score.
+    unit, task, score : str
+        Column names.
+    better : {'higher', 'lower'}, mapping or str
+        Orientation of the scores: one for all, per task (mapping), or a column name.
+    tasks : list, optional
+        Subset (and order) of tasks.
+    sigma : {'pair', 'shared'}, default 'pair'
+        Residual sd per pair (sampled by NUTS, one extra dimension per pair; right when the
+        pairs' correlations differ) or one shared by all pairs (fastest).
+    priors : mapping, optional
+        Overrides of the standardized-unit priors (same distributions, new parameters):
+        ``intercept_mu``/``slope_mu`` Normal(mu, sigma), ``intercept_sigma``,
+        ``slope_sigma``, ``sigma`` HalfNormal(sigma), ``corr`` LKJ(eta).
+    draws, tune, chains : int
+        Kept draws per chain, warm-up steps and chains of the population NUTS run.
+    target_accept : float, default 0.9
+        NUTS target acceptance rate.
+    keep_draws : bool, optional
+        Keep the slope/intercept draws (``8 * chains * draws * 2`` bytes per pair) or only
+        summaries; default: keep when that is under 1 GB.
+    chunk_size : int, optional
+        Pairs per chunk of the draw stage (bounded memory; results do not depend on it).
+    ci_prob : float, default 0.95
+        Probability of the equal-tailed intervals.
+    min_shared : int, default 3
+        Fewest shared units per pair; pairs with fewer raise a ``DataValidationError``.
+    random_seed : int, optional
+        Seed; results are reproducible whatever ``chunk_size``.
+    progressbar : bool, default False
+        tqdm progress bar over the pair chunks.
+
+    Returns
+    -------
+    TransferMatrix
+
+    Notes
+    -----
+    The first call imports JAX and enables float64 in JAX (``jax_enable_x64``) for the
+    process. Units without a score on a task are left out of the pairs that involve it;
+    the count is reported per pair (``n_dropped``) and warned about.
+    """
+    import jax
+    import xarray as xr
+    from arviz_stats.base import array_stats
+
+    from ..collapsed import task_sufficient_stats
+    from .result import TransferMatrix
+    from .sampler import draw_pairs, sample_population
+
+    if sigma not in ("pair", "shared"):
+        raise DataValidationError(f"sigma must be 'pair' or 'shared', got {sigma!r}")
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not isinstance(value, (int, np.integer)) or value < (1 if name != "tune" else 0):
+            raise DataValidationError(f"{name} must be a positive integer, got {value!r}")
+    if not 0.0 < ci_prob < 1.0:
+        raise DataValidationError(f"ci_prob must lie in (0, 1), got {ci_prob}")
+    prior_specs = _resolve_priors(priors)
+    design = build_pair_design(df, unit=unit, task=task, score=score, better=better,
+                               tasks=tasks, min_shared=min_shared)
+    if design.missing:
+        warnings.warn(
+            f"units without a score are left out of the pairs of these tasks "
+            f"(task: missing units): {design.missing}; see summary()['n_dropped']",
+            UserWarning, stacklevel=2,
+        )
+    n_pairs = design.n_pairs
+    stats = task_sufficient_stats(design.x, design.y, design.pair_idx, n_pairs)
+    timings = {}
+
+    seed = np.random.SeedSequence(random_seed).generate_state(1)[0] if random_seed is None \
+        else random_seed
+    key = jax.random.key(int(seed))
+    k_pop, k_pairs = jax.random.split(key)
+    t0 = time.perf_counter()
+    post = sample_population(k_pop, stats, prior_specs, per_pair_sigma=(sigma == "pair"),
+                             chains=chains, draws=draws, tune=tune,
+                             target_accept=target_accept)
+    timings["population_s"] = time.perf_counter() - t0
+
+    bytes_per_pair = 8 * chains * draws * 2
+    if keep_draws is None:
+        keep_draws = bytes_per_pair * n_pairs <= 1 << 30
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_VALUES // (chains * draws))
+    q_lo, q_hi = (1.0 - ci_prob) / 2.0, 1.0 - (1.0 - ci_prob) / 2.0
+    cols = {c: np.empty(n_pairs) for c in (
+        "slope_mean", "slope_sd", "slope_eti_low", "slope_eti_high", "p_negative",
+        "intercept_mean", "intercept_sd", "r_hat", "ess_bulk")}
+    kept = {}
+    if keep_draws:
+        kept = {v: np.empty((n_pairs, chains, draws)) for v in ("slope", "intercept")}
+
+    def on_chunk(start, stop, intercept, slope):
+        sl = slice(start, stop)
+        cols["slope_mean"][sl] = slope.mean(axis=(0, 1))
+        cols["slope_sd"][sl] = slope.std(axis=(0, 1), ddof=1)
+        lo, hi = np.quantile(slope, [q_lo, q_hi], axis=(0, 1))
+        cols["slope_eti_low"][sl], cols["slope_eti_high"][sl] = lo, hi
+        cols["p_negative"][sl] = (slope < 0).mean(axis=(0, 1))
+        cols["intercept_mean"][sl] = intercept.mean(axis=(0, 1))
+        cols["intercept_sd"][sl] = intercept.std(axis=(0, 1), ddof=1)
+        cols["r_hat"][sl] = array_stats.rhat(slope, chain_axis=0, draw_axis=1)
+        cols["ess_bulk"][sl] = array_stats.ess(slope, chain_axis=0, draw_axis=1)
+        if keep_draws:
+            kept["slope"][sl] = np.moveaxis(slope, -1, 0)
+            kept["intercept"][sl] = np.moveaxis(intercept, -1, 0)
+
+    bar = None
+    if progressbar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_pairs, desc="pairs", unit="pair")
+    t0 = time.perf_counter()
+    try:
+        draw_pairs(k_pairs, stats, post.params, chunk_size, on_chunk,
+                   progress=None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
+    timings["pairs_s"] = time.perf_counter() - t0
+
+    scale = design.y_scale / design.x_scale
+    table = pd.DataFrame(
+        {
+            "n": design.n,
+            "n_dropped": design.n_dropped,
+            "r": design.r,
+            "slope_mean": cols["slope_mean"],
+            "slope_sd": cols["slope_sd"],
+            "slope_eti_low": cols["slope_eti_low"],
+            "slope_eti_high": cols["slope_eti_high"],
+            "slope_data_mean": cols["slope_mean"] * scale,
+            "slope_data_sd": cols["slope_sd"] * scale,
+            "slope_data_eti_low": cols["slope_eti_low"] * scale,
+            "slope_data_eti_high": cols["slope_eti_high"] * scale,
+            "p_negative": cols["p_negative"],
+            "intercept_mean": cols["intercept_mean"],
+            "intercept_sd": cols["intercept_sd"],
+            "sigma_mean": (post.params["sigma"].mean(axis=(0, 1)) if sigma == "pair"
+                           else np.full(n_pairs, post.params["sigma"].mean())),
+            "r_hat": cols["r_hat"],
+            "ess_bulk": cols["ess_bulk"],
+            "scale_ratio": scale,
+        },
+        index=design.pair_labels(),
+    )
+
+    pop_vars = {k: (("chain", "draw"), v) for k, v in post.params.items()
+                if not (k == "sigma" and sigma == "pair")}
+    population = xr.Dataset(pop_vars, coords={"chain": np.arange(chains),
+                                              "draw": np.arange(draws)})
+    sampler_stats = xr.Dataset(
+        {"diverging": (("chain", "draw"), post.diverging),
+         "tree_depth": (("chain", "draw"), post.tree_depth),
+         "acceptance_rate": (("chain", "draw"), post.acceptance_rate),
+         "step_size": (("chain",), post.step_size)},
+        coords=population.coords,
+    )
+    draws_ds = None
+    if keep_draws:
+        k = design.n_tasks
+        tasks_ = list(design.tasks)
+        full = {}
+        for v, arr in kept.items():
+            mat = np.full((k, k, chains, draws), np.nan)
+            mat[design.source, design.target] = arr
+            full[v] = (("source", "target", "chain", "draw"), mat)
+        del kept
+        draws_ds = xr.Dataset(full, coords={"source": tasks_, "target": tasks_,
+                                            "chain": np.arange(chains),
+                                            "draw": np.arange(draws)})
+
+    tm = TransferMatrix(
+        design=design, table=table, population=population, sampler_stats=sampler_stats,
+        draws=draws_ds, priors=prior_specs,
+        settings={"method": "collapsed-gaussian", "sigma": sigma, "draws": draws,
+                  "tune": tune, "chains": chains, "target_accept": target_accept,
+                  "random_seed": random_seed, "chunk_size": chunk_size, "ci_prob": ci_prob,
+                  "keep_draws": keep_draws, "timings": timings},
+    )
+    diag = tm.diagnostics()
+    if not diag["ok"]:
+        warnings.warn(
+            f"{diag['n_divergences']} divergences in the population NUTS run; "
+            f"{diag['n_rhat_high']} of {n_pairs} pairs with R-hat > 1.01 and "
+            f"{diag['n_ess_low']} with bulk ESS < 400: see tm.diagnostics(); more draws "
+            f"(draws=, tune=) or a higher target_accept usually help",
+            SamplingWarning, stacklevel=2,
+        )
+    return tm
