@@ -206,6 +206,7 @@ DEFAULTS = default_priors(0.5, 1.0, 0.1)
         ({"sigma": {"dist": "Uniform", "lower": -1, "upper": 1}}, r"Uniform\(lower >= 0\), got lower=-1"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # PyMC's check of sigma=0
 def test_invalid_priors(priors, match):
     with pytest.raises(DataValidationError, match=match):
         resolve_priors(priors, DEFAULTS)
