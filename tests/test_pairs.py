@@ -1,0 +1,306 @@
+"""Transfer matrix (bayesslope.pairs): design validation, fast-path correctness, result API.
+
+One module-scoped fit (5 tasks -> 20 ordered pairs) serves most checks: compiling the
+blackjax warm-up + NUTS costs ~20 s, and same-shaped fits reuse it.
+"""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesslope.exceptions import DataValidationError
+from bayesslope.pairs import TransferMatrix, fit_transfer_matrix
+from bayesslope.pairs.design import build_pair_design
+
+TASKS = ["a", "b", "c", "d", "neg"]
+
+
+def long_frame(scores, units=None, tasks=TASKS):
+    m = scores.shape[0]
+    units = units or [f"m{i}" for i in range(m)]
+    rows = [(u, t, scores[i, k]) for i, u in enumerate(units) for k, t in enumerate(tasks)]
+    return pd.DataFrame(rows, columns=["model", "task", "y"])
+
+
+def planted_scores(seed=0, m=25):
+    """Four tasks driven by one latent ability; 'neg' goes against it."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=m)
+    s = np.outer(g, [1.0, 0.8, 1.2, 0.6, -0.9]) + 0.6 * rng.normal(size=(m, 5))
+    return s * [1, 2, 0.5, 10, 3] + [0, 5, -1, 50, 2]  # different units per task
+
+
+@pytest.fixture(scope="module")
+def planted():
+    df = long_frame(planted_scores())
+    tm = fit_transfer_matrix(df, unit="model", task="task", score="y", random_seed=1)
+    return df, tm
+
+
+# ----------------------------------------------------------------------------- design
+def test_design_pairs_exclude_self_and_standardize():
+    df = long_frame(planted_scores())
+    d = build_pair_design(df)
+    assert d.n_pairs == 20
+    assert np.all(d.source != d.target)
+    for p in range(d.n_pairs):
+        x, y = d.x[d.pair_idx == p], d.y[d.pair_idx == p]
+        np.testing.assert_allclose([x.mean(), y.mean(), x.std(ddof=1), y.std(ddof=1)],
+                                   [0, 0, 1, 1], atol=1e-12)
+        raw = d.scores[:, [d.source[p], d.target[p]]]
+        np.testing.assert_allclose(d.r[p], np.corrcoef(raw.T)[0, 1], rtol=1e-12)
+
+
+def test_orientation_str_dict_column():
+    s = planted_scores()
+    df = long_frame(s)
+    base = build_pair_design(df)
+    flipped = build_pair_design(df, better={t: ("lower" if t == "neg" else "higher")
+                                            for t in TASKS})
+    df["hib"] = df["task"] != "neg"
+    by_col = build_pair_design(df, better="hib")
+    involves = (np.array(TASKS)[base.source] == "neg") ^ (np.array(TASKS)[base.target] == "neg")
+    np.testing.assert_allclose(flipped.r, np.where(involves, -base.r, base.r))
+    np.testing.assert_allclose(by_col.r, flipped.r)
+    assert flipped.higher_is_better["neg"] is False
+
+
+def test_missing_scores_reported_not_silently_dropped(planted):
+    df, _ = planted
+    holed = df.drop(df.index[(df["model"] == "m3") & (df["task"] == "b")])
+    holed.loc[(holed["model"] == "m4") & (holed["task"] == "c"), "y"] = np.nan
+    d = build_pair_design(holed)
+    assert d.missing == {"b": 1, "c": 1}
+    t = np.array(TASKS)
+    labels = list(zip(t[d.source], t[d.target], strict=True))
+    dropped = dict(zip(labels, d.n_dropped, strict=True))
+    n = dict(zip(labels, d.n, strict=True))
+    assert dropped[("a", "b")] == 1 and n[("a", "b")] == 24
+    assert dropped[("b", "c")] == 2 and n[("b", "c")] == 23
+    assert dropped[("a", "d")] == 0 and n[("a", "d")] == 25
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda df: pd.concat([df, df.iloc[[7]]]), r"share a \(model, task\)"),
+        (lambda df: df.assign(y=np.where(df["task"] == "c", 0.5, df["y"])), r"constant.*'c'"),
+        (lambda df: df[(df["task"] != "d") | df["model"].isin(["m0", "m1"])], "fewer than 3"),
+        (lambda df: df.drop(columns="y"), r"columns \['y'\]"),
+        (lambda df: df.assign(y=df["y"].astype(str) + "x"), "must be numeric"),
+        (lambda df: df.assign(y=np.where(df.index == 3, np.inf, df["y"])), r"infinite.*\[3\]"),
+        (lambda df: df[df["task"] == "a"], "at least two tasks"),
+    ],
+)
+def test_bad_input_raises(mutate, match):
+    df = long_frame(planted_scores())
+    with pytest.raises(DataValidationError, match=match):
+        build_pair_design(mutate(df))
+
+
+def test_bad_orientation_and_args():
+    df = long_frame(planted_scores())
+    with pytest.raises(DataValidationError, match="no orientation"):
+        build_pair_design(df, better={"a": "higher"})
+    with pytest.raises(DataValidationError, match="orientation must be"):
+        build_pair_design(df, better={t: "up" for t in TASKS})
+    with pytest.raises(DataValidationError, match="sigma must be"):
+        fit_transfer_matrix(df, sigma="task")
+    with pytest.raises(DataValidationError, match="unknown prior"):
+        fit_transfer_matrix(df, priors={"nu": {"sigma": 1}})
+
+
+# ----------------------------------------------------------------------------- likelihood
+def test_jax_logdensity_matches_pymc_model():
+    """The JAX log-density (priors + Jacobians + collapsed likelihood) == PyMC's logp."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from bayesslope.collapsed import marginal_loglik, task_sufficient_stats
+    from bayesslope.pairs.sampler import DEFAULT_PRIORS, make_logdensity
+
+    d = build_pair_design(long_frame(planted_scores(seed=2, m=9)))
+    stats = task_sufficient_stats(d.x, d.y, d.pair_idx, d.n_pairs)
+    for per_pair in (True, False):
+        with pm.Model() as model:
+            mu_a = pm.Normal("intercept_mu", 0.0, 1.0)
+            mu_b = pm.Normal("slope_mu", 0.0, 1.0)
+            sd_a = pm.HalfNormal("intercept_sigma", 1.0)
+            sd_b = pm.HalfNormal("slope_sigma", 1.0)
+            corr = 2.0 * pm.Beta("corr_unit", 2.0, 2.0) - 1.0
+            sigma = pm.HalfNormal("sigma", 1.0, shape=d.n_pairs if per_pair else ())
+            pm.Potential("lik", marginal_loglik(stats, mu_a, mu_b, sd_a, sd_b, corr, sigma,
+                                                xp=pt))
+        logp = model.compile_logp()
+        ours = make_logdensity(stats, DEFAULT_PRIORS)
+        rng = np.random.default_rng(0)
+        for _ in range(4):
+            pos = {"intercept_mu": rng.normal(), "slope_mu": rng.normal(),
+                   "log_intercept_sigma": rng.normal(-1, 1), "log_slope_sigma": rng.normal(),
+                   "corr_logodds": rng.normal(0, 2),
+                   "log_sigma": rng.normal(-0.5, 0.3, d.n_pairs if per_pair else ())}
+            point = {"intercept_mu": pos["intercept_mu"], "slope_mu": pos["slope_mu"],
+                     "intercept_sigma_log__": pos["log_intercept_sigma"],
+                     "slope_sigma_log__": pos["log_slope_sigma"],
+                     "corr_unit_logodds__": pos["corr_logodds"],
+                     "sigma_log__": pos["log_sigma"]}
+            np.testing.assert_allclose(float(ours(pos)), logp(point), rtol=1e-9)
+
+
+def test_pair_draws_match_conjugate_closed_form_and_ignore_chunking():
+    """Population fixed: draws == conjugate Gaussian (explicit 2x2 linear algebra)."""
+    import jax
+
+    from bayesslope.collapsed import task_sufficient_stats
+    from bayesslope.pairs.sampler import draw_pairs
+
+    d = build_pair_design(long_frame(planted_scores(seed=4, m=8)))
+    stats = task_sufficient_stats(d.x, d.y, d.pair_idx, d.n_pairs)
+    chains, draws = 2, 4000
+    mu = np.array([0.1, 0.4])
+    sa, sb, rho = 0.3, 0.5, 0.4
+    rng = np.random.default_rng(1)
+    sig = rng.uniform(0.4, 0.9, d.n_pairs)
+    full = lambda v: np.full((chains, draws), v)  # noqa: E731
+    params = {"intercept_mu": full(mu[0]), "slope_mu": full(mu[1]),
+              "intercept_sigma": full(sa), "slope_sigma": full(sb), "corr": full(rho),
+              "sigma": np.broadcast_to(sig, (chains, draws, d.n_pairs))}
+
+    def collect(chunk):
+        out = np.empty((2, chains, draws, d.n_pairs))
+
+        def on_chunk(start, stop, a, b):
+            out[0, ..., start:stop], out[1, ..., start:stop] = a, b
+
+        draw_pairs(jax.random.key(7), stats, params, chunk, on_chunk)
+        return out
+
+    got = collect(3)
+    # Padding / chunking changes nothing (up to XLA's shape-dependent fusion: ~1 ulp).
+    np.testing.assert_allclose(got, collect(7), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, collect(d.n_pairs), rtol=1e-12, atol=1e-12)
+
+    prior_cov = np.array([[sa**2, rho * sa * sb], [rho * sa * sb, sb**2]])
+    n_eff = chains * draws
+    for p in range(d.n_pairs):
+        x = d.x[d.pair_idx == p]
+        X = np.column_stack([np.ones_like(x), x])
+        y = d.y[d.pair_idx == p]
+        prec = np.linalg.inv(prior_cov) + X.T @ X / sig[p] ** 2
+        cov = np.linalg.inv(prec)
+        mean = cov @ (np.linalg.solve(prior_cov, mu) + X.T @ y / sig[p] ** 2)
+        sample = got[:, :, :, p].reshape(2, -1)
+        se = np.sqrt(np.diag(cov) / n_eff)
+        assert np.all(np.abs(sample.mean(1) - mean) < 4.5 * se), p
+        np.testing.assert_allclose(np.cov(sample), cov, rtol=0.08, atol=0.08 * cov[0, 0])
+
+
+# ----------------------------------------------------------------------------- fast path
+def test_planted_negative_pair_found(planted):
+    _, tm = planted
+    assert isinstance(tm, TransferMatrix)
+    p = tm.p_negative
+    assert p.dims == ("source", "target")
+    assert np.all(np.isnan(np.diag(p.values)))  # A -> A excluded
+    for t in TASKS[:4]:
+        assert p.sel(source="neg", target=t) > 0.9
+        assert p.sel(source=t, target="neg") > 0.9
+        for u in TASKS[:4]:
+            if u != t:
+                assert p.sel(source=t, target=u) < 0.1
+    s = tm.summary()
+    assert len(s) == 20 and ("a", "a") not in s.index
+    assert {"slope_mean", "slope_sd", "slope_eti_low", "slope_eti_high", "p_negative",
+            "r_hat", "ess_bulk", "slope_data_mean", "n", "n_dropped"} <= set(s.columns)
+    # Shrunken standardized slope lies near the sample correlation.
+    np.testing.assert_allclose(s["slope_mean"], s["r"], atol=0.15)
+
+
+def test_data_unit_slopes_and_draws(planted):
+    df, tm = planted
+    s = tm.summary()
+    d = tm.design
+    np.testing.assert_allclose(s["slope_data_mean"], s["slope_mean"] * d.y_scale / d.x_scale)
+    assert tm.slope.dims == ("source", "target", "chain", "draw")
+    np.testing.assert_allclose(tm.slope.mean(("chain", "draw")).sel(source="a", target="b"),
+                               s.loc[("a", "b"), "slope_mean"])
+    # Data-unit slope ~ OLS slope of raw target on raw source (weak shrinkage here).
+    w = df.pivot(index="model", columns="task", values="y")
+    ols = np.polyfit(w["a"], w["d"], 1)[0]
+    assert abs(float(tm.slope_data.sel(source="a", target="d").mean()) - ols) < 0.2 * abs(ols)
+
+
+def test_diagnostics_and_compatibility(planted):
+    _, tm = planted
+    diag = tm.diagnostics()
+    assert diag["ok"] and diag["n_pairs"] == 20 and diag["n_divergences"] == 0
+    assert diag["n_rhat_high"] == 0 and diag["n_ess_low"] == 0
+    assert set(diag["population"]) == {"intercept_mu", "slope_mu", "intercept_sigma",
+                                       "slope_sigma", "corr"}
+    c = tm.compatibility.values
+    np.testing.assert_allclose(c, c.T)
+    np.testing.assert_allclose(np.diag(c), 1.0)
+    order = tm.task_order()
+    assert sorted(order) == sorted(TASKS)
+    assert order[0] == "neg" or order[-1] == "neg"  # the odd one out sits at an end
+
+
+def test_summaries_only_and_seed_reproducible_across_chunks(planted):
+    df, tm = planted
+    tm2 = fit_transfer_matrix(df, random_seed=1, keep_draws=False, chunk_size=3)
+    assert tm2.draws is None
+    # 1-ulp differences from chunk-shaped fusion can move a near-tie in the folded R-hat.
+    pd.testing.assert_frame_equal(tm.summary(), tm2.summary(), rtol=1e-5)
+    assert tm2.slope.dims == ("source", "target")
+    np.testing.assert_allclose(tm2.slope.sel(source="a", target="b"),
+                               tm.summary().loc[("a", "b"), "slope_mean"])
+
+
+def test_plot(planted):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    _, tm = planted
+    before = dict(matplotlib.rcParams)
+    fig = tm.plot()
+    assert isinstance(fig, matplotlib.figure.Figure)
+    fig2, ax = plt.subplots()
+    assert tm.plot(ax=ax, order=False, standardized=False) is fig2
+    assert dict(matplotlib.rcParams) == before
+    plt.close(fig)
+    plt.close(fig2)
+
+
+def test_vectorized_equals_fit_hierarchical_full_model(planted):
+    """The pairs as tasks in fit_hierarchical's full (non-collapsed) PyMC model, same priors."""
+    import bayesslope as bs
+
+    _, tm = planted
+    d = tm.design
+    long = pd.DataFrame({"x": d.x, "y": d.y, "task": [f"p{i:02d}" for i in d.pair_idx]})
+    priors = {k: dict(v) for k, v in tm.priors.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit_hierarchical(long, x="x", y="y", task="task", x_better="higher",
+                                  y_better="higher", x_ref=0.0, priors=priors,
+                                  per_task_sigma=True, formulation="full", random_seed=3,
+                                  draws=1000, chains=4, cores=1)
+    slope = fit.posterior["posterior"]["slope"]
+    assert list(slope.coords["task"].values) == sorted(long["task"].unique())
+    ref_mean = slope.mean(("chain", "draw")).values
+    ref_sd = slope.std(("chain", "draw")).values
+    s = tm.summary()
+    got_mean, got_sd = s["slope_mean"].to_numpy(), s["slope_sd"].to_numpy()
+    # Monte Carlo error of both (ESS >= ~1000 each): |diff| < 4 combined standard errors.
+    se = np.sqrt(ref_sd**2 / 1000 + got_sd**2 / s["ess_bulk"].to_numpy())
+    assert np.all(np.abs(got_mean - ref_mean) < 4 * se)
+    np.testing.assert_allclose(got_sd, ref_sd, rtol=0.12)
+
+
+def test_import_does_not_load_jax():
+    code = "import sys, bayesslope.pairs; assert 'jax' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
