@@ -151,3 +151,21 @@ def test_reduced_sbc_rejects_shifted_posterior(gaussian_sbc):
         _, p_chi2, _ = sbc.chi_square_uniformity(ranks, gaussian_sbc.n_rank_draws)
         pit = sbc.pit_from_ranks(ranks, gaussian_sbc.n_rank_draws, rng)
         assert p_chi2 < 1e-3 or sbc.ecdf_uniformity(pit)["pot_c_p"] < 1e-3
+
+
+def test_checkpoint_resumes_without_refitting(tmp_path):
+    calls = []
+
+    def counting_fit(df, seed):
+        calls.append(seed)
+        return _toy_fit(df, seed)
+
+    variant = sbc.Variant(name="toy_ckpt", description="", sample_prior=_toy_prior,
+                          simulate=_toy_simulate, fit=counting_fit, params=("slope[0]",))
+    first = sbc.run_sbc(variant, 5, seed=1, checkpoint=tmp_path)
+    again = sbc.run_sbc(variant, 8, seed=1, checkpoint=tmp_path)
+    assert len(calls) == 8
+    assert [r.index for r in again.records] == list(range(8))
+    np.testing.assert_array_equal(first.ranks("slope[0]"), again.ranks("slope[0]")[:5])
+    fresh = sbc.run_sbc(variant, 8, seed=1)
+    np.testing.assert_array_equal(fresh.ranks("slope[0]"), again.ranks("slope[0]"))

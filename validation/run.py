@@ -204,9 +204,23 @@ def _parser() -> argparse.ArgumentParser:
                    help="worker processes (default: min(2, cpus))")
     p.add_argument("--out", type=Path, default=HERE, help="output folder (validation/)")
     p.add_argument("--list", action="store_true", help="list the registered variants and exit")
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="do not save or reuse finished simulations "
+                        "(default: results/checkpoints/<variant>-seed<seed>/)")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild RESULTS.md from the saved results")
     return p
+
+
+def _accumulate_wall(folder: Path, wall_s: float, n_sims: int) -> float:
+    """Total wall time over resumed runs of one checkpoint folder (``wall.json``)."""
+    if not folder.exists():
+        return wall_s
+    path = folder / "wall.json"
+    total = json.loads(path.read_text())["wall_s"] if path.exists() else 0.0
+    total += wall_s
+    path.write_text(json.dumps({"wall_s": total, "n_sims": n_sims}))
+    return total
 
 
 def _progress(name: str, start: float):
@@ -239,8 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         variant = sbc.get_variant(name)
         print(f"{name}: {args.sims} simulations on {args.workers} worker(s)", flush=True)
+        checkpoint = out / "results" / "checkpoints" / f"{name}-seed{args.seed}"
         result = sbc.run_sbc(variant, args.sims, seed=args.seed, workers=args.workers,
-                             progress=_progress(name, time.perf_counter()))
+                             progress=_progress(name, time.perf_counter()),
+                             checkpoint=None if args.no_checkpoint else checkpoint)
+        wall = _accumulate_wall(checkpoint, result.wall_s, len(result.records))
+        result.wall_s = wall
         summary = sbc.summarize(result)
         all_pass &= all(v is not False for v in summary["passes"].values())
         record = result_to_json(result, summary, command.strip())

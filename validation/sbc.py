@@ -22,12 +22,14 @@ applications in goodness-of-fit evaluation and multiple sample comparison.
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -289,6 +291,25 @@ def _worker(name: str, index: int, seed: int, n_rank_draws: int) -> SimRecord:
     return run_simulation(get_variant(name), index, seed, n_rank_draws)
 
 
+def _load_checkpoint(folder: Path | None, n_sims: int) -> dict[int, SimRecord]:
+    if folder is None or not folder.exists():
+        return {}
+    done = {}
+    for f in folder.glob("sim_*.pkl"):
+        index = int(f.stem.split("_")[1])
+        if index < n_sims:
+            done[index] = pickle.loads(f.read_bytes())
+    return done
+
+
+def _save_checkpoint(folder: Path | None, record: SimRecord) -> None:
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"sim_{record.index:05d}.tmp"
+        tmp.write_bytes(pickle.dumps(record))
+        tmp.replace(folder / f"sim_{record.index:05d}.pkl")
+
+
 def run_sbc(
     variant: Variant | str,
     n_sims: int,
@@ -297,6 +318,7 @@ def run_sbc(
     workers: int = 1,
     n_rank_draws: int = N_RANK_DRAWS,
     progress: Callable[[int, int, SimRecord], None] | None = None,
+    checkpoint: Path | str | None = None,
 ) -> SBCResult:
     """Run ``n_sims`` SBC replicates of a variant.
 
@@ -315,35 +337,44 @@ def run_sbc(
         Thinned draws per fit (``L``).
     progress : callable, optional
         Called as ``progress(done, n_sims, record)`` after each replicate.
+    checkpoint : path, optional
+        Folder where each finished replicate is saved (``sim_<index>.pkl``); replicates
+        already there are loaded instead of refitted, so an interrupted run resumes. The
+        caller must use one folder per (variant, seed, L).
 
     Returns
     -------
     SBCResult
-        Records sorted by replicate index.
+        Records sorted by replicate index. ``wall_s`` counts only this call's work.
     """
     if isinstance(variant, str):
         variant = get_variant(variant)
+    folder = Path(checkpoint) if checkpoint is not None else None
     start = time.perf_counter()
-    records: list[SimRecord] = []
-    if workers <= 1:
-        for i in range(n_sims):
-            records.append(run_simulation(variant, i, seed, n_rank_draws))
-            if progress:
-                progress(len(records), n_sims, records[-1])
+    done = _load_checkpoint(folder, n_sims)
+    todo = [i for i in range(n_sims) if i not in done]
+    records: list[SimRecord] = list(done.values())
+
+    def finish(record: SimRecord) -> None:
+        _save_checkpoint(folder, record)
+        records.append(record)
+        if progress:
+            progress(len(records), n_sims, record)
+
+    if workers <= 1 or not todo:
+        for i in todo:
+            finish(run_simulation(variant, i, seed, n_rank_draws))
     else:
         import multiprocessing as mp
+        from concurrent.futures import as_completed
 
         if VARIANTS.get(variant.name) is not variant:
             raise ValueError(f"variant {variant.name!r} must be registered to use workers > 1")
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = [
-                pool.submit(_worker, variant.name, i, seed, n_rank_draws) for i in range(n_sims)
-            ]
-            for fut in futures:
-                records.append(fut.result())
-                if progress:
-                    progress(len(records), n_sims, records[-1])
+            futures = [pool.submit(_worker, variant.name, i, seed, n_rank_draws) for i in todo]
+            for fut in as_completed(futures):
+                finish(fut.result())
     records.sort(key=lambda r: r.index)
     return SBCResult(
         variant=variant.name, records=records, n_rank_draws=n_rank_draws, seed=seed,
