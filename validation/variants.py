@@ -19,9 +19,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant
+from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant  # noqa: I001
 
-__all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope"]
+__all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope",
+           "simulate_student_t", "simulate_binomial_probit"]
 
 # Fixed priors (data units): x ~ Normal(0, 1) and y of order 1 give realistic data.
 PRIORS = {
@@ -33,6 +34,8 @@ PRIORS = {
     "corr": {"dist": "LKJ", "eta": 2.0},
 }
 POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma")
+PRIORS_T = {**PRIORS, "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1}}
+PRIORS_PROBIT = {k: v for k, v in PRIORS.items() if k != "sigma"}
 SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1, "target_accept": 0.9}
 
 
@@ -89,6 +92,43 @@ def simulate_gaussian(
     return pd.DataFrame({"task": names[task], "x": x, "y": y})
 
 
+def sample_student_t(rng: np.random.Generator, n_tasks: int) -> dict:
+    """Gaussian-model parameters plus ``nu ~ Gamma(2, rate 0.1)`` (the Student-t dof)."""
+    truth = sample_population(rng, n_tasks)
+    truth["nu"] = rng.gamma(PRIORS_T["nu"]["alpha"], 1.0 / PRIORS_T["nu"]["beta"])
+    return truth
+
+
+def simulate_student_t(truth: dict, rng: np.random.Generator, n_points: int) -> pd.DataFrame:
+    """``y = intercept + slope * x + sigma * t_nu`` with ``x ~ Normal(0, 1)``."""
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    task = np.repeat(np.arange(a.size), n_points)
+    x = rng.normal(size=task.size)
+    y = a[task] + b[task] * x + truth["sigma"] * rng.standard_t(truth["nu"], size=task.size)
+    names = np.array([f"t{k:03d}" for k in range(a.size)])
+    return pd.DataFrame({"task": names[task], "x": x, "y": y})
+
+
+def sample_probit(rng: np.random.Generator, n_tasks: int) -> dict:
+    """Population and task coefficients on the probit scale (no ``sigma``)."""
+    truth = sample_population(rng, n_tasks)
+    del truth["sigma"]
+    return truth
+
+
+def simulate_binomial_probit(truth: dict, rng: np.random.Generator, n_points: int,
+                             n_eval: int) -> pd.DataFrame:
+    """``k ~ Binomial(n_eval, Phi(intercept + slope * x))``; ``y = k / n_eval``."""
+    from scipy.special import ndtr
+
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    task = np.repeat(np.arange(a.size), n_points)
+    x = rng.normal(size=task.size)
+    k = rng.binomial(n_eval, ndtr(a[task] + b[task] * x))
+    names = np.array([f"t{k:03d}" for k in range(a.size)])
+    return pd.DataFrame({"task": names[task], "x": x, "y": k / n_eval, "n": n_eval})
+
+
 def _accepts(option: str) -> bool:
     """Whether ``fit_hierarchical`` has keyword ``option`` (a variant may not exist yet)."""
     from bayesslope import fit_hierarchical
@@ -97,7 +137,7 @@ def _accepts(option: str) -> bool:
 
 
 def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
-                   **options) -> FitDraws:
+                   priors: dict | None = None, **options) -> FitDraws:
     """Fit with :func:`bayesslope.fit_hierarchical` and the fixed :data:`PRIORS`.
 
     Parameters
@@ -108,6 +148,8 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
         ``random_seed`` of the fit.
     x_better : {"higher", "lower"}
         Orientation of x (y is always "higher").
+    priors : dict, optional
+        Fixed priors; default :data:`PRIORS`.
     **options
         Passed to ``fit_hierarchical`` (``correlated``, ``per_task_sigma``,
         ``formulation``, sampler settings overriding :data:`SAMPLING`).
@@ -125,12 +167,12 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = fit_hierarchical(
-            df, x_ref=0.0, x_better=x_better, y_better="higher", priors=PRIORS,
+            df, x_ref=0.0, x_better=x_better, y_better="higher", priors=priors or PRIORS,
             random_seed=seed, **kwargs,
         )
     post = fit.posterior["posterior"]
     names = [v for v in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
-                         "sigma", "intercept", "slope") if v in post]
+                         "sigma", "nu", "intercept", "slope") if v in post]
     draws = {v: post[v].transpose("chain", "draw", ...).values for v in names}
     intervals = {}
     for prob in COVERAGE_PROBS:
@@ -202,6 +244,26 @@ def register_all() -> None:
     register_variant(_gaussian_variant(
         "collapsed_lower_is_better", "collapsed, x_better='lower' (oriented covariate -x)",
         n_tasks=8, n_points=30, x_sign=-1.0, **fast))
+
+    if not _accepts("likelihood"):
+        return
+    # Later variants: full model only (the collapsed form needs a Gaussian likelihood).
+    params = (*POPULATION, "corr", "intercept[0]", "slope[0]")
+    register_variant(Variant(
+        name="student_t", description="likelihood='student_t' (nu ~ Gamma(2, 0.1)), full "
+        "model (12 tasks x 20 points)",
+        sample_prior=partial(sample_student_t, n_tasks=12),
+        simulate=partial(simulate_student_t, n_points=20),
+        fit=partial(fit_bayesslope, likelihood="student_t", priors=PRIORS_T, **full),
+        params=(*params, "sigma", "nu")))
+    register_variant(Variant(
+        name="binomial_probit", description="likelihood='binomial', link='probit', "
+        "n_eval=200, full model (12 tasks x 20 points)",
+        sample_prior=partial(sample_probit, n_tasks=12),
+        simulate=partial(simulate_binomial_probit, n_points=20, n_eval=200),
+        fit=partial(fit_bayesslope, likelihood="binomial", link="probit", n_eval="n",
+                    priors=PRIORS_PROBIT, **full),
+        params=params))
 
 
 register_all()
