@@ -83,6 +83,8 @@ def result_to_json(result: sbc.SBCResult, summary: dict, command: str) -> dict:
         "bounds": {k: list(v) if isinstance(v, tuple) else v
                    for k, v in summary["bounds"].items()},
         "raw_ranks": {p: result.ranks(p).tolist() for p in result.params},
+        "tasks": {k: (np.round(v, 5).tolist() if k == "p_negative" else v.astype(int).tolist())
+                  for k, v in sbc.task_outcomes(result).items()},
     }
 
 
@@ -126,11 +128,7 @@ def _variant_markdown(res: dict) -> list[str]:
     for r in res["coverage"]:
         lines.append(f"| {r['ci_prob']:.0%} | {r['n_tasks']} | {_fmt(r['coverage'])} | "
                      f"{_fmt(r['mc_se'])} |")
-    lines += ["", "| p_negative bin | tasks | mean p_negative | fraction truly negative | "
-              "difference | MC se |", "|---|---|---|---|---|---|"]
-    for r in res["p_negative"]:
-        lines.append(f"| {r['bin']} | {r['n_tasks']} | {_fmt(r['mean_p'])} | "
-                     f"{_fmt(r['frac_negative'])} | {_fmt(r['diff'])} | {_fmt(r['mc_se'])} |")
+    lines += ["", *_calibration_markdown(pd.DataFrame(res["p_negative"]))]
     d = res["diagnostics"]
     lines += [
         "",
@@ -144,6 +142,33 @@ def _variant_markdown(res: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _calibration_markdown(table: pd.DataFrame) -> list[str]:
+    lines = ["| p_negative bin | tasks (sims) | mean p_negative | fraction truly negative | "
+             "difference | binomial se | cluster se |", "|---|---|---|---|---|---|---|"]
+    for r in table.reset_index().to_dict(orient="records"):
+        lines.append(f"| {r['bin']} | {r['n_tasks']} ({r.get('n_sims', '-')}) | "
+                     f"{_fmt(r['mean_p'])} | {_fmt(r['frac_negative'])} | {_fmt(r['diff'])} | "
+                     f"{_fmt(r['mc_se'])} | {_fmt(r.get('cluster_se'))} |")
+    return lines
+
+
+def _pooled_calibration(results: list[dict]) -> list[str]:
+    """p_negative calibration over the tasks of every variant (more tasks per bin)."""
+    pooled = [r for r in results if "tasks" in r]
+    if len(pooled) < 2:
+        return []
+    p = np.concatenate([r["tasks"]["p_negative"] for r in pooled])
+    neg = np.concatenate([r["tasks"]["negative"] for r in pooled]).astype(bool)
+    sim = np.concatenate([np.asarray(r["tasks"]["sim"]) + 10**6 * i
+                          for i, r in enumerate(pooled)])
+    table = sbc.calibration_table(p, neg, sim)
+    names = ", ".join(f"`{r['variant']}`" for r in pooled)
+    return ["## p_negative calibration, all variants pooled", "",
+            f"Tasks of {names} ({len(p)} tasks): the middle bins are thin in any one variant "
+            "(most tasks are decided), so pooling is the sharper check.", "",
+            *_calibration_markdown(table), ""]
 
 
 def write_results_markdown(out_dir: Path, notes: str = "") -> Path:
@@ -185,6 +210,7 @@ def write_results_markdown(out_dir: Path, notes: str = "") -> Path:
         lines += [notes_file.read_text().rstrip(), ""]
     if notes:
         lines += [notes, ""]
+    lines += _pooled_calibration(results)
     lines.append("## Per variant")
     lines.append("")
     for r in results:

@@ -53,6 +53,8 @@ __all__ = [
     "rank_table",
     "slope_coverage",
     "p_negative_calibration",
+    "calibration_table",
+    "task_outcomes",
 ]
 
 N_RANK_DRAWS = 99  # L: thinned draws per fit; ranks take L + 1 = 100 values
@@ -512,32 +514,70 @@ def slope_coverage(result: SBCResult) -> pd.DataFrame:
     return table
 
 
-def p_negative_calibration(result: SBCResult, n_bins: int = 10) -> pd.DataFrame:
-    """Calibration of ``p_negative``: in each decile bin, how often the true slope is < 0.
+def calibration_table(p: np.ndarray, negative: np.ndarray, cluster: np.ndarray,
+                      n_bins: int = 10) -> pd.DataFrame:
+    """Reported probability vs observed frequency in equal-width bins of ``p``.
+
+    Parameters
+    ----------
+    p : ndarray
+        Reported P(slope < 0) per task.
+    negative : ndarray of bool
+        Whether the true slope is negative.
+    cluster : ndarray
+        Simulation of each task: tasks of one simulation share the population draw, so
+        their outcomes are dependent (when ``slope_sigma`` is small they all flip sign
+        together). ``cluster_se`` is the cluster-robust standard error of ``diff``.
+    n_bins : int, default 10
 
     Returns
     -------
     pandas.DataFrame
-        One row per bin ``[lo, hi)`` (the last closed): ``n_tasks``, ``mean_p`` (the
-        mean reported probability), ``frac_negative`` (observed), ``diff``
-        (observed - reported) and ``mc_se``.
+        One row per bin ``[lo, hi)`` (the last closed): ``n_tasks``, ``n_sims`` (clusters),
+        ``mean_p``, ``frac_negative``, ``diff`` (observed - reported), ``mc_se``
+        (binomial, independent tasks) and ``cluster_se``.
     """
-    p = np.concatenate([r.p_negative for r in result.records])
-    neg = np.concatenate([r.true_slope < 0 for r in result.records])
     edges = np.linspace(0, 1, n_bins + 1)
     which = np.clip(np.digitize(p, edges) - 1, 0, n_bins - 1)
     rows = []
     for b in range(n_bins):
         sel = which == b
         n = int(sel.sum())
-        mean_p = float(p[sel].mean()) if n else np.nan
-        frac = float(neg[sel].mean()) if n else np.nan
+        label = f"[{edges[b]:.1f}, {edges[b + 1]:.1f}{']' if b == n_bins - 1 else ')'}"
+        if not n:
+            rows.append({"bin": label, "n_tasks": 0, "n_sims": 0, "mean_p": np.nan,
+                         "frac_negative": np.nan, "diff": np.nan, "mc_se": np.nan,
+                         "cluster_se": np.nan})
+            continue
+        resid = negative[sel].astype(float) - p[sel]
+        _, inverse = np.unique(cluster[sel], return_inverse=True)
+        per_cluster = np.bincount(inverse, resid)
+        mean_p = float(p[sel].mean())
         rows.append({
-            "bin": f"[{edges[b]:.1f}, {edges[b + 1]:.1f}{']' if b == n_bins - 1 else ')'}",
-            "n_tasks": n, "mean_p": mean_p, "frac_negative": frac, "diff": frac - mean_p,
-            "mc_se": float(np.sqrt(mean_p * (1 - mean_p) / n)) if n else np.nan,
+            "bin": label, "n_tasks": n, "n_sims": int(per_cluster.size), "mean_p": mean_p,
+            "frac_negative": float(negative[sel].mean()), "diff": float(resid.mean()),
+            "mc_se": float(np.sqrt(mean_p * (1 - mean_p) / n)),
+            "cluster_se": float(np.sqrt(np.sum(per_cluster**2)) / n),
         })
     return pd.DataFrame(rows).set_index("bin")
+
+
+def task_outcomes(result: SBCResult) -> dict[str, np.ndarray]:
+    """Per task over all simulations: ``p_negative``, ``negative`` (truth) and ``sim``."""
+    return {
+        "p_negative": np.concatenate([r.p_negative for r in result.records]),
+        "negative": np.concatenate([r.true_slope < 0 for r in result.records]),
+        "sim": np.concatenate([np.full(r.true_slope.size, r.index) for r in result.records]),
+    }
+
+
+def p_negative_calibration(result: SBCResult, n_bins: int = 10) -> pd.DataFrame:
+    """Calibration of ``p_negative``: in each decile bin, how often the true slope is < 0.
+
+    See :func:`calibration_table` for the columns.
+    """
+    out = task_outcomes(result)
+    return calibration_table(out["p_negative"], out["negative"], out["sim"], n_bins)
 
 
 def diagnostics_table(result: SBCResult) -> dict:
