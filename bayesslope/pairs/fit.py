@@ -169,6 +169,8 @@ def fit_transfer_matrix(
     if keep_draws:
         kept = {v: np.empty((n_pairs, chains, draws)) for v in ("slope", "intercept")}
 
+    diag_time = [0.0]
+
     def on_chunk(start, stop, intercept, slope):
         sl = slice(start, stop)
         cols["slope_mean"][sl] = slope.mean(axis=(0, 1))
@@ -178,8 +180,10 @@ def fit_transfer_matrix(
         cols["p_negative"][sl] = (slope < 0).mean(axis=(0, 1))
         cols["intercept_mean"][sl] = intercept.mean(axis=(0, 1))
         cols["intercept_sd"][sl] = intercept.std(axis=(0, 1), ddof=1)
+        t_diag = time.perf_counter()
         cols["r_hat"][sl] = array_stats.rhat(slope, chain_axis=0, draw_axis=1)
         cols["ess_bulk"][sl] = array_stats.ess(slope, chain_axis=0, draw_axis=1)
+        diag_time[0] += time.perf_counter() - t_diag
         if keep_draws:
             kept["slope"][sl] = np.moveaxis(slope, -1, 0)
             kept["intercept"][sl] = np.moveaxis(intercept, -1, 0)
@@ -197,6 +201,7 @@ def fit_transfer_matrix(
         if bar is not None:
             bar.close()
     timings["pairs_s"] = time.perf_counter() - t0
+    timings["pair_diagnostics_s"] = diag_time[0]  # arviz_stats R-hat / ESS, within pairs_s
 
     scale = design.y_scale / design.x_scale
     table = pd.DataFrame(

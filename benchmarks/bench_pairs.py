@@ -1,0 +1,208 @@
+"""Transfer-matrix benchmark: fast path vs closed form vs a loop of PyMC fits, plus real data.
+
+Every part runs in its own subprocess (fresh JAX/PyMC state, its own peak RSS), side by
+side in one invocation::
+
+    /tmp/venvtest/bin/python benchmarks/bench_pairs.py --tasks 101 --units 20 \
+        --loop-pairs 3 --real --out benchmarks/RESULTS_pairs.md
+
+``--tasks 101`` gives 101 * 100 = 10,100 ordered pairs. Parts: ``fast`` (fit_transfer_matrix,
+summaries only, cold = first call in a process incl. JIT compilation, then warm = a second
+fit of the same shapes; ``--runs`` also takes ``warm_keep_draws``), ``closed`` (conjugate draws of
+every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries), ``loop``
+(``pm.sample(nuts_sampler="pymc")`` on a few single pairs, extrapolated), ``real``
+(OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects; heatmaps to docs/img/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.environ.get("BAYESSLOPE_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
+
+
+def simulate(n_tasks: int, n_units: int, seed: int = 0) -> pd.DataFrame:
+    """Scores of n_units models on n_tasks tasks from 3 latent abilities plus noise."""
+    rng = np.random.default_rng(seed)
+    lat = rng.normal(size=(n_units, 3))
+    load = rng.normal(size=(n_tasks, 3))
+    s = lat @ load.T + 0.7 * rng.normal(size=(n_units, n_tasks))
+    return pd.DataFrame({
+        "model": np.repeat([f"m{i}" for i in range(n_units)], n_tasks),
+        "task": np.tile([f"t{k:03d}" for k in range(n_tasks)], n_units),
+        "y": s.ravel(),
+    })
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def diag_line(tm) -> dict:
+    d = tm.diagnostics()
+    n = d["n_pairs"]
+    t = tm.summary()
+    both = float(((t["r_hat"] <= 1.01) & (t["ess_bulk"] >= 400)).mean())
+    return {"pairs": n, "rhat_high": d["n_rhat_high"], "ess_low": d["n_ess_low"],
+            "divergences": d["n_divergences"], "frac_pass": both,
+            "ess_bulk_min": float(t["ess_bulk"].min()), "r_hat_max": float(t["r_hat"].max())}
+
+
+def part_fast(args) -> dict:
+    from bayesslope.pairs import fit_transfer_matrix
+
+    df = simulate(args.tasks, args.units)
+    out = {}
+    runs = [r for r in [("cold", 1, False), ("warm", 2, False), ("warm_keep_draws", 3, True)]
+            if r[0] in args.runs.split(",")]
+    for label, seed, keep in runs:
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm = fit_transfer_matrix(df, random_seed=seed, sigma=args.sigma, keep_draws=keep)
+        wall = time.perf_counter() - t0
+        out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0,
+                      **tm.settings["timings"], **diag_line(tm),
+                      "peak_rss_mb": peak_mb(), "load_avg": os.getloadavg()}
+    return out
+
+
+def part_closed(args) -> dict:
+    from bayesslope.collapsed import draw_task_coefficients, task_sufficient_stats
+    from bayesslope.pairs.design import build_pair_design
+
+    df = simulate(args.tasks, args.units)
+    d = build_pair_design(df)
+    t0 = time.perf_counter()
+    stats = task_sufficient_stats(d.x, d.y, d.pair_idx, d.n_pairs)
+    shape = (4, 1000)
+    params = {"intercept_mu": np.zeros(shape), "slope_mu": np.full(shape, 0.1),
+              "intercept_sigma": np.full(shape, 0.1), "slope_sigma": np.full(shape, 0.5),
+              "corr": np.zeros(shape), "sigma": np.full(shape, 0.7)}
+    rng = np.random.default_rng(0)
+    a, b = draw_task_coefficients(rng, stats, params)
+    draws_s = time.perf_counter() - t0
+    b = b.reshape(-1, b.shape[-1])
+    mean, sd = b.mean(0), b.std(0, ddof=1)
+    np.quantile(b, [0.025, 0.975], axis=0)
+    (b < 0).mean(0)
+    return {"pairs": d.n_pairs, "wall_s": time.perf_counter() - t0, "draws_s": draws_s,
+            "cpu_s": time.process_time(),
+            "peak_rss_mb": peak_mb(), "slope_mean_avg": float(mean.mean()),
+            "slope_sd_avg": float(sd.mean())}
+
+
+def part_loop(args) -> dict:
+    import pymc as pm
+
+    from bayesslope.pairs.design import build_pair_design
+
+    df = simulate(args.tasks, args.units)
+    d = build_pair_design(df)
+    times = []
+    for p in range(args.loop_pairs):
+        x, y = d.x[d.pair_idx == p], d.y[d.pair_idx == p]
+        t0 = time.perf_counter()
+        with pm.Model():
+            a = pm.Normal("intercept", 0.0, 1.0)
+            b = pm.Normal("slope", 0.0, 1.0)
+            s = pm.HalfNormal("sigma", 1.0)
+            pm.Normal("y", a + b * x, s, observed=y)
+            pm.sample(draws=1000, tune=1000, chains=4, cores=2, nuts_sampler="pymc",
+                      random_seed=p, progressbar=False, compute_convergence_checks=False)
+        times.append(time.perf_counter() - t0)
+    return {"per_pair_s": times, "load_avg": os.getloadavg(), "mean_s": float(np.mean(times)),
+            "extrapolated_s": float(np.mean(times)) * d.n_pairs, "pairs": d.n_pairs}
+
+
+def _real_frames() -> dict:
+    o = pd.read_csv(os.path.join(DATA, "openclip_imagenet", "openclip_imagenet_vs_tasks.csv"))
+    inet = o.drop_duplicates("model")[["model", "x", "x_higher_is_better"]].rename(
+        columns={"x": "y", "x_higher_is_better": "y_higher_is_better"}).assign(
+        task="ImageNet-1k")
+    o = pd.concat([o[["model", "task", "y", "y_higher_is_better"]], inet], ignore_index=True)
+    p = pd.read_csv(os.path.join(DATA, "pythia_lambada", "pythia_lambada_vs_mmlu.csv"))
+    p = p.assign(unit=p["model"] + "@" + p["step"].astype(str),
+                 task=p["task"].str.replace("mmlu_", "", regex=False))
+    return {"openclip": (o, "model", "y_higher_is_better"), "mmlu": (p, "unit", "higher")}
+
+
+def part_real(args) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayesslope.pairs import fit_transfer_matrix
+
+    out = {}
+    for name, (df, unit, better) in _real_frames().items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tm = fit_transfer_matrix(df, unit=unit, task="task", score="y", better=better,
+                                     random_seed=1, keep_draws=False)
+        wall = time.perf_counter() - t0
+        fig = tm.plot()
+        path = os.path.join(ROOT, "docs", "img", f"pairs_{name}.png")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        s = tm.summary()
+        out[name] = {"tasks": tm.design.n_tasks, "units": len(tm.design.units),
+                     "wall_s": wall, **tm.settings["timings"], **diag_line(tm),
+                     "n_p_negative_gt_0.9": int((s["p_negative"] > 0.9).sum()),
+                     "warnings": sorted({str(w.message)[:160] for w in caught}),
+                     "most_negative": s.nsmallest(5, "slope_mean")[
+                         ["slope_mean", "slope_sd", "p_negative"]].round(3).reset_index()
+                     .to_dict("records"),
+                     "order_head": tm.task_order()[:8], "figure": os.path.relpath(path, ROOT)}
+    return out
+
+
+PARTS = {"fast": part_fast, "closed": part_closed, "loop": part_loop, "real": part_real}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=101, help="tasks K (pairs = K(K-1))")
+    ap.add_argument("--units", type=int, default=20, help="units (models) per task")
+    ap.add_argument("--sigma", default="pair", choices=["pair", "shared"])
+    ap.add_argument("--loop-pairs", type=int, default=3)
+    ap.add_argument("--runs", default="cold,warm",
+                    help="fast-path fits: any of cold,warm,warm_keep_draws")
+    ap.add_argument("--real", action="store_true", help="also run the bundled real data")
+    ap.add_argument("--parts", default="fast,closed,loop")
+    ap.add_argument("--part", help=argparse.SUPPRESS)  # child mode
+    ap.add_argument("--out", help="write a markdown report here")
+    args = ap.parse_args(argv)
+    if args.part:
+        print(json.dumps(PARTS[args.part](args), default=str))
+        return
+    parts = args.parts.split(",") + (["real"] if args.real else [])
+    results = {}
+    for part in parts:
+        cmd = [sys.executable, __file__, "--part", part] + [
+            a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--out")
+        ]
+        print(f"[bench_pairs] running {part} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            results[part] = {"error": proc.stderr[-2000:]}
+        else:
+            results[part] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(json.dumps({part: results[part]}, indent=1, default=str), flush=True)
+    if args.out:
+        with open(args.out + ".json", "w") as fh:
+            json.dump({"argv": sys.argv, "results": results}, fh, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
