@@ -12,6 +12,7 @@ Adding a variant is a few lines: a prior sampler, a simulator and a fit adapter,
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import warnings
 from functools import partial
@@ -191,6 +192,57 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
                     p_negative=fit.p_negative_transfer().to_numpy(), diagnostics=diagnostics)
 
 
+def fit_pairs_core(df: pd.DataFrame, seed: int, *, per_pair_sigma: bool = True) -> FitDraws:
+    """The transfer-matrix fast path's sampler on ``df``'s tasks as pairs.
+
+    ``fit_transfer_matrix`` standardizes each pair's data and reuses every task's scores in
+    many pairs, so it has no generative model to simulate from; its inference engine does:
+    :func:`bayesslope.pairs.sampler.sample_population` (blackjax NUTS on the collapsed
+    posterior) then :func:`~bayesslope.pairs.sampler.draw_pairs` (exact conditional
+    draws). This adapter runs those two stages on the per-task sufficient statistics, with
+    the same summaries ``fit_transfer_matrix`` computes (equal-tailed intervals,
+    ``p_negative`` = fraction of draws below 0).
+    """
+    import jax
+
+    from bayesslope.collapsed import task_sufficient_stats
+    from bayesslope.pairs.sampler import draw_pairs, sample_population
+
+    codes, idx = np.unique(df["task"].to_numpy(), return_inverse=True)
+    stats = task_sufficient_stats(df["x"].to_numpy(float), df["y"].to_numpy(float), idx,
+                                  codes.size)
+    k_pop, k_pairs = jax.random.split(jax.random.key(seed))
+    post = sample_population(k_pop, stats, PRIORS, per_pair_sigma=per_pair_sigma,
+                             chains=SAMPLING["chains"], draws=SAMPLING["draws"],
+                             tune=SAMPLING["tune"], target_accept=SAMPLING["target_accept"])
+    coef = {}
+
+    def on_chunk(start, stop, intercept, slope):
+        coef.setdefault("intercept", []).append(np.asarray(intercept))
+        coef.setdefault("slope", []).append(np.asarray(slope))
+
+    draw_pairs(k_pairs, stats, post.params, codes.size, on_chunk)
+    draws = {k: np.asarray(v) for k, v in post.params.items()}
+    draws.update({k: np.concatenate(v, axis=-1) for k, v in coef.items()})
+    flat = draws["slope"].reshape(-1, codes.size)
+    intervals = {p: tuple(np.quantile(flat, [(1 - p) / 2, (1 + p) / 2], axis=0))
+                 for p in COVERAGE_PROBS}
+    from arviz_stats.base import array_stats
+
+    ranked = np.stack([draws[k] for k in POPULATION], axis=-1)
+    return FitDraws(
+        draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
+        diagnostics={
+            "divergences": int(post.diverging.sum()),
+            "r_hat_max": float(np.max(array_stats.rhat(ranked, chain_axis=0, draw_axis=1))),
+            "ess_bulk_min": float(np.min(array_stats.ess(ranked, chain_axis=0,
+                                                         draw_axis=1))),
+            "ess_tail_min": float(np.min(array_stats.ess(ranked, chain_axis=0, draw_axis=1,
+                                                         method="tail", prob=0.05))),
+        },
+    )
+
+
 def _gaussian_variant(name: str, description: str, *, n_tasks: int, n_points: int,
                       correlated: bool = True, per_task_sigma: bool = False,
                       x_sign: float = 1.0, **fit_options) -> Variant:
@@ -245,6 +297,12 @@ def register_all() -> None:
         "collapsed_lower_is_better", "collapsed, x_better='lower' (oriented covariate -x)",
         n_tasks=8, n_points=30, x_sign=-1.0, **fast))
 
+    if importlib.util.find_spec("bayesslope.pairs") is not None:
+        variant = _gaussian_variant(
+            "pairs_core", "transfer-matrix fast path's engine (blackjax collapsed NUTS + "
+            "exact pair draws, per-pair sigma) on pair data from the hierarchical model",
+            n_tasks=20, n_points=12, per_task_sigma=True)
+        register_variant(Variant(**{**variant.__dict__, "fit": fit_pairs_core}))
     if not _accepts("likelihood"):
         return
     # Later variants: full model only (the collapsed form needs a Gaussian likelihood).
