@@ -188,10 +188,17 @@ def main(argv=None) -> None:
         return
     parts = args.parts.split(",") + (["real"] if args.real else [])
     results = {}
+    child, skip = [], False
+    for a in argv if argv is not None else sys.argv[1:]:
+        if skip or a.startswith("--out="):
+            skip = False
+            continue
+        if a == "--out":
+            skip = True
+            continue
+        child.append(a)
     for part in parts:
-        cmd = [sys.executable, __file__, "--part", part] + [
-            a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--out")
-        ]
+        cmd = [sys.executable, __file__, "--part", part, *child]
         print(f"[bench_pairs] running {part} ...", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:

@@ -129,7 +129,7 @@ def fit_transfer_matrix(
     if sigma not in ("pair", "shared"):
         raise DataValidationError(f"sigma must be 'pair' or 'shared', got {sigma!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-        if not isinstance(value, (int, np.integer)) or value < (1 if name != "tune" else 0):
+        if not isinstance(value, (int, np.integer)) or value < 1:
             raise DataValidationError(f"{name} must be a positive integer, got {value!r}")
     if not 0.0 < ci_prob < 1.0:
         raise DataValidationError(f"ci_prob must lie in (0, 1), got {ci_prob}")
