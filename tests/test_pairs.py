@@ -304,3 +304,43 @@ def test_vectorized_equals_fit_hierarchical_full_model(planted):
 def test_import_does_not_load_jax():
     code = "import sys, bayesslope.pairs; assert 'jax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_population_and_pair_slopes_recover_simulation_truth():
+    """Simulate 20 pairs from the model itself; NUTS + exact draws recover the truth.
+
+    Same shapes as the module fit (20 pairs, per-pair sigma), so the compiled NUTS program
+    is reused.
+    """
+    import jax
+
+    from bayesslope.collapsed import task_sufficient_stats
+    from bayesslope.pairs.sampler import DEFAULT_PRIORS, draw_pairs, sample_population
+
+    rng = np.random.default_rng(11)
+    n_pairs, n = 20, 200
+    mu, sds, rho = np.array([0.0, 0.5]), np.array([0.2, 0.3]), -0.3
+    cov = np.array([[sds[0] ** 2, rho * sds.prod()], [rho * sds.prod(), sds[1] ** 2]])
+    coef = rng.multivariate_normal(mu, cov, size=n_pairs)
+    sig = rng.uniform(0.5, 0.9, n_pairs)
+    idx = np.repeat(np.arange(n_pairs), n)
+    x = rng.normal(size=idx.size)
+    y = coef[idx, 0] + coef[idx, 1] * x + sig[idx] * rng.normal(size=idx.size)
+    stats = task_sufficient_stats(x, y, idx, n_pairs)
+    post = sample_population(jax.random.key(0), stats, DEFAULT_PRIORS, per_pair_sigma=True)
+    assert post.diverging.sum() == 0
+    p = post.params
+    for name, truth in (("slope_mu", 0.5), ("intercept_mu", 0.0), ("slope_sigma", 0.3)):
+        draws = p[name].ravel()
+        assert abs(draws.mean() - truth) < 3.5 * draws.std(), name
+    sigma_lo, sigma_hi = np.quantile(p["sigma"], [0.005, 0.995], axis=(0, 1))
+    assert np.mean((sigma_lo < sig) & (sig < sigma_hi)) >= 0.9
+
+    slopes = np.empty((4, 1000, n_pairs))
+
+    def keep(start, stop, _a, b):
+        slopes[..., start:stop] = b
+
+    draw_pairs(jax.random.key(1), stats, p, 8, keep)
+    lo, hi = np.quantile(slopes, [0.025, 0.975], axis=(0, 1))
+    assert np.mean((lo < coef[:, 1]) & (coef[:, 1] < hi)) >= 0.8
