@@ -59,17 +59,18 @@ def _toy(name, sd_factor):
 
 
 def test_harness_accepts_exact_posterior():
-    result = sbc.run_sbc(_toy("toy_exact", 1.0), 1000, seed=3)
+    result = sbc.run_sbc(_toy("toy_exact", 1.0), 600, seed=3)
     summary = sbc.summarize(result)
     assert (summary["ranks"]["chi2_p"] > 0.01).all()
     assert (summary["ranks"]["pot_c_p"] > 0.01).all()
     assert summary["ranks"]["ecdf_in_band"].all()
+    assert summary["pooled"]["slope"][1] > 0.01
     cov = summary["coverage"]["coverage"]
     assert cov[0.9] == pytest.approx(0.9, abs=0.02)
     assert cov[0.5] == pytest.approx(0.5, abs=0.03)
     cal = summary["p_negative"]
     big = cal[cal["n_tasks"] >= 100]
-    assert len(big) >= 6
+    assert len(big) >= 4
     assert (big["diff"].abs() < 4 * big["mc_se"]).all(), cal
 
 
@@ -79,9 +80,27 @@ def test_harness_rejects_overconfident_posterior():
     assert (summary["ranks"]["chi2_p"] < 1e-3).all()
     assert (summary["ranks"]["pot_c_p"] < 1e-3).all()
     assert not summary["ranks"]["ecdf_in_band"].any()
+    assert summary["pooled"]["slope"][1] < 1e-3
     assert summary["coverage"].loc[0.9, "coverage"] < 0.8
     assert summary["passes"] == {"uniformity": False, "coverage90": False,
                                  "p_negative": summary["passes"]["p_negative"]}
+
+
+def test_pooled_rank_test_is_near_nominal_under_dependence():
+    # Tasks of a simulation share one draw (strong clustering): pooled ranks are dependent
+    # but uniform. Measured: 7.5% rejections at 5%, 1.5% at 1% (a plain chi-square: ~100%).
+    rng = np.random.default_rng(5)
+    pvals = []
+    for _ in range(100):
+        records = []
+        for i in range(200):
+            ranks = np.floor(((rng.uniform() + 0.15 * rng.uniform(size=12)) % 1.0) * 100)
+            records.append(sbc.SimRecord(i, {}, {}, {}, {"slope": ranks.astype(int)},
+                                         np.zeros(12), {}, np.zeros(12), {}, 0.0))
+        pvals.append(sbc.pooled_rank_test(sbc.SBCResult("dep", records, 99, 0, 0.0, 1),
+                                          "slope")[1])
+    assert np.mean(np.array(pvals) < 0.05) < 0.13
+    assert np.mean(np.array(pvals) < 0.01) < 0.05
 
 
 def test_rank_of_breaks_ties_uniformly():

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from .sbc import SBCResult, chi_square_uniformity, param_groups, pit_from_ranks
+from .sbc import SBCResult, chi_square_uniformity, param_groups, pit_from_ranks, pit_rng
 
 __all__ = ["plot_rank_histograms", "plot_ecdf_differences"]
 
@@ -36,7 +36,7 @@ def plot_rank_histograms(result: SBCResult, path: Path | str, *, band: float = 0
     params = param_groups(result.params)
     panels = [(p, result.ranks(p)) for p in params]
     pooled = result.records[0].pooled_ranks
-    panels += [(f"{v}[all tasks] (pooled)", result.pooled(v)) for v in pooled]
+    panels += [(f"{v}[all tasks] (pooled, dependent)", result.pooled(v)) for v in pooled]
     nrows, ncols = _grid(len(panels))
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
     n_values = result.n_rank_draws + 1
@@ -79,12 +79,11 @@ def plot_ecdf_differences(result: SBCResult, path: Path | str, *, seed: int = 0)
     import xarray as xr
     from arviz_plots import plot_ecdf_pit
 
-    rng = np.random.default_rng(seed)
     params = param_groups(result.params)
     data = {
         p.replace("[", "_").replace("]", ""): (
             ("chain", "draw"),
-            pit_from_ranks(result.ranks(p), result.n_rank_draws, rng)[None, :],
+            pit_from_ranks(result.ranks(p), result.n_rank_draws, pit_rng(seed, p))[None, :],
         )
         for p in params
     }

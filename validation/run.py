@@ -76,6 +76,7 @@ def result_to_json(result: sbc.SBCResult, summary: dict, command: str) -> dict:
         "git": _git_state(),
         "package": _package_source(),
         "ranks": _table_records(summary["ranks"]),
+        "pooled": {k: {"t2": v[0], "p": v[1]} for k, v in summary["pooled"].items()},
         "coverage": _table_records(summary["coverage"]),
         "p_negative": _table_records(summary["p_negative"]),
         "diagnostics": summary["diagnostics"],
@@ -124,6 +125,10 @@ def _variant_markdown(res: dict) -> list[str]:
             f"{_fmt(r['pot_c_p'])} | {_fmt(bool(r['ecdf_in_band']))} | "
             f"{_fmt(r['max_ecdf_dev'])} |"
         )
+    for var, t in res.get("pooled", {}).items():
+        lines += ["", f"`{var}` of every task pooled (dependent within a simulation): "
+                  f"Hotelling T-squared over simulations of uniform ranks (10 bins) = "
+                  f"{t['t2']:.1f}, p = {t['p']:.3f}."]
     lines += ["", "| interval | task slopes | coverage | MC se |", "|---|---|---|---|"]
     for r in res["coverage"]:
         lines.append(f"| {r['ci_prob']:.0%} | {r['n_tasks']} | {_fmt(r['coverage'])} | "
@@ -233,9 +238,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-checkpoint", action="store_true",
                    help="do not save or reuse finished simulations "
                         "(default: results/checkpoints/<variant>-seed<seed>/)")
+    p.add_argument("--from-checkpoints", action="store_true",
+                   help="fit nothing: summarize, per variant, the finished simulations "
+                        "0..n-1 of its checkpoint folder (at most --sims)")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild RESULTS.md from the saved results")
     return p
+
+
+def _finished(folder: Path, at_most: int) -> int:
+    """Length of the run of finished replicates 0, 1, 2, ... in a checkpoint folder."""
+    done = {int(f.stem.split("_")[1]) for f in folder.glob("sim_*.pkl")}
+    n = 0
+    while n in done and n < at_most:
+        n += 1
+    return n
+
+
+def _fit_command(folder: Path, command: str | None) -> str:
+    """The command that fitted a checkpoint folder: saved when fitting, read otherwise."""
+    path = folder / "command.txt"
+    if command is not None and folder.exists():
+        path.write_text(command.strip())
+    return path.read_text().strip() if path.exists() else (command or "unknown").strip()
 
 
 def _accumulate_wall(folder: Path, wall_s: float, n_sims: int) -> float:
@@ -278,16 +303,21 @@ def main(argv: list[str] | None = None) -> int:
     all_pass = True
     for name in names:
         variant = sbc.get_variant(name)
-        print(f"{name}: {args.sims} simulations on {args.workers} worker(s)", flush=True)
         checkpoint = out / "results" / "checkpoints" / f"{name}-seed{args.seed}"
-        result = sbc.run_sbc(variant, args.sims, seed=args.seed, workers=args.workers,
+        n_sims = _finished(checkpoint, args.sims) if args.from_checkpoints else args.sims
+        if n_sims == 0:
+            print(f"{name}: no finished simulations, skipped", flush=True)
+            continue
+        print(f"{name}: {n_sims} simulations on {args.workers} worker(s)", flush=True)
+        result = sbc.run_sbc(variant, n_sims, seed=args.seed, workers=args.workers,
                              progress=_progress(name, time.perf_counter()),
                              checkpoint=None if args.no_checkpoint else checkpoint)
         wall = _accumulate_wall(checkpoint, result.wall_s, len(result.records))
         result.wall_s = wall
+        fitted_by = _fit_command(checkpoint, None if args.from_checkpoints else command)
         summary = sbc.summarize(result)
         all_pass &= all(v is not False for v in summary["passes"].values())
-        record = result_to_json(result, summary, command.strip())
+        record = result_to_json(result, summary, fitted_by)
         (out / "results" / f"{name}.json").write_text(json.dumps(record, indent=1))
         plot_rank_histograms(result, out / f"{name}_ranks.png")
         plot_ecdf_differences(result, out / f"{name}_ecdf.png")

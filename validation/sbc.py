@@ -54,6 +54,8 @@ __all__ = [
     "slope_coverage",
     "p_negative_calibration",
     "calibration_table",
+    "pooled_rank_test",
+    "pit_rng",
     "task_outcomes",
 ]
 
@@ -466,6 +468,41 @@ def ecdf_uniformity(pit: np.ndarray, prob: float = 0.99, seed: int = 214) -> dic
     }
 
 
+def pit_rng(seed: int, param: str) -> np.random.Generator:
+    """The jitter generator of one parameter's PIT (same values in tables and figures)."""
+    return np.random.default_rng([seed, zlib.crc32(param.encode())])
+
+
+def pooled_rank_test(result: SBCResult, var: str, n_bins: int = 10) -> tuple[float, float]:
+    """Uniformity of ranks pooled over every task, with simulations as clusters.
+
+    Tasks of one simulation share the population draw, so their ranks are dependent and
+    a plain chi-square over all tasks is anti-conservative. Each simulation contributes
+    one vector of bin-count deviations from uniform (its first ``n_bins - 1`` bins: the
+    counts sum to the number of tasks); under uniformity these vectors have mean zero,
+    which Hotelling's T-squared tests with simulations as independent units
+    (F distribution with ``n_bins - 1`` and ``n_sims - n_bins + 1`` df).
+
+    Returns
+    -------
+    statistic, p_value
+        T-squared and its p-value.
+    """
+    n_values = result.n_rank_draws + 1
+    per_sim = []
+    for r in result.records:
+        ranks = np.asarray(r.pooled_ranks[var])
+        counts = np.bincount(ranks * n_bins // n_values, minlength=n_bins)
+        per_sim.append(counts[:-1] - ranks.size / n_bins)
+    dev = np.array(per_sim, dtype=float)
+    n, k = dev.shape
+    mean = dev.mean(axis=0)
+    cov = np.cov(dev, rowvar=False)
+    t2 = float(n * mean @ np.linalg.pinv(cov) @ mean)
+    f = (n - k) / (k * (n - 1)) * t2
+    return t2, float(stats.f.sf(f, k, n - k))
+
+
 def rank_table(result: SBCResult, *, prob: float = 0.99, seed: int = 0) -> pd.DataFrame:
     """Uniformity tests per ranked parameter.
 
@@ -475,12 +512,12 @@ def rank_table(result: SBCResult, *, prob: float = 0.99, seed: int = 0) -> pd.Da
         Indexed by parameter: ``n_sims``, ``chi2``, ``chi2_df``, ``chi2_p``, ``pot_c_p``,
         ``ecdf_in_band`` (simultaneous ``prob`` band), ``max_ecdf_dev``.
     """
-    rng = np.random.default_rng(seed)
     rows = {}
     for param in result.params:
         ranks = result.ranks(param)
         stat, p, n_bins = chi_square_uniformity(ranks, result.n_rank_draws)
-        ecdf = ecdf_uniformity(pit_from_ranks(ranks, result.n_rank_draws, rng), prob)
+        pit = pit_from_ranks(ranks, result.n_rank_draws, pit_rng(seed, param))
+        ecdf = ecdf_uniformity(pit, prob)
         rows[param] = {
             "n_sims": len(ranks), "chi2": stat, "chi2_df": n_bins - 1, "chi2_p": p,
             "pot_c_p": ecdf["pot_c_p"], "ecdf_in_band": ecdf["in_band"],
@@ -617,8 +654,9 @@ def summarize(result: SBCResult, bounds: Mapping[str, float] | None = None) -> d
     Returns
     -------
     dict
-        ``ranks``, ``coverage``, ``p_negative``, ``diagnostics`` and ``passes`` (a dict
-        of booleans: ``uniformity``, ``coverage90``, ``p_negative``).
+        ``ranks``, ``pooled`` (var -> cluster-robust (statistic, p) of
+        :func:`pooled_rank_test`), ``coverage``, ``p_negative``, ``diagnostics`` and
+        ``passes`` (a dict of booleans: ``uniformity``, ``coverage90``, ``p_negative``).
     """
     b = {"alpha": 0.01, "cov90": (0.87, 0.93), "pneg_tol": 0.05, "pneg_min": 100}
     b.update(bounds or {})
@@ -628,12 +666,13 @@ def summarize(result: SBCResult, bounds: Mapping[str, float] | None = None) -> d
     big = cal[cal["n_tasks"] >= b["pneg_min"]]
     lo90, hi90 = b["cov90"]
     uniform = (ranks["chi2_p"] > b["alpha"]) & (ranks["pot_c_p"] > b["alpha"])
+    pooled = {var: pooled_rank_test(result, var) for var in result.records[0].pooled_ranks}
     passes = {
-        "uniformity": bool(uniform.all()),
+        "uniformity": bool(uniform.all()) and all(p > b["alpha"] for _, p in pooled.values()),
         "coverage90": bool(lo90 <= cov.loc[0.9, "coverage"] <= hi90) if 0.9 in cov.index else None,
         "p_negative": bool((big["diff"].abs() <= b["pneg_tol"]).all()),
     }
-    return {"ranks": ranks, "coverage": cov, "p_negative": cal,
+    return {"ranks": ranks, "pooled": pooled, "coverage": cov, "p_negative": cal,
             "diagnostics": diagnostics_table(result), "passes": passes, "bounds": b}
 
 
