@@ -114,9 +114,10 @@ def fit_transfer_matrix(
 
     Notes
     -----
-    The first call imports JAX and enables float64 in JAX (``jax_enable_x64``) for the
-    process. Units without a score on a task are left out of the pairs that involve it;
-    the count is reported per pair (``n_dropped``) and warned about.
+    The first call imports JAX; float64 is enabled only while sampling
+    (``jax.enable_x64`` context, restored afterwards). Units without a score on a task are
+    left out of the pairs that involve it; the count is reported per pair (``n_dropped``)
+    and warned about.
     """
     import jax
     import xarray as xr

@@ -7,27 +7,26 @@ intercept and slope is then drawn from its exact conditional Gaussian, vectorize
 pairs in fixed-size chunks (one compiled function, padded last chunk) so memory stays
 bounded whatever the number of pairs.
 
-Importing this module imports JAX and switches on float64 (``jax_enable_x64``): the
-sufficient statistics and the marginal likelihood need double precision.
+Importing this module imports JAX. Float64 (``jax.enable_x64``) is switched on only
+inside the public functions here (a context manager, restored on exit), because the
+sufficient statistics and the marginal likelihood need double precision while the rest
+of the process may want JAX's float32 default.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
+from functools import partial, wraps
 from typing import Any, NamedTuple
 
+import blackjax
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy import stats as jstats
 
-jax.config.update("jax_enable_x64", True)
-
-import blackjax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax.scipy import stats as jstats  # noqa: E402
-
-from ..collapsed import (  # noqa: E402
+from ..collapsed import (
     SufficientStats,
     conditional_draw,
     conditional_moments,
@@ -53,6 +52,17 @@ DEFAULT_PRIORS: dict[str, dict] = {
     "corr": {"dist": "LKJ", "eta": 2.0},
 }
 POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr", "sigma")
+
+
+def _float64(func: Callable) -> Callable:
+    """Run ``func`` with JAX float64 enabled (restored afterwards); keeps its docstring."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 class PopulationPosterior(NamedTuple):
@@ -135,13 +145,16 @@ def make_logdensity(stats: SufficientStats, priors: Mapping[str, dict]) -> Calla
         ``log_intercept_sigma``, ``log_slope_sigma``, ``corr_logodds`` and ``log_sigma``
         (scalar: shared; shape (P,): one per pair).
     """
-    jstats_ = SufficientStats(*(jnp.asarray(s, dtype=jnp.float64) for s in stats))
+    with jax.enable_x64(True):
+        jstats_ = SufficientStats(*(jnp.asarray(s, dtype=jnp.float64) for s in stats))
 
     def logdensity(position):
-        p = constrain(position)
-        lik = marginal_loglik(jstats_, p["intercept_mu"], p["slope_mu"], p["intercept_sigma"],
-                              p["slope_sigma"], p["corr"], p["sigma"], xp=jnp)
-        return lik + _log_prior_unconstrained(position, priors)
+        with jax.enable_x64(True):
+            p = constrain(position)
+            lik = marginal_loglik(jstats_, p["intercept_mu"], p["slope_mu"],
+                                  p["intercept_sigma"], p["slope_sigma"], p["corr"],
+                                  p["sigma"], xp=jnp)
+            return lik + _log_prior_unconstrained(position, priors)
 
     return logdensity
 
@@ -187,7 +200,7 @@ def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, tar
     return jax.vmap(one_chain)(init, warm_keys, draw_keys)
 
 
-def sample_population(
+def _sample_population(
     key,
     stats: SufficientStats,
     priors: Mapping[str, dict],
@@ -237,7 +250,7 @@ def sample_population(
     )
 
 
-def draw_pairs(
+def _draw_pairs(
     key,
     stats: SufficientStats,
     params: Mapping[str, np.ndarray],
@@ -301,3 +314,7 @@ def draw_pairs(
         on_chunk(start, stop, np.asarray(intercept)[..., :keep], np.asarray(slope)[..., :keep])
         if progress is not None:
             progress(stop - start)
+
+
+sample_population = _float64(_sample_population)
+draw_pairs = _float64(_draw_pairs)
