@@ -22,12 +22,23 @@ from .data import TransferDesign
 from .exceptions import DataValidationError
 from .priors import create_prior_variable
 
-__all__ = ["ModelConfig", "build_model", "choose_centered", "POSTERIOR_VARS"]
+__all__ = [
+    "ModelConfig", "build_model", "choose_centered", "choose_centered_variant",
+    "posterior_var_names", "model_priors", "link_scale_scores", "POSTERIOR_VARS",
+    "VARIANT_VARS",
+]
 
 PARAMETERIZATIONS = ("auto", "centered", "non_centered")
 POSTERIOR_VARS = (
     "intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
     "intercept", "slope", "sigma",
+)
+# Posterior variables of the model variants, kept when present (see docs/model.md).
+VARIANT_VARS = (
+    "nu", "lapse", "overdispersion", "sigma_log_mu", "sigma_log_sd",
+    "condition_intercept", "condition_slope", "intercept_mu_condition", "slope_mu_condition",
+    "group_intercept_sigma", "group_slope_sigma", "group_intercept", "group_slope",
+    "x_mu", "x_sigma", "x_true",
 )
 
 
@@ -46,13 +57,26 @@ class ModelConfig:
     parameterization : {"auto", "centered", "non_centered"}
         How task coefficients are sampled; "auto" decides per task (see
         :func:`choose_centered`).
+    link : {"identity", "logit", "probit"}
+        Link between the linear predictor and the mean score.
+    likelihood : {"normal", "student_t", "binomial", "beta_binomial"}
+        Observation model.
+    lapse : bool or float
+        Lapse rate of a bounded link: False (none), True (one per task, estimated) or a
+        fixed value.
+
+    ``per_task_sigma`` may also be ``"pooled"``: one noise scale per task with a
+    population prior on log sigma.
     """
 
     priors: dict
     correlated: bool = True
-    per_task_sigma: bool = False
+    per_task_sigma: bool | str = False
     parameterization: Literal["auto", "centered", "non_centered"] = "auto"
     centered_tasks: tuple[bool, ...] = field(default=())
+    link: str = "identity"
+    likelihood: str = "normal"
+    lapse: bool | float = False
 
     def to_dict(self) -> dict:
         """JSON-safe description."""
@@ -62,6 +86,9 @@ class ModelConfig:
             "per_task_sigma": self.per_task_sigma,
             "parameterization": self.parameterization,
             "centered_tasks": list(self.centered_tasks),
+            "link": self.link,
+            "likelihood": self.likelihood,
+            "lapse": self.lapse,
         }
 
 
@@ -105,15 +132,70 @@ def choose_centered(design: TransferDesign) -> np.ndarray:
     return informative & (se_b < spread_b) & (se_a < spread_a)
 
 
+def link_scale_scores(design: TransferDesign, variants=None, lapse=False) -> np.ndarray:
+    """Scores mapped to the link scale (clipped away from the floor and ceiling).
+
+    ``z = F^{-1}(clip((y - chance) / (1 - chance - lapse), 0.025, 0.975))``; the scores
+    themselves for the identity link. Used for data-scaled priors and to choose the
+    parameterization, never in the likelihood.
+    """
+    from .likelihoods import link_function
+
+    if variants is None or variants.link == "identity":
+        return design.y
+    c = variants.chance if variants.chance is not None else 0.0
+    lap = float(lapse) if not isinstance(lapse, bool) else 0.0
+    u = np.clip((design.y - c) / (1.0 - c - lap), 0.025, 0.975)
+    return link_function(u, variants.link)
+
+
+def choose_centered_variant(design: TransferDesign, variants=None, lapse=False) -> np.ndarray:
+    """:func:`choose_centered` on the link scale (the scores mapped by the link).
+
+    Under a bounded link a task whose scores mostly sit on the chance floor (or the
+    ceiling) does not identify its intercept and slope: the likelihood is flat along a
+    ridge towards eta -> -inf. Such tasks (half or more of their scores within 2.5% of
+    the floor or ceiling) are sampled non-centered, where the population prior keeps
+    the ridge bounded.
+    """
+    import dataclasses
+
+    if variants is None or variants.link == "identity":
+        return choose_centered(design)
+    z = link_scale_scores(design, variants, lapse)
+    centered = choose_centered(dataclasses.replace(design, y=z))
+    edge = np.abs(z) >= np.max(np.abs(z)) - 1e-12
+    share = np.bincount(design.task_idx, edge, design.n_tasks) / np.bincount(
+        design.task_idx, minlength=design.n_tasks)
+    return centered & (share < 0.5)
+
+
+def posterior_var_names(model) -> list[str]:
+    """Names worth keeping in the posterior: the core and variant variables present."""
+    return [v for v in POSTERIOR_VARS + VARIANT_VARS if v in model.named_vars]
+
+
 def _validate_config(config: ModelConfig) -> None:
+    from .likelihoods import LIKELIHOODS, LINKS
+
     if config.parameterization not in PARAMETERIZATIONS:
         raise DataValidationError(
             f"parameterization should be one of {list(PARAMETERIZATIONS)}, "
             f"got {config.parameterization!r}"
         )
+    if config.link not in LINKS:
+        raise DataValidationError(f"{config.link!r} is not a supported link. Must be one of: "
+                                  f"{list(LINKS)}")
+    if config.likelihood not in LIKELIHOODS:
+        raise DataValidationError(f"{config.likelihood!r} is not a supported likelihood. Must "
+                                  f"be one of: {list(LIKELIHOODS)}")
+    if config.per_task_sigma not in (True, False, "pooled"):
+        raise DataValidationError(
+            f"per_task_sigma should be False, True or 'pooled' but got {config.per_task_sigma!r}"
+        )
 
 
-def build_model(design: TransferDesign, config: ModelConfig):
+def build_model(design: TransferDesign, config: ModelConfig, variants=None):
     """Build the full (uncollapsed) PyMC model of the transfer regression.
 
     Parameters
@@ -122,6 +204,9 @@ def build_model(design: TransferDesign, config: ModelConfig):
         Validated data.
     config : ModelConfig
         Priors and structural options; ``centered_tasks`` must hold one flag per task.
+    variants : bayesslope.variant_data.VariantData, optional
+        Extra per-observation data of the model variants (counts, chance, x noise,
+        condition and group codes). ``None`` is the core model.
 
     Returns
     -------
@@ -141,9 +226,21 @@ def build_model(design: TransferDesign, config: ModelConfig):
     n_idx = np.flatnonzero(~centered)
     priors = config.priors
     coords = {"task": list(design.tasks), "obs": np.arange(design.n_obs)}
+    v = variants
+    if v is not None:
+        if (v.link, v.likelihood) != (config.link, config.likelihood):
+            raise ValueError("config and variants disagree about link/likelihood")
+        if v.x_point is not None:
+            coords["x_point"] = np.arange(v.n_x_points)
+        if v.condition_idx is not None:
+            coords["condition"] = list(v.conditions)
+            coords["condition_contrast"] = list(v.conditions[1:])
+        if v.group_idx is not None:
+            coords["group"] = list(v.groups)
+    elif config.link != "identity" or config.likelihood != "normal":
+        raise ValueError(f"link={config.link!r}/likelihood={config.likelihood!r} need variants")
 
     with pm.Model(coords=coords) as model:
-        xc = pm.Data("xc", design.xc, dims="obs")
         task_idx = pm.Data("task_idx", design.task_idx, dims="obs")
         mu_a = create_prior_variable("intercept_mu", priors["intercept_mu"])
         mu_b = create_prior_variable("slope_mu", priors["slope_mu"])
@@ -172,16 +269,171 @@ def build_model(design: TransferDesign, config: ModelConfig):
             coef = pt.set_subtensor(coef[n_idx], mean + z @ chol.T)
         intercept = pm.Deterministic("intercept", coef[:, 0], dims="task")
         slope = pm.Deterministic("slope", coef[:, 1], dims="task")
-        if config.per_task_sigma:
-            sigma = create_prior_variable("sigma", priors["sigma"], dims="task")
-            sigma_obs = sigma[task_idx]
+
+        if v is not None and v.x_point is not None:
+            xc = _latent_x(pm, pt, design, v, priors)
         else:
-            sigma_obs = create_prior_variable("sigma", priors["sigma"])
-        pm.Normal(
-            "y",
-            mu=intercept[task_idx] + slope[task_idx] * xc,
-            sigma=sigma_obs,
-            observed=design.y,
-            dims="obs",
-        )
+            xc = pm.Data("xc", design.xc, dims="obs")
+        a_obs = intercept[task_idx]
+        b_obs = slope[task_idx]
+        if v is not None and v.condition_idx is not None:
+            a_cond, b_cond = _condition_effects(pm, pt, v, priors, mu_a, mu_b)
+            a_obs = a_obs + a_cond[v.condition_idx]
+            b_obs = b_obs + b_cond[v.condition_idx]
+        if v is not None and v.group_idx is not None:
+            a_grp, b_grp = _group_effects(pm, pt, v, priors)
+            a_obs = a_obs + a_grp[v.group_idx]
+            b_obs = b_obs + b_grp[v.group_idx]
+        eta_obs = a_obs + b_obs * xc
+        _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx)
     return model
+
+
+def _latent_x(pm, pt, design, v, priors):
+    """Errors-in-variables: one latent true x per measured (x, x_se); returns oriented xc."""
+    first = np.zeros(v.n_x_points, dtype=np.int64)
+    noisy = np.flatnonzero(v.x_point >= 0)
+    first[v.x_point[noisy]] = noisy  # any row of the point: they share x and x_se
+    x_meas, se = design.x[first], v.x_se[first]
+    x_mu = create_prior_variable("x_mu", priors["x_mu"])
+    x_sigma = create_prior_variable("x_sigma", priors["x_sigma"])
+    # Centered: the measurement pins each true x down to about x_se, which is small
+    # against the population spread x_sigma whenever the data are worth fitting.
+    x_true = pm.Normal("x_true", x_mu, x_sigma, dims="x_point")
+    pm.Normal("x_measured", mu=x_true, sigma=se, observed=x_meas, dims="x_point")
+    pt_idx = np.where(v.x_point >= 0, v.x_point, 0)
+    x_row = pt.where(v.x_point >= 0, x_true[pt_idx], design.x)
+    return design.task_sign[design.task_idx] * (x_row - design.x_ref)
+
+
+def _condition_effects(pm, pt, v, priors, mu_a, mu_b):
+    """Shifts of intercepts and slopes per condition (0 for the reference condition)."""
+    d_a = create_prior_variable("condition_intercept", priors["condition_intercept"],
+                                dims="condition_contrast")
+    d_b = create_prior_variable("condition_slope", priors["condition_slope"],
+                                dims="condition_contrast")
+    zero = pt.zeros((1,))
+    a = pt.concatenate([zero, d_a])
+    b = pt.concatenate([zero, d_b])
+    pm.Deterministic("intercept_mu_condition", mu_a + a, dims="condition")
+    pm.Deterministic("slope_mu_condition", mu_b + b, dims="condition")
+    return a, b
+
+
+def _group_effects(pm, pt, v, priors):
+    """Partially pooled intercept and slope deviations per group (non-centered)."""
+    s_a = create_prior_variable("group_intercept_sigma", priors["group_intercept_sigma"])
+    s_b = create_prior_variable("group_slope_sigma", priors["group_slope_sigma"])
+    z = pm.Normal("group_offset", 0.0, 1.0, shape=(len(v.groups), 2))
+    a = pm.Deterministic("group_intercept", s_a * z[:, 0], dims="group")
+    b = pm.Deterministic("group_slope", s_b * z[:, 1], dims="group")
+    return a, b
+
+
+def _noise_scale(pm, pt, design, config, priors, task_idx):
+    """Sigma per observation: shared, per task, or per task with a population on log sigma."""
+    if config.per_task_sigma == "pooled":
+        log_mu = create_prior_variable("sigma_log_mu", priors["sigma_log_mu"])
+        log_sd = create_prior_variable("sigma_log_sd", priors["sigma_log_sd"])
+        # Centered where a task has enough points to pin its log sigma down (posterior sd
+        # about 1/sqrt(2n) <= 0.22), non-centered otherwise.
+        n = np.bincount(design.task_idx, minlength=design.n_tasks)
+        cen, non = np.flatnonzero(n >= 10), np.flatnonzero(n < 10)
+        log_sigma = pt.zeros(design.n_tasks)
+        if cen.size:
+            direct = pm.Normal("sigma_log_centered", log_mu, log_sd, shape=cen.size)
+            log_sigma = pt.set_subtensor(log_sigma[cen], direct)
+        if non.size:
+            zs = pm.Normal("sigma_log_offset", 0.0, 1.0, shape=non.size)
+            log_sigma = pt.set_subtensor(log_sigma[non], log_mu + log_sd * zs)
+        sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="task")
+        return sigma[task_idx]
+    if config.per_task_sigma:
+        sigma = create_prior_variable("sigma", priors["sigma"], dims="task")
+        return sigma[task_idx]
+    return create_prior_variable("sigma", priors["sigma"])
+
+
+def _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx):
+    from .likelihoods import P_EPS, response_mean
+
+    link, lik = config.link, config.likelihood
+    if link == "identity":
+        mean = eta_obs
+    else:
+        chance = v.chance if v.chance is not None else 0.0
+        if config.lapse is True:
+            lapse = create_prior_variable("lapse", priors["lapse"], dims="task")[task_idx]
+        else:
+            lapse = float(config.lapse)
+        mean = response_mean(eta_obs, link, chance, lapse, xp=pt)
+    if lik in ("normal", "student_t"):
+        sigma_obs = _noise_scale(pm, pt, design, config, priors, task_idx)
+        if lik == "normal":
+            pm.Normal("y", mu=mean, sigma=sigma_obs, observed=design.y, dims="obs")
+        else:
+            nu = create_prior_variable("nu", priors["nu"])
+            pm.StudentT("y", nu=nu, mu=mean, sigma=sigma_obs, observed=design.y, dims="obs")
+        return
+    p = pt.clip(mean, P_EPS, 1.0 - P_EPS)
+    k = np.round(design.y * v.n_eval).astype(np.int64)
+    if lik == "binomial":
+        pm.Binomial("y", n=v.n_eval, p=p, observed=k, dims="obs")
+        return
+    # beta-binomial: p ~ Beta(p * phi, (1 - p) * phi) per observation, phi = 1/d^2 per task
+    d = create_prior_variable("overdispersion", priors["overdispersion"], dims="task")
+    phi = 1.0 / pt.square(d)[task_idx]
+    pm.BetaBinomial("y", n=v.n_eval, alpha=p * phi, beta=(1.0 - p) * phi, observed=k,
+                    dims="obs")
+
+
+def model_priors(user, design: TransferDesign, variants=None, *, lapse=False,
+                 per_task_sigma=False) -> dict:
+    """Resolved priors of a (variant) model: data-scaled defaults, then the user's.
+
+    For a bounded link the intercept and slope defaults live on the link scale (see
+    :func:`bayesslope.priors.link_default_priors`); the variant parameters that are
+    switched on get :func:`bayesslope.priors.variant_default_priors`. A user prior for a
+    parameter the model does not have is an error (it would be silently ignored).
+    """
+    from .priors import (
+        default_priors,
+        link_default_priors,
+        resolve_priors,
+        variant_default_priors,
+    )
+
+    if per_task_sigma not in (True, False, "pooled"):
+        raise DataValidationError(
+            f"per_task_sigma should be False, True or 'pooled' but got {per_task_sigma!r}"
+        )
+    defaults = default_priors(float(np.mean(design.y)), design.x_scale, design.y_scale)
+    if variants is None:
+        return resolve_priors(user, defaults)
+    if variants.link != "identity":
+        z = link_scale_scores(design, variants, lapse)
+        defaults.update(link_default_priors(float(np.mean(z)), design.x, variants.link))
+    if variants.likelihood in ("binomial", "beta_binomial"):
+        defaults.pop("sigma")
+    extra = variant_default_priors(
+        defaults,
+        y_scale=design.y_scale,
+        x_mean=float(np.mean(design.x)),
+        x_scale=design.x_scale,
+        likelihood=variants.likelihood,
+        lapse=lapse,
+        pooled_sigma=per_task_sigma == "pooled",
+        condition=variants.condition_idx is not None,
+        group=variants.group_idx is not None,
+        x_se=variants.x_point is not None,
+    )
+    if per_task_sigma == "pooled":
+        defaults.pop("sigma", None)
+    defaults.update(extra)
+    unused = sorted(set(user or {}) - set(defaults))
+    if unused:
+        raise DataValidationError(
+            f"prior(s) {unused} are not parameters of this model (it has {sorted(defaults)}); "
+            "they would be ignored"
+        )
+    return resolve_priors(user, defaults)

@@ -28,6 +28,21 @@ def _stacked(fit, var: str, max_draws: int | None, rng_seed: int = 0) -> np.ndar
     return arr
 
 
+def _bounded_curve(fit, k: int, grid: np.ndarray, max_draws: int) -> np.ndarray:
+    """Mean score draws (sample, grid) of task ``k`` under a probit/logit link."""
+    from .likelihoods import mean_response_draws
+
+    d, v = fit.design, fit._variants()
+    post = fit.posterior["posterior"]
+    n = post.sizes["chain"] * post.sizes["draw"]
+    sub = post.isel(draw=slice(None, None, max(1, -(-n // max_draws))))
+    new = {"x": grid, "task_idx": np.full(grid.size, k)}
+    if v.chance is not None:
+        new["chance"] = np.full(grid.size, v.chance[d.task_idx == k].mean())
+    mean = mean_response_draws(sub, d, v, fit.spec["model"], **new)
+    return mean.reshape(-1, grid.size)
+
+
 def plot_tasks(
     fit,
     *,
@@ -83,7 +98,10 @@ def plot_tasks(
         xs, ys = d.x[mask], d.y[mask]
         span = d.x.max() - d.x.min()
         grid = np.linspace(xs.min() - 0.02 * span, xs.max() + 0.02 * span, 60)
-        lines = a[:, k, None] + b[:, k, None] * (grid - d.x_ref)
+        if fit.spec.get("link", "identity") == "identity":
+            lines = a[:, k, None] + b[:, k, None] * (grid - d.x_ref)
+        else:  # bounded link: the mean score curve (chance floor, lapse), see likelihoods
+            lines = _bounded_curve(fit, k, grid, max_draws)
         ax.fill_between(grid, *np.quantile(lines, [lo_q, hi_q], axis=0), color="C0",
                         alpha=0.3, lw=0, label=f"{ci_prob:.0%} band")
         ax.plot(grid, lines.mean(axis=0), color="C0", lw=1.5, label="posterior mean")

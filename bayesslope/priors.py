@@ -13,7 +13,10 @@ from typing import Any
 
 from .exceptions import DataValidationError
 
-__all__ = ["PRIOR_NAMES", "default_priors", "resolve_priors", "create_prior_variable"]
+__all__ = [
+    "PRIOR_NAMES", "default_priors", "resolve_priors", "create_prior_variable",
+    "VARIANT_PRIOR_NAMES", "link_default_priors", "variant_default_priors",
+]
 
 # Which distributions may serve which parameter: locations on the real line, scales on
 # the positive half line; the intercept-slope correlation uses the LKJ prior.
@@ -31,6 +34,24 @@ _ALLOWED = {
     "corr": ("LKJ",),
 }
 PRIOR_NAMES = tuple(_ALLOWED)
+# Parameters of the model variants (see docs/model.md, "Variants"); a default exists only
+# when the variant is switched on.
+_ALLOWED.update({
+    "nu": ("Gamma", "Exponential", "HalfNormal", "LogNormal", "Uniform"),
+    "lapse": ("Beta", "Uniform"),
+    "overdispersion": _SCALE_DISTS,
+    "sigma_log_mu": _LOCATION_DISTS,
+    "sigma_log_sd": _SCALE_DISTS,
+    "condition_intercept": _LOCATION_DISTS,
+    "condition_slope": _LOCATION_DISTS,
+    "group_intercept_sigma": _SCALE_DISTS,
+    "group_slope_sigma": _SCALE_DISTS,
+    "x_mu": _LOCATION_DISTS,
+    "x_sigma": _SCALE_DISTS,
+})
+VARIANT_PRIOR_NAMES = tuple(k for k in _ALLOWED if k not in PRIOR_NAMES)
+_SCALE_NAMES = ("intercept_sigma", "slope_sigma", "sigma", "overdispersion", "sigma_log_sd",
+                "group_intercept_sigma", "group_slope_sigma", "x_sigma", "nu")
 
 
 def default_priors(y_mean: float, x_scale: float, y_scale: float) -> dict[str, dict]:
@@ -63,11 +84,121 @@ def default_priors(y_mean: float, x_scale: float, y_scale: float) -> dict[str, d
     }
 
 
+def _robust_sd(x) -> float:
+    """min(sd, 1.4826 * MAD) of x: the spread of the bulk of the x values."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    sd = float(np.std(x))
+    mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
+    return min(sd, mad) if mad > 0 else sd
+
+
+def link_default_priors(z_mean: float, x, link: str) -> dict[str, dict]:
+    """Defaults for intercepts and slopes on the scale of a probit or logit link.
+
+    Parameters
+    ----------
+    z_mean : float
+        Mean of the (clipped, floor-corrected) scores on the link scale.
+    x : array_like
+        The x values (their robust spread sets the slope scale).
+    link : {"probit", "logit"}
+
+    Returns
+    -------
+    dict
+        Priors for ``intercept_mu``, ``slope_mu``, ``intercept_sigma``, ``slope_sigma``.
+
+    Notes
+    -----
+    On the probit scale one unit is a large change (from 50% to 84% of the way from floor
+    to ceiling); the logistic scale is ~1.7 times wider. With ``s`` that unit and ``s_x``
+    the robust sd of x (``min(sd, 1.4826 MAD)``, so a long tail of early checkpoints
+    does not shrink the slope prior)::
+
+        intercept_mu ~ Normal(z_mean, 2.5 s)     slope_mu ~ Normal(0, 2.5 s / s_x)
+        intercept_sigma ~ HalfNormal(2 s)        slope_sigma ~ HalfNormal(2 s / s_x)
+    """
+    s = 1.0 if link == "probit" else 1.7
+    sx = _robust_sd(x)
+    return {
+        "intercept_mu": {"dist": "Normal", "mu": float(z_mean), "sigma": 2.5 * s},
+        "slope_mu": {"dist": "Normal", "mu": 0.0, "sigma": 2.5 * s / sx},
+        "intercept_sigma": {"dist": "HalfNormal", "sigma": 2.0 * s},
+        "slope_sigma": {"dist": "HalfNormal", "sigma": 2.0 * s / sx},
+    }
+
+
+def variant_default_priors(
+    core: Mapping[str, dict],
+    *,
+    y_scale: float,
+    x_mean: float,
+    x_scale: float,
+    likelihood: str = "normal",
+    lapse: bool | float = False,
+    pooled_sigma: bool = False,
+    condition: bool = False,
+    group: bool = False,
+    x_se: bool = False,
+) -> dict[str, dict]:
+    """Default priors of the variant parameters that are switched on.
+
+    Parameters
+    ----------
+    core : mapping
+        The resolved core priors (intercept/slope scales are reused for condition and
+        group effects, so they live on the same scale).
+    y_scale, x_mean, x_scale : float
+        sd of y, mean and sd of x over the frame.
+    likelihood, lapse, pooled_sigma, condition, group, x_se
+        Which variants are on.
+
+    Returns
+    -------
+    dict
+        ``nu`` ~ Gamma(2, 0.1) (Student-t; Juarez and Steel 2010), ``lapse`` ~ Beta(1, 10)
+        (psignifit's default), ``overdispersion`` ~ Gamma(2, 10) (beta-binomial
+        ``1/sqrt(phi)``; mean 0.2, and zero-avoiding: near 0 the model is binomial and a
+        flat log-scale tail there costs NUTS deep trees), ``sigma_log_mu`` ~
+        Normal(log(sd y / 2), 1.5), ``sigma_log_sd`` ~ HalfNormal(1),
+        ``condition_*`` ~ Normal(0, sd of the ``*_mu`` prior), ``group_*_sigma`` like
+        the ``*_sigma`` priors, ``x_mu`` ~ Normal(mean x, 2.5 sd x), ``x_sigma`` ~
+        HalfNormal(2 sd x).
+    """
+    import math
+
+    out: dict[str, dict] = {}
+    if likelihood == "student_t":
+        out["nu"] = {"dist": "Gamma", "alpha": 2.0, "beta": 0.1}
+    if likelihood == "beta_binomial":
+        out["overdispersion"] = {"dist": "Gamma", "alpha": 2.0, "beta": 10.0}
+    if lapse is True:
+        out["lapse"] = {"dist": "Beta", "alpha": 1.0, "beta": 10.0}
+    if pooled_sigma:
+        out["sigma_log_mu"] = {"dist": "Normal", "mu": math.log(0.5 * y_scale), "sigma": 1.5}
+        out["sigma_log_sd"] = {"dist": "HalfNormal", "sigma": 1.0}
+    if condition:
+        out["condition_intercept"] = {"dist": "Normal", "mu": 0.0,
+                                      "sigma": float(core["intercept_mu"].get("sigma", 1.0))}
+        out["condition_slope"] = {"dist": "Normal", "mu": 0.0,
+                                  "sigma": float(core["slope_mu"].get("sigma", 1.0))}
+    if group:
+        out["group_intercept_sigma"] = dict(core["intercept_sigma"])
+        out["group_slope_sigma"] = dict(core["slope_sigma"])
+    if x_se:
+        out["x_mu"] = {"dist": "Normal", "mu": float(x_mean), "sigma": 2.5 * x_scale}
+        out["x_sigma"] = {"dist": "HalfNormal", "sigma": 2.0 * x_scale}
+    return out
+
+
 def _normalize(name: str, spec: Any) -> dict:
     """Turn one user prior into a validated plain dict."""
     if name not in _ALLOWED:
         raise DataValidationError(
-            f"unknown prior {name!r}; priors can be set for {list(PRIOR_NAMES)}"
+            f"unknown prior {name!r}; priors can be set for {list(PRIOR_NAMES)} and, with "
+            f"the matching variant, {list(VARIANT_PRIOR_NAMES)}"
         )
     if hasattr(spec, "to_dict") and hasattr(spec, "distribution"):
         # pymc-extras Prior: {"dist": "Normal", "kwargs": {...}}
@@ -93,12 +224,18 @@ def _normalize(name: str, spec: Any) -> dict:
             raise DataValidationError(
                 f"prior {name!r}: parameter {k!r} must be a number, got {v!r}"
             ) from None
+    if name == "lapse" and dist == "Uniform" and not (
+        0 <= params.get("lower", 0.0) and params.get("upper", 1.0) < 1
+    ):
+        raise DataValidationError(
+            f"prior 'lapse': a lapse rate lies in [0, 1), got Uniform{params!r}"
+        )
     if dist == "LKJ":
         if set(params) != {"eta"} or not params["eta"] > 0:
             raise DataValidationError(
                 f"prior 'corr' takes one parameter eta > 0, got {params!r}"
             )
-    elif dist == "Uniform" and name in ("intercept_sigma", "slope_sigma", "sigma"):
+    elif dist == "Uniform" and name in _SCALE_NAMES:
         if params.get("lower", 0.0) < 0:
             raise DataValidationError(
                 f"prior {name!r}: a scale needs Uniform(lower >= 0), got lower={params['lower']}"

@@ -48,11 +48,73 @@ class TransferFit:
     spec : dict
         Everything needed to rebuild the fit: priors, model options, orientation,
         ``x_ref``, sampler settings, formulation, library versions and the data hash.
+    variants : bayesslope.variant_data.VariantData, optional
+        Per-observation data of the model variants (counts, chance, x noise, conditions,
+        groups); ``None`` for the core model.
     """
 
     posterior: object
     design: TransferDesign
     spec: dict
+    variants: object = None
+
+    # -- model variants (links, count likelihoods, conditions) ----------------------
+    def _variants(self):
+        from .variant_data import VariantData
+
+        return self.variants if self.variants is not None else VariantData()
+
+    def log_likelihood(self, data_scale: bool = True) -> np.ndarray:
+        """Pointwise log-likelihood of the scores, shape (chain, draw, obs).
+
+        Parameters
+        ----------
+        data_scale : bool, default True
+            For count likelihoods, add ``log(n)`` so the value is a density of
+            ``y = k / n`` and comparable with continuous (Gaussian, Student-t) fits.
+        """
+        from .likelihoods import log_likelihood_draws
+
+        v = self._variants()
+        ll = log_likelihood_draws(self.posterior["posterior"], self.design, v,
+                                  self.spec["model"])
+        if data_scale and v.n_eval is not None:
+            ll = ll + np.log(v.n_eval)
+        return ll
+
+    def log_likelihood_tree(self, data_scale: bool = True):
+        """A copy of the posterior DataTree with a ``log_likelihood`` group (for arviz loo)."""
+        import xarray as xr
+
+        post = self.posterior["posterior"]
+        ll = self.log_likelihood(data_scale)
+        ds = xr.Dataset({"y": (("chain", "draw", "obs"), ll)},
+                        coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                "obs": np.arange(self.design.n_obs)})
+        tree = self.posterior.copy()
+        tree["log_likelihood"] = xr.DataTree(ds)
+        return tree
+
+    def posterior_predictive(self, random_seed=None) -> np.ndarray:
+        """Posterior predictive scores on the data scale, shape (chain, draw, obs)."""
+        from .likelihoods import posterior_predictive_draws
+
+        return posterior_predictive_draws(self.posterior["posterior"], self.design,
+                                          self._variants(), self.spec["model"],
+                                          random_seed=random_seed)
+
+    def data_scale_slope(self, at_x: float | None = None, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Oriented d(mean score)/dx per task at ``at_x`` (data units; default ``x_ref``).
+
+        For the identity link this is ``slope``; under a probit or logit link it is
+        ``(1 - chance - lapse) F'(eta(at_x)) slope``, the change of the expected score per
+        unit of oriented x at that point.
+        """
+        return summaries.data_scale_slope_summary(self, at_x, ci_prob)
+
+    def condition_differences(self, rope: float = 0.0, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Pairwise differences of the per-condition population slopes and P(|diff| > rope)."""
+        return summaries.condition_difference_summary(self.posterior, rope, ci_prob)
 
     # -- decisions and tables ------------------------------------------------------
     @property
@@ -124,6 +186,12 @@ class TransferFit:
         )
         tree["bayesslope_design"] = xr.DataTree(design_ds)
         spec = {**self.spec, "design": d.to_dict(), "format_version": _FORMAT_VERSION}
+        if self.variants is not None:
+            arrays = self.variants.arrays()
+            tree["bayesslope_variants"] = xr.DataTree(
+                xr.Dataset({k: ("obs", v) for k, v in arrays.items()})
+            )
+            spec["variant_data"] = self.variants.to_dict()
         tree.attrs = {**tree.attrs, _SPEC_ATTR: json.dumps(spec)}
         path = Path(path)
         tree.to_netcdf(path, engine="h5netcdf")
@@ -177,7 +245,15 @@ def load_fit(path: str | Path) -> TransferFit:
     if design.data_hash() != info["data_hash"]:
         raise ValueError(f"{path}: the stored data do not match their hash; the file is corrupt")
     del tree["bayesslope_design"]
+    variants = None
+    if "variant_data" in spec:
+        from .variant_data import VariantData
+
+        vds = tree["bayesslope_variants"].to_dataset()
+        variants = VariantData.from_parts(spec.pop("variant_data"),
+                                          {k: vds[k].values for k in vds.data_vars})
+        del tree["bayesslope_variants"]
     attrs = dict(tree.attrs)
     attrs.pop(_SPEC_ATTR)
     tree.attrs = attrs
-    return TransferFit(posterior=tree, design=design, spec=spec)
+    return TransferFit(posterior=tree, design=design, spec=spec, variants=variants)

@@ -16,6 +16,8 @@ __all__ = [
     "prob_negative_transfer",
     "population_summary",
     "prob_negative_new_task",
+    "data_scale_slope_summary",
+    "condition_difference_summary",
 ]
 
 
@@ -148,4 +150,89 @@ def population_summary(posterior, ci_prob: float = 0.9) -> pd.DataFrame:
     table = pd.concat(rows)
     table.loc["p_negative_new_task", "mean"] = prob_negative_new_task(posterior)
     table.index.name = "parameter"
+    return table
+
+
+def _quantile_table(flat: np.ndarray, ci_prob: float) -> dict:
+    lo, hi = np.quantile(flat, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
+    lb, ub = _ci_names(ci_prob)
+    return {"mean": flat.mean(axis=0), "sd": flat.std(axis=0, ddof=1), lb: lo, ub: hi}
+
+
+def data_scale_slope_summary(fit, at_x: float | None = None, ci_prob: float = 0.9) -> pd.DataFrame:
+    """Oriented derivative of the expected score with respect to x, per task, at ``at_x``.
+
+    ``dp/dx~ = (1 - chance_t - lapse_t) F'(eta_t(at_x)) slope_t`` under a probit/logit
+    link (chance_t the task's mean chance; reference condition, no group effect),
+    ``slope_t`` under the identity link.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by task: ``mean``, ``sd``, interval bounds, ``p_negative`` and ``at_x``.
+    """
+    from .likelihoods import inverse_link_deriv
+
+    _check_ci_prob(ci_prob)
+    d = fit.design
+    x0 = d.x_ref if at_x is None else float(at_x)
+    a = _draws(fit.posterior, "intercept")
+    b = _draws(fit.posterior, "slope")
+    v = fit._variants()
+    if v.link == "identity":
+        deriv = b
+    else:
+        eta = a + b * d.task_sign * (x0 - d.x_ref)
+        chance = np.zeros(d.n_tasks)
+        if v.chance is not None:
+            chance = np.bincount(d.task_idx, v.chance, d.n_tasks) / np.bincount(
+                d.task_idx, minlength=d.n_tasks)
+        lapse = fit.spec["model"].get("lapse", False)
+        lap = _draws(fit.posterior, "lapse") if lapse is True else float(lapse)
+        deriv = (1.0 - chance - lap) * inverse_link_deriv(eta, v.link) * b
+    flat = deriv.reshape(-1, deriv.shape[-1])
+    table = pd.DataFrame(_quantile_table(flat, ci_prob), index=pd.Index(d.tasks, name="task"))
+    table["p_negative"] = (flat < 0).mean(axis=0)
+    table["at_x"] = x0
+    return table
+
+
+def condition_difference_summary(posterior, rope: float = 0.0, ci_prob: float = 0.9
+                                 ) -> pd.DataFrame:
+    """Pairwise differences of the per-condition population slopes.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        With ``slope_mu_condition`` (dims chain, draw, condition).
+    rope : float, default 0
+        Region of practical equivalence: ``p_outside_rope`` is P(|difference| > rope).
+    ci_prob : float, default 0.9
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair ``"b - a"`` (b after a in the condition order): ``mean``, ``sd``,
+        interval bounds, ``p_positive`` and ``p_outside_rope``.
+    """
+    _check_ci_prob(ci_prob)
+    if rope < 0:
+        raise ValueError(f"rope should be >= 0 but got {rope!r}")
+    post = posterior["posterior"]
+    if "slope_mu_condition" not in post:
+        raise ValueError("this fit has no conditions: fit with condition='<column>'")
+    draws = _draws(posterior, "slope_mu_condition")
+    flat = draws.reshape(-1, draws.shape[-1])
+    names = post["condition"].values.astype(str)
+    rows, labels = [], []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            diff = flat[:, j] - flat[:, i]
+            row = {k: float(v) for k, v in _quantile_table(diff[:, None], ci_prob).items()}
+            row["p_positive"] = float((diff > 0).mean())
+            row["p_outside_rope"] = float((np.abs(diff) > rope).mean())
+            rows.append(row)
+            labels.append(f"{names[j]} - {names[i]}")
+    table = pd.DataFrame(rows, index=pd.Index(labels, name="difference"))
+    table.attrs["rope"] = rope
     return table

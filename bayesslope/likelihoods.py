@@ -1,0 +1,272 @@
+"""Links and observation models of the transfer model, for PyMC (pytensor) and numpy.
+
+One set of formulas serves three uses: building the PyMC model (``xp=pytensor.tensor``),
+computing pointwise log-likelihoods and posterior predictive draws from a saved posterior
+(``xp=numpy``), and simulating data in tests. A test pins the numpy log-likelihood to the
+PyMC model's logp so the two cannot drift apart.
+
+The mean response of observation ``i`` (see docs/model.md, "Variants")::
+
+    eta_i = intercept[t_i] + slope[t_i] * xc_i (+ condition and group terms)
+    p_i   = chance_i + (1 - chance_i - lapse[t_i]) * F(eta_i)        (F the inverse link)
+
+with ``F`` the identity (then chance = lapse = 0), the logistic or the normal CDF.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "LINKS",
+    "LIKELIHOODS",
+    "inverse_link",
+    "inverse_link_deriv",
+    "link_function",
+    "response_mean",
+    "pointwise_loglik",
+    "predictive_draws",
+    "P_EPS",
+    "linear_predictor",
+    "mean_response_draws",
+    "log_likelihood_draws",
+    "posterior_predictive_draws",
+]
+
+LINKS = ("identity", "logit", "probit")
+LIKELIHOODS = ("normal", "student_t", "binomial", "beta_binomial")
+# Success probabilities are kept inside [P_EPS, 1 - P_EPS] so a k > 0 at a predicted 0
+# (e.g. LAMBADA at chance 0 far out on the floor) has a finite, very low likelihood.
+P_EPS = 1e-9
+_SQRT2 = math.sqrt(2.0)
+
+
+def _is_numpy(xp) -> bool:
+    return xp is np
+
+
+def inverse_link(eta, link: str, xp=np):
+    """``F(eta)``: identity, logistic or standard normal CDF."""
+    if link == "identity":
+        return eta
+    if link == "logit":
+        if _is_numpy(xp):
+            from scipy.special import expit
+
+            return expit(eta)
+        return xp.sigmoid(eta)
+    if link == "probit":
+        if _is_numpy(xp):
+            from scipy.special import ndtr
+
+            return ndtr(eta)
+        return 0.5 * xp.erfc(-eta / _SQRT2)
+    raise ValueError(f"unknown link {link!r}; should be one of {list(LINKS)}")
+
+
+def inverse_link_deriv(eta, link: str):
+    """``F'(eta)`` in numpy (for data-scale slopes)."""
+    eta = np.asarray(eta, dtype=float)
+    if link == "identity":
+        return np.ones_like(eta)
+    if link == "logit":
+        from scipy.special import expit
+
+        p = expit(eta)
+        return p * (1.0 - p)
+    if link == "probit":
+        return np.exp(-0.5 * eta**2) / math.sqrt(2.0 * math.pi)
+    raise ValueError(f"unknown link {link!r}; should be one of {list(LINKS)}")
+
+
+def link_function(p, link: str):
+    """``F^{-1}(p)`` in numpy (used for data-scaled default priors)."""
+    p = np.asarray(p, dtype=float)
+    if link == "identity":
+        return p
+    if link == "logit":
+        from scipy.special import logit
+
+        return logit(p)
+    if link == "probit":
+        from scipy.special import ndtri
+
+        return ndtri(p)
+    raise ValueError(f"unknown link {link!r}; should be one of {list(LINKS)}")
+
+
+def response_mean(eta, link: str, chance=0.0, lapse=0.0, xp=np):
+    """``p = chance + (1 - chance - lapse) * F(eta)``; plain ``eta`` for the identity link."""
+    if link == "identity":
+        return eta
+    return chance + (1.0 - chance - lapse) * inverse_link(eta, link, xp)
+
+
+def _clip_p(p, xp=np):
+    return xp.clip(p, P_EPS, 1.0 - P_EPS)
+
+
+def pointwise_loglik(likelihood: str, y, mean, *, sigma=None, nu=None, n=None,
+                     overdispersion=None):
+    """Log-likelihood of each observation (numpy; broadcasts over leading draw dims).
+
+    Parameters
+    ----------
+    likelihood : {"normal", "student_t", "binomial", "beta_binomial"}
+    y : ndarray
+        Observed scores (for the count likelihoods, the proportions ``k / n``).
+    mean : ndarray
+        Mean response ``p`` (data scale), shape ``(..., n_obs)``.
+    sigma, nu : ndarray, optional
+        Noise scale (broadcastable to ``mean``) and Student-t degrees of freedom.
+    n : ndarray of int, optional
+        Test-set sizes (count likelihoods).
+    overdispersion : ndarray, optional
+        ``1 / sqrt(phi)`` of the beta-binomial, broadcastable to ``mean``.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``mean``. Counts are on the count scale (log pmf of ``k``).
+    """
+    from scipy import stats
+
+    if likelihood == "normal":
+        return stats.norm.logpdf(y, loc=mean, scale=sigma)
+    if likelihood == "student_t":
+        return stats.t.logpdf(y, df=nu, loc=mean, scale=sigma)
+    k = np.round(np.asarray(y) * n)
+    p = _clip_p(mean)
+    if likelihood == "binomial":
+        return stats.binom.logpmf(k, n, p)
+    if likelihood == "beta_binomial":
+        phi = 1.0 / np.square(overdispersion)
+        return stats.betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
+    raise ValueError(f"unknown likelihood {likelihood!r}; should be one of {list(LIKELIHOODS)}")
+
+
+def predictive_draws(rng, likelihood: str, mean, *, sigma=None, nu=None, n=None,
+                     overdispersion=None):
+    """Posterior (or prior) predictive draws of y on the data scale (proportions for counts).
+
+    Same arguments as :func:`pointwise_loglik` (without ``y``); ``rng`` a numpy Generator.
+    """
+    mean = np.asarray(mean, dtype=float)
+    if likelihood == "normal":
+        return mean + sigma * rng.standard_normal(mean.shape)
+    if likelihood == "student_t":
+        return mean + sigma * rng.standard_t(nu, size=mean.shape)
+    n_b = np.broadcast_to(n, mean.shape)
+    p = _clip_p(mean)
+    if likelihood == "binomial":
+        return rng.binomial(n_b, p) / n_b
+    if likelihood == "beta_binomial":
+        phi = 1.0 / np.square(overdispersion)
+        q = rng.beta(p * phi, (1.0 - p) * phi)
+        return rng.binomial(n_b, _clip_p(q)) / n_b
+    raise ValueError(f"unknown likelihood {likelihood!r}; should be one of {list(LIKELIHOODS)}")
+
+
+# -- numpy side: from a saved posterior to linear predictors, log-likelihoods, predictions --
+
+
+def _post_draws(post, name: str) -> np.ndarray:
+    return post[name].transpose("chain", "draw", ...).values
+
+
+def linear_predictor(post, design, variants, x=None, task_idx=None, condition_idx=None,
+                     group_idx=None) -> np.ndarray:
+    """``eta`` per posterior draw and observation, shape (chain, draw, n_obs).
+
+    Parameters
+    ----------
+    post : xarray.Dataset or DataTree node
+        The posterior group.
+    design : TransferDesign
+    variants : VariantData
+    x, task_idx, condition_idx, group_idx : ndarray, optional
+        Evaluate at new points (x in data units; no latent x then) instead of the
+        observations; without codes, new points get the reference condition and no
+        group effect.
+    """
+    new = x is not None
+    tidx = design.task_idx if task_idx is None else np.asarray(task_idx)
+    a = _post_draws(post, "intercept")[..., tidx]
+    b = _post_draws(post, "slope")[..., tidx]
+    if new:
+        xc = design.task_sign[tidx] * (np.asarray(x, dtype=float) - design.x_ref)
+    elif variants.x_point is not None and "x_true" in post:
+        xt = _post_draws(post, "x_true")
+        pidx = np.where(variants.x_point >= 0, variants.x_point, 0)
+        x_row = np.where(variants.x_point >= 0, xt[..., pidx], design.x)
+        xc = design.task_sign[tidx] * (x_row - design.x_ref)
+    else:
+        xc = design.xc
+    # New points without condition/group codes: reference condition, no group effect.
+    if variants.condition_idx is not None and not (new and condition_idx is None):
+        cidx = variants.condition_idx if condition_idx is None else np.asarray(condition_idx)
+        a = a + (_post_draws(post, "intercept_mu_condition")
+                 - _post_draws(post, "intercept_mu")[..., None])[..., cidx]
+        b = b + (_post_draws(post, "slope_mu_condition")
+                 - _post_draws(post, "slope_mu")[..., None])[..., cidx]
+    if variants.group_idx is not None and not (new and group_idx is None):
+        gidx = variants.group_idx if group_idx is None else np.asarray(group_idx)
+        a = a + _post_draws(post, "group_intercept")[..., gidx]
+        b = b + _post_draws(post, "group_slope")[..., gidx]
+    return a + b * xc
+
+
+def _lapse_obs(post, model_spec, tidx):
+    lapse = model_spec.get("lapse", False)
+    if lapse is True:
+        return _post_draws(post, "lapse")[..., tidx]
+    return float(lapse)
+
+
+def mean_response_draws(post, design, variants, model_spec, **new) -> np.ndarray:
+    """Mean score ``p`` per draw and observation (data scale); see :func:`linear_predictor`."""
+    eta = linear_predictor(post, design, variants, **new)
+    if variants.link == "identity":
+        return eta
+    tidx = new.get("task_idx")
+    tidx = design.task_idx if tidx is None else np.asarray(tidx)
+    chance = 0.0 if variants.chance is None else new.get("chance", variants.chance)
+    return response_mean(eta, variants.link, chance, _lapse_obs(post, model_spec, tidx))
+
+
+def _obs_params(post, design, variants) -> dict:
+    out: dict = {}
+    tidx = design.task_idx
+    if variants.likelihood in ("normal", "student_t"):
+        s = _post_draws(post, "sigma")
+        out["sigma"] = s[..., tidx] if s.ndim == 3 else s[..., None]
+        if variants.likelihood == "student_t":
+            out["nu"] = _post_draws(post, "nu")[..., None]
+    else:
+        out["n"] = variants.n_eval
+        if variants.likelihood == "beta_binomial":
+            out["overdispersion"] = _post_draws(post, "overdispersion")[..., tidx]
+    return out
+
+
+def log_likelihood_draws(post, design, variants, model_spec) -> np.ndarray:
+    """Pointwise log-likelihood of the scores, shape (chain, draw, n_obs).
+
+    Count likelihoods give the log pmf of ``k = round(y * n)``; add ``log(n)`` to put it
+    on the density scale of ``y = k / n`` (for comparisons with continuous models).
+    """
+    mean = mean_response_draws(post, design, variants, model_spec)
+    return pointwise_loglik(variants.likelihood, design.y, mean,
+                            **_obs_params(post, design, variants))
+
+
+def posterior_predictive_draws(post, design, variants, model_spec, *, random_seed=None
+                               ) -> np.ndarray:
+    """Posterior predictive scores (data scale), shape (chain, draw, n_obs)."""
+    rng = np.random.default_rng(random_seed)
+    mean = mean_response_draws(post, design, variants, model_spec)
+    params = _obs_params(post, design, variants)
+    params = {k: np.broadcast_to(v, mean.shape) if k != "nu" else v for k, v in params.items()}
+    return predictive_draws(rng, variants.likelihood, mean, **params)

@@ -1,0 +1,393 @@
+"""Model variants: bounded links, count likelihoods, chance floor, Student-t, pooled sigma.
+
+Each capability has a recovery test on seeded simulated data (the truth inside the 90%
+interval of the population slope, and every task's slope inside its 99% interval), its
+bad-input errors, and a save/load round trip. Fits are shared per module to stay fast.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import ndtr
+
+import bayesslope as bs
+from bayesslope import DataValidationError
+from bayesslope.data import prepare_design
+from bayesslope.likelihoods import log_likelihood_draws, pointwise_loglik, response_mean
+from bayesslope.model import ModelConfig, build_model, model_priors, posterior_var_names
+from bayesslope.variant_data import VariantData, prepare_variants
+
+FAST = dict(draws=500, tune=500, chains=2, random_seed=11, sampler="pymc", cores=1,
+            target_accept=0.95)
+TASKS = [f"t{k}" for k in range(6)]
+
+
+def simulate_counts(seed=0, n_per=14, n_items=600, overdispersion=0.0, slope_mu=1.2,
+                    slope_sd=0.3):
+    """Accuracy k/n on chance-floor probit curves; x is a loss (lower is better)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    slopes = slope_mu + slope_sd * rng.standard_normal(len(TASKS))
+    intercepts = 0.2 + 0.4 * rng.standard_normal(len(TASKS))
+    chance = {t: (0.25 if k % 2 == 0 else 0.5) for k, t in enumerate(TASKS)}
+    x_all = np.linspace(1.5, 5.0, n_per)
+    x_ref = float(x_all.mean())
+    for k, t in enumerate(TASKS):
+        eta = intercepts[k] + slopes[k] * -(x_all - x_ref)
+        p = chance[t] + (1 - chance[t]) * ndtr(eta)
+        if overdispersion:
+            phi = 1 / overdispersion**2
+            p = rng.beta(p * phi, (1 - p) * phi)
+        kk = rng.binomial(n_items, p)
+        for xi, ki in zip(x_all, kk, strict=True):
+            rows.append({"task": t, "x": xi, "y": ki / n_items, "n": n_items,
+                         "chance": chance[t]})
+    truth = {"slope": dict(zip(TASKS, slopes, strict=True)), "slope_mu": slope_mu,
+             "x_ref": x_ref}
+    return pd.DataFrame(rows), truth
+
+
+def simulate_gaussian(seed=0, n_per=25, outliers=0, sigmas=None):
+    rng = np.random.default_rng(seed)
+    sigmas = sigmas if sigmas is not None else [0.02] * len(TASKS)
+    slopes = 0.1 + 0.03 * rng.standard_normal(len(TASKS))
+    rows = []
+    for k, t in enumerate(TASKS):
+        x = rng.uniform(1.5, 4.0, n_per)
+        y = 0.6 + slopes[k] * -(x - 2.75) + sigmas[k] * rng.standard_normal(n_per)
+        if outliers:
+            idx = rng.choice(n_per, outliers, replace=False)
+            y[idx] += rng.choice([-1, 1], outliers) * 0.4
+        rows += [{"task": t, "x": a, "y": b} for a, b in zip(x, y, strict=True)]
+    return pd.DataFrame(rows), {"slope": dict(zip(TASKS, slopes, strict=True)),
+                                "sigma": dict(zip(TASKS, sigmas, strict=True))}
+
+
+def _fit(df, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.WeakDataWarning)
+        return bs.fit_hierarchical(df, **{**FAST, **kw})
+
+
+def _interval(fit, var, prob):
+    da = fit.posterior["posterior"][var]
+    lo = da.quantile((1 - prob) / 2, dim=("chain", "draw"))
+    hi = da.quantile((1 + prob) / 2, dim=("chain", "draw"))
+    return lo, hi
+
+
+def assert_recovers(fit, truth, var="slope"):
+    lo, hi = _interval(fit, "slope_mu", 0.9)
+    assert float(lo) < truth["slope_mu"] < float(hi)
+    lo, hi = _interval(fit, var, 0.99)
+    for t, b in truth[var].items():
+        assert float(lo.sel(task=t)) < b < float(hi.sel(task=t)), (t, b)
+
+
+def assert_converged(fit):
+    diag = fit.diagnostics()
+    assert diag.attrs["divergences"] == 0
+    assert diag["r_hat_max"].max() < 1.02
+
+
+# -- fits shared by the tests of this module ----------------------------------------------
+@pytest.fixture(scope="module")
+def binom_data():
+    return simulate_counts(seed=3)
+
+
+@pytest.fixture(scope="module")
+def binom_fit(binom_data):
+    df, truth = binom_data
+    return _fit(df, n_eval="n", chance="chance", link="probit", x_ref=truth["x_ref"],
+                log_likelihood=True)
+
+
+@pytest.fixture(scope="module")
+def betabinom_data():
+    return simulate_counts(seed=5, overdispersion=0.08)
+
+
+@pytest.fixture(scope="module")
+def betabinom_fit(betabinom_data):
+    df, truth = betabinom_data
+    return _fit(df, n_eval="n", chance="chance", likelihood="beta_binomial",
+                x_ref=truth["x_ref"])
+
+
+@pytest.fixture(scope="module")
+def robust_data():
+    return simulate_gaussian(seed=7, outliers=2)
+
+
+@pytest.fixture(scope="module")
+def robust_fit(robust_data):
+    df, _ = robust_data
+    return _fit(df, likelihood="student_t", x_ref=2.75)
+
+
+@pytest.fixture(scope="module")
+def pooled_data():
+    return simulate_gaussian(seed=8, sigmas=[0.01, 0.02, 0.03, 0.02, 0.015, 0.04])
+
+
+@pytest.fixture(scope="module")
+def pooled_fit(pooled_data):
+    df, _ = pooled_data
+    return _fit(df, per_task_sigma="pooled", x_ref=2.75)
+
+
+# -- recovery -----------------------------------------------------------------------------
+def test_binomial_probit_chance_recovers_slopes(binom_fit, binom_data):
+    _, truth = binom_data
+    assert binom_fit.spec["link"] == "probit"
+    assert binom_fit.spec["likelihood"] == "binomial"
+    assert_converged(binom_fit)
+    assert_recovers(binom_fit, truth)
+    assert (binom_fit.p_negative_transfer() < 0.01).all()
+
+
+def test_beta_binomial_recovers_slopes_and_overdispersion(betabinom_fit, betabinom_data):
+    _, truth = betabinom_data
+    assert_converged(betabinom_fit)
+    assert_recovers(betabinom_fit, truth)
+    lo, hi = _interval(betabinom_fit, "overdispersion", 0.99)
+    assert (lo.values < 0.08).all() and (hi.values > 0.08).sum() >= 4
+    assert betabinom_fit.posterior["posterior"]["overdispersion"].dims == ("chain", "draw", "task")
+
+
+def test_student_t_recovers_slopes_despite_outliers(robust_fit, robust_data):
+    _, truth = robust_data
+    assert_converged(robust_fit)
+    lo, hi = _interval(robust_fit, "slope", 0.99)
+    for t, b in truth["slope"].items():
+        assert float(lo.sel(task=t)) < b < float(hi.sel(task=t))
+    # outliers of +-0.4 against noise 0.02: the data ask for heavy tails
+    assert float(robust_fit.posterior["posterior"]["nu"].median()) < 5
+    lo, hi = _interval(robust_fit, "sigma", 0.9)
+    assert float(lo) < 0.02 < float(hi)
+
+
+def test_pooled_sigma_recovers_per_task_noise(pooled_fit, pooled_data):
+    _, truth = pooled_data
+    assert_converged(pooled_fit)
+    lo, hi = _interval(pooled_fit, "sigma", 0.9)
+    inside = [float(lo.sel(task=t)) < s < float(hi.sel(task=t))
+              for t, s in truth["sigma"].items()]
+    assert sum(inside) >= 5
+    post = pooled_fit.posterior["posterior"]
+    assert {"sigma_log_mu", "sigma_log_sd"} <= set(post.data_vars)
+    assert post["sigma"].dims == ("chain", "draw", "task")
+
+
+def test_data_scale_slope_matches_finite_difference(binom_fit):
+    d = binom_fit.design
+    table = binom_fit.data_scale_slope(at_x=2.0)
+    post = binom_fit.posterior["posterior"]
+    a = post["intercept"].mean(("chain", "draw")).values
+    b = post["slope"].mean(("chain", "draw")).values
+    chance = np.array([0.25, 0.5] * 3)
+
+    def p(x):
+        return chance + (1 - chance) * ndtr(a + b * d.task_sign * (x - d.x_ref))
+
+    # At the posterior mean the plug-in derivative is close to the posterior mean
+    # derivative (the posterior is tight); orientation: lower x is better.
+    fd = -(p(2.0 + 1e-5) - p(2.0 - 1e-5)) / 2e-5
+    np.testing.assert_allclose(table["mean"].values, fd, rtol=0.05)
+    assert (table["at_x"] == 2.0).all()
+
+
+# -- the numpy log-likelihood is the PyMC model's ------------------------------------------
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(likelihood="binomial", link="probit", n_eval="n", chance="chance"),
+        dict(likelihood="beta_binomial", link="logit", n_eval="n", chance="chance", lapse=True),
+        dict(likelihood="student_t", link="identity", per_task_sigma="pooled"),
+        dict(likelihood="normal", link="logit", chance="chance", lapse=0.05),
+    ],
+)
+def test_numpy_loglik_matches_pymc(kw, binom_data):
+    import pymc as pm
+    import xarray as xr
+
+    df, _ = binom_data
+    kw = dict(kw)
+    pooled = kw.pop("per_task_sigma", False)
+    design = prepare_design(df, warn_weak=False)
+    v = prepare_variants(df, design, **kw)
+    lapse = kw.get("lapse", False)
+    priors = model_priors(None, design, v, lapse=lapse, per_task_sigma=pooled)
+    config = ModelConfig(priors=priors, per_task_sigma=pooled, link=v.link,
+                         likelihood=v.likelihood, lapse=lapse,
+                         centered_tasks=(True, False) * 3)
+    model = build_model(design, config, v)
+    rng = np.random.default_rng(0)
+    point = {k: val + 0.3 * rng.standard_normal(np.shape(val))
+             for k, val in model.initial_point().items()}
+    names = posterior_var_names(model)
+    outs = model.replace_rvs_by_values([model[n] for n in names])
+    values = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")(point)
+    post = xr.Dataset({n: (("chain", "draw", *model.named_vars_to_dims.get(n, ())),
+                           np.asarray(val)[None, None]) for n, val in zip(names, values,
+                                                                         strict=True)})
+    logp_y = model.replace_rvs_by_values([pm.logp(model["y"], model.rvs_to_values[model["y"]])])
+    ll_pymc = model.compile_fn(logp_y[0], inputs=model.value_vars,
+                               on_unused_input="ignore")(point)
+    ll_np = log_likelihood_draws(post, design, v, config.to_dict())[0, 0]
+    np.testing.assert_allclose(ll_np, ll_pymc, rtol=1e-6, atol=1e-6)
+
+
+def test_response_mean_floor_and_ceiling():
+    eta = np.array([-40.0, 0.0, 40.0])
+    p = response_mean(eta, "probit", chance=0.25, lapse=0.1)
+    np.testing.assert_allclose(p, [0.25, 0.25 + 0.65 / 2, 0.9])
+    np.testing.assert_allclose(response_mean(eta, "logit", 0.5, 0.0), [0.5, 0.75, 1.0])
+    ll = pointwise_loglik("binomial", np.array([0.5]), np.array([0.5]), n=np.array([10]))
+    np.testing.assert_allclose(ll, np.log(252 / 1024))
+
+
+# -- storage, seeds, log-likelihood -------------------------------------------------------
+def test_save_load_round_trip_binomial(binom_fit, tmp_path):
+    path = binom_fit.to_netcdf(tmp_path / "fit.nc")
+    back = bs.load_fit(path)
+    assert back.spec["link"] == "probit" and back.spec["likelihood"] == "binomial"
+    assert isinstance(back.variants, VariantData)
+    np.testing.assert_array_equal(back.variants.n_eval, binom_fit.variants.n_eval)
+    np.testing.assert_array_equal(back.variants.chance, binom_fit.variants.chance)
+    pd.testing.assert_frame_equal(back.summary(), binom_fit.summary())
+    pd.testing.assert_frame_equal(back.data_scale_slope(2.0), binom_fit.data_scale_slope(2.0))
+    np.testing.assert_allclose(back.log_likelihood(), binom_fit.log_likelihood())
+
+
+def test_save_load_round_trip_robust_and_pooled(robust_fit, pooled_fit, tmp_path):
+    back = bs.load_fit(robust_fit.to_netcdf(tmp_path / "fit.nc"))
+    assert back.spec["likelihood"] == "student_t"
+    pd.testing.assert_frame_equal(back.summary(), robust_fit.summary())
+    np.testing.assert_allclose(back.log_likelihood(), robust_fit.log_likelihood())
+    back = bs.load_fit(pooled_fit.to_netcdf(tmp_path / "fit2.nc"))
+    assert back.spec["model"]["per_task_sigma"] == "pooled"
+    pd.testing.assert_frame_equal(back.population(), pooled_fit.population())
+    np.testing.assert_allclose(back.log_likelihood(), pooled_fit.log_likelihood())
+
+
+def test_loo_works_on_stored_log_likelihood(binom_fit):
+    import arviz as az
+
+    assert "log_likelihood" in binom_fit.posterior.children
+    ll = binom_fit.posterior["log_likelihood"]["y"].values
+    # stored on the density scale of y = k / n: log pmf + log n
+    np.testing.assert_allclose(ll, binom_fit.log_likelihood(data_scale=True))
+    res = az.loo(binom_fit.posterior)
+    assert np.isfinite(res.elpd)
+
+
+def test_posterior_predictive_is_bounded_and_near_data(binom_fit):
+    yrep = binom_fit.posterior_predictive(random_seed=1)
+    assert yrep.shape == (2, 500, binom_fit.design.n_obs)
+    assert yrep.min() >= 0 and yrep.max() <= 1
+    np.testing.assert_allclose(yrep.mean(axis=(0, 1)), binom_fit.design.y, atol=0.05)
+    np.testing.assert_array_equal(yrep, binom_fit.posterior_predictive(random_seed=1))
+
+
+def test_same_seed_same_draws(binom_data):
+    df, truth = binom_data
+    kw = dict(n_eval="n", chance="chance", x_ref=truth["x_ref"], draws=30, tune=30)
+    a = _fit(df, **kw).posterior["posterior"]["slope"].values
+    b = _fit(df, **kw).posterior["posterior"]["slope"].values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_default_model_unchanged_names():
+    df, _ = simulate_gaussian(seed=1)
+    design = prepare_design(df)
+    config = ModelConfig(priors=model_priors(None, design, VariantData()),
+                         centered_tasks=(True,) * 6)
+    model = build_model(design, config, VariantData())
+    assert posterior_var_names(model) == ["intercept_mu", "slope_mu", "intercept_sigma",
+                                          "slope_sigma", "corr", "intercept", "slope", "sigma"]
+
+
+# -- errors -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_counts():
+    df, _ = simulate_counts(seed=1, n_per=5)
+    return df
+
+
+def _prep(df, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = prepare_design(df)
+    return prepare_variants(df, design, **kw)
+
+
+def test_error_y_outside_unit_interval(small_counts):
+    df = small_counts.copy()
+    df.loc[3, "y"] = 1.7
+    df.loc[7, "y"] = -0.2
+    with pytest.raises(DataValidationError, match=r"outside \(most extreme 1.7\) at rows \[.*3"):
+        _prep(df, link="logit")
+
+
+def test_error_counts_not_integer(small_counts):
+    df = small_counts.copy()
+    df["n"] = df["n"].astype(float)
+    df.loc[2, "n"] = 100.5
+    with pytest.raises(DataValidationError, match="positive integers .* 100.5 at rows \\[2\\]"):
+        _prep(df, n_eval="n")
+    df = small_counts.copy()
+    df.loc[4, "n"] = 0
+    with pytest.raises(DataValidationError, match="positive integers"):
+        _prep(df, n_eval="n")
+
+
+def test_error_y_times_n_not_integer(small_counts):
+    df = small_counts.copy()
+    row = df.index[df["y"] < 0.9][0]
+    df.loc[row, "y"] = df.loc[row, "y"] + 0.3 / 600
+    with pytest.raises(DataValidationError, match=rf"whole number .* at rows \[{row}\]"):
+        _prep(df, n_eval="n")
+
+
+def test_error_chance(small_counts):
+    df = small_counts.copy()
+    df.loc[1, "chance"] = 1.0
+    with pytest.raises(DataValidationError, match=r"chance should be in \[0, 1\) but got 1.0"):
+        _prep(df, chance="chance")
+    with pytest.raises(DataValidationError, match="chance \\+ lapse should be < 1"):
+        _prep(small_counts, chance={t: 0.5 for t in TASKS}, lapse=0.6)
+    with pytest.raises(DataValidationError, match="dict must name every task"):
+        _prep(small_counts, chance={"t0": 0.5})
+    with pytest.raises(DataValidationError, match="chance floor needs a bounded link"):
+        _prep(small_counts, chance="chance", link="identity")
+
+
+def test_error_bad_combinations(small_counts):
+    with pytest.raises(DataValidationError, match="needs the test-set size"):
+        _prep(small_counts, likelihood="binomial")
+    with pytest.raises(DataValidationError, match="use link='probit' or link='logit'"):
+        _prep(small_counts, n_eval="n", link="identity")
+    with pytest.raises(DataValidationError, match="n_eval is only used by"):
+        _prep(small_counts, n_eval="n", likelihood="normal")
+    with pytest.raises(DataValidationError, match="'cauchit' is not a supported link"):
+        _prep(small_counts, link="cauchit")
+    with pytest.raises(DataValidationError, match="'poisson' is not a supported likelihood"):
+        _prep(small_counts, likelihood="poisson")
+    with pytest.raises(DataValidationError, match="lapse should be False, True"):
+        _prep(small_counts, chance="chance", lapse=1.5)
+
+
+def test_error_collapsed_with_variant_and_unused_prior(small_counts):
+    with pytest.raises(DataValidationError, match="formulation='collapsed' is valid only"):
+        bs.fit_hierarchical(small_counts, n_eval="n", formulation="collapsed")
+    with pytest.raises(DataValidationError, match=r"\['nu'\] are not parameters"):
+        bs.fit_hierarchical(small_counts, n_eval="n", priors={"nu": {"dist": "Gamma",
+                                                                    "alpha": 2, "beta": 0.1}})
+    with pytest.raises(DataValidationError, match="per_task_sigma should be False, True or"):
+        bs.fit_hierarchical(small_counts, per_task_sigma="shared", formulation="full")
