@@ -22,6 +22,7 @@ import inspect
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -273,16 +274,19 @@ def run_child(worker: str, args: dict | None = None, *, python: str | None = Non
     cmd = [python or sys.executable, str(Path(__file__).resolve()), worker,
            json.dumps(args or {})]
     load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu_s()
     t_launch = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S,
                           env={**os.environ, **CHILD_ENV, **(env or {})}, cwd=HERE.parent)
     t_exit = time.time()
+    cpu_s = _children_cpu_s() - cpu_before
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
         tail = (proc.stdout + proc.stderr)[-3000:]
         raise ChildFailed(f"{worker} failed (exit {proc.returncode}):\n{tail}")
     result = json.loads(lines[-1][len(RESULT_TAG):])
     result["exit_s"] = t_exit - t_launch
+    result["cpu_s"] = cpu_s
     if "t_done" in result:
         result["wall_s"] = result["t_done"] - t_launch
     result["loadavg_before"] = load_before
@@ -290,6 +294,12 @@ def run_child(worker: str, args: dict | None = None, *, python: str | None = Non
     result["log_tail"] = proc.stderr[-2000:]
     result["loadavg_after"] = os.getloadavg()[0]
     return result
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of all reaped descendants (sampler workers included)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def features(python: str | None = None) -> dict:
@@ -358,6 +368,7 @@ def fit_row(label: str, runs: list[dict], fit_index: int = 0) -> dict[str, Any]:
         "rhat_var": fits[0]["max_rhat_var"], "div": [f["divergences"] for f in fits],
         "ess_per_s": [e / w for e, w in zip(ess, walls, strict=True)],
         "import": [r.get("import_s") for r in runs],
+        "cpu": [r.get("cpu_s") for r in runs],
     }
 
 
@@ -388,6 +399,10 @@ def load_note(runs_by_label: dict[str, list[dict]]) -> str:
 # ---------------------------------------------------------------------------------------
 
 PYTHIA = {"kind": "pythia"}
+CPU_NOTE = ("CPU = user + system seconds of the whole measured process tree (sampler "
+            "workers included, and the diagnostics computed after the timed region); less "
+            "sensitive than wall time to other jobs on the machine.")
+
 # Sampling settings of every fit (run.py --quick lowers draws/tune for smoke tests).
 SAMPLING = {"draws": 1000, "tune": 1000, "chains": 4}
 
@@ -474,6 +489,7 @@ def bench_pythia_vs_bambi(repeats: int, python: str | None = None, seed: int = 1
         "parameterization='auto', cores = min(chains, cpu_count()) = 2).",
         "Wall = fresh `python` process from launch to the end of the summary (interpreter "
         "start-up + imports + model build/compile + sampling + `summary()` / `az.summary`).",
+        CPU_NOTE,
         "Sampling = `posterior.attrs['sampling_time']` (the sampler's own clock); setup = "
         "fit call - sampling (model build, compilation, worker start-up, conversion).",
         "Min ESS / max R-hat: bayesslope over `fit.diagnostics()` (all posterior variables, "
@@ -511,8 +527,9 @@ def bench_formulation(repeats: int, python: str | None = None, seed: int = 1) ->
     res.notes += [
         f"{repeats} repeat(s), order reversed every other repeat; {sampling_text()}, "
         f"random_seed={seed}; wall = fresh process from launch to "
-        "the end of `summary()`; full with its default sampler, collapsed with each sampler "
-        f"(signature default: sampler={feats.get('sampler_default')!r}).",
+        "the end of `summary()`. Full with its default sampler, collapsed with each "
+        f"sampler (signature default: sampler={feats.get('sampler_default')!r}).",
+        CPU_NOTE,
         load_note(runs),
         mode_note(runs),
     ]
@@ -590,6 +607,7 @@ def bench_scale(repeats: int, python: str | None = None, seed: int = 1,
         "'min ESS (pop.)' over the population parameters and sigma only. "
         "ESS/s = min ESS / fresh-process wall (start-up + import + build + compile + sample "
         "+ summary).",
+        CPU_NOTE,
         load_note(runs),
         mode_note(runs),
     ]
@@ -615,7 +633,9 @@ def _fit_table(name: str, title: str, rows: list[dict], baseline: int,
                ess_per_s: bool = False) -> BenchResult:
     """Markdown table of fit rows, with wall ratios against ``rows[baseline]``."""
     base = median(rows[baseline]["wall"])
-    cols = ["contender", "wall, s", "ratio vs " + rows[baseline]["label"].split(" (")[0],
+    base_cpu = median(rows[baseline]["cpu"])
+    cols = ["contender", "wall, s", f"wall / wall of {rows[baseline]['label']}",
+            "CPU, s", "CPU / CPU of baseline",
             "sampling, s", "setup, s", "min bulk ESS (variable)", "max R-hat (variable)",
             "divergences"]
     if ess_per_s:
@@ -623,6 +643,7 @@ def _fit_table(name: str, title: str, rows: list[dict], baseline: int,
     res = BenchResult(name, title, cols)
     for r in rows:
         cells = [r["label"], per_repeat(r["wall"]), fmt(median(r["wall"]) / base, 2) + "x",
+                 per_repeat(r["cpu"]), fmt(median(r["cpu"]) / base_cpu, 2) + "x",
                  per_repeat(r["sampling"]), per_repeat(r["setup"]),
                  f"{per_repeat(r['ess'], 0)} ({r['ess_var']})",
                  f"{r['rhat']:.4f} ({r['rhat_var']})", "/".join(str(d) for d in r["div"])]

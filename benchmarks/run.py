@@ -165,16 +165,18 @@ def update_results_file(path: Path, name: str, section: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def run_pairs(python: str, repeats: int) -> BenchResult | None:
+def run_pairs(python: str, extra_args: str = "") -> BenchResult | None:
     """Run ``bench_pairs.py`` (owned by the transfer-matrix benchmarks) if it exists.
 
-    Its output goes straight to the terminal; it writes its own RESULTS_pairs.md.
+    Its output goes straight to the terminal; it writes RESULTS_pairs.md only when given
+    ``--out`` (pass it through ``--pairs-args``).
     """
     title = "Transfer matrix (benchmarks/bench_pairs.py)"
     if not PAIRS_SCRIPT.exists():
         return skipped("pairs", title, f"{PAIRS_SCRIPT.relative_to(ROOT)} does not exist yet")
     print(f"[bench] running {PAIRS_SCRIPT.relative_to(ROOT)}", file=sys.stderr, flush=True)
-    rc = subprocess.run([python, str(PAIRS_SCRIPT)], cwd=ROOT).returncode
+    cmd = [python, str(PAIRS_SCRIPT), *shlex.split(extra_args)]
+    rc = subprocess.run(cmd, cwd=ROOT).returncode
     if rc != 0:
         return skipped("pairs", title, f"{PAIRS_SCRIPT.name} exited with status {rc}")
     return None  # ran; its results are in its own file
@@ -208,6 +210,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "processes), e.g. a `git archive` snapshot of a commit")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 100 draws and 100 tuning steps (numbers not meaningful)")
+    p.add_argument("--pairs-args", default="", metavar="ARGS",
+                   help="arguments for benchmarks/bench_pairs.py, e.g. "
+                        "'--tasks 101 --real --out benchmarks/RESULTS_pairs.md'")
     p.add_argument("--json", type=Path, metavar="PATH", help="dump the raw measurements")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = p.parse_args(argv)
@@ -243,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         t0, bench_info = time.time(), machine_info(args.python, args.src)
         try:
             if name == "pairs":
-                result = run_pairs(args.python, args.repeats)
+                result = run_pairs(args.python, args.pairs_args)
                 if result is None:
                     continue
             else:
