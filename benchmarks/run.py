@@ -128,9 +128,10 @@ def machine_lines(info: dict) -> list[str]:
 
 
 def markdown_table(columns: list[str], rows: list[list]) -> list[str]:
-    """A GitHub markdown table."""
+    """A GitHub markdown table (``|`` inside cells escaped, e.g. Bambi's ``1|task``)."""
     out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+            for row in rows]
     return out
 
 
