@@ -228,7 +228,8 @@ def condition_difference_summary(posterior, rope: float = 0.0, ci_prob: float = 
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             diff = flat[:, j] - flat[:, i]
-            row = {k: float(v) for k, v in _quantile_table(diff[:, None], ci_prob).items()}
+            row = {k: float(np.ravel(v)[0])
+                   for k, v in _quantile_table(diff[:, None], ci_prob).items()}
             row["p_positive"] = float((diff > 0).mean())
             row["p_outside_rope"] = float((np.abs(diff) > rope).mean())
             rows.append(row)

@@ -337,7 +337,8 @@ def prepare_variants(
             i = np.flatnonzero(off)[0]
             raise DataValidationError(
                 f"y * n_eval should be a whole number of correct answers (k = round(y * n)), "
-                f"but is {k[i]:.3f} (y={float(y[i])!r}, n={n_int[i]}) at rows {_rows(labels[off])}; "
+                f"but is {k[i]:.3f} (y={float(y[i])!r}, n={n_int[i]}) at rows "
+                f"{_rows(labels[off])}; "
                 "check that n_eval is the test-set size behind each score"
             )
         out["n_eval"] = n_int
@@ -347,7 +348,8 @@ def prepare_variants(
         bad = (c_arr < 0) | (c_arr >= 1)
         if bad.any():
             raise DataValidationError(
-                f"chance should be in [0, 1) but got {float(c_arr[bad][0])!r} at rows {_rows(labels[bad])}"
+                f"chance should be in [0, 1) but got {float(c_arr[bad][0])!r} at rows "
+                f"{_rows(labels[bad])}"
             )
         if lapse_fixed:
             over = c_arr + lapse_fixed >= 1

@@ -1,0 +1,190 @@
+"""Model variants: errors-in-variables on x, conditions and an extra grouping level.
+
+Recovery on seeded simulated data (EIV: ignoring the noise in x attenuates the slope,
+modelling it recovers the truth), bad-input errors and save/load round trips.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesslope as bs
+from bayesslope import DataValidationError
+from bayesslope.data import prepare_design
+from bayesslope.model import ModelConfig, build_model, model_priors
+from bayesslope.variant_data import prepare_variants
+
+FAST = dict(draws=500, tune=500, chains=2, random_seed=5, sampler="pymc", cores=1,
+            target_accept=0.95, formulation="full")
+TASKS = [f"t{k}" for k in range(6)]
+
+
+def _fit(df, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.WeakDataWarning)
+        return bs.fit_hierarchical(df, **{**FAST, **kw})
+
+
+def _interval(fit, var, prob):
+    da = fit.posterior["posterior"][var]
+    return (da.quantile((1 - prob) / 2, dim=("chain", "draw")),
+            da.quantile((1 + prob) / 2, dim=("chain", "draw")))
+
+
+def simulate_eiv(seed=0, n_ckpt=24, se=0.35):
+    """Checkpoints with a true loss, measured with noise se; all tasks share the checkpoints."""
+    rng = np.random.default_rng(seed)
+    x_true = rng.uniform(1.5, 4.0, n_ckpt)
+    x_obs = x_true + se * rng.standard_normal(n_ckpt)
+    slopes = 0.1 + 0.01 * rng.standard_normal(len(TASKS))
+    rows = []
+    for k, t in enumerate(TASKS):
+        y = 0.6 + slopes[k] * -(x_true - 2.75) + 0.008 * rng.standard_normal(n_ckpt)
+        rows += [{"task": t, "x": a, "y": b, "x_se": se} for a, b in zip(x_obs, y, strict=True)]
+    return pd.DataFrame(rows), {"slope_mu": 0.1, "slope": dict(zip(TASKS, slopes, strict=True))}
+
+
+def simulate_conditions(seed=0, n_per=12, shift=0.05, n_groups=5):
+    """Two conditions (the second adds `shift` to every slope) and crossed model groups."""
+    rng = np.random.default_rng(seed)
+    slopes = 0.1 + 0.02 * rng.standard_normal(len(TASKS))
+    g_slope = 0.02 * rng.standard_normal(n_groups)
+    g_int = 0.03 * rng.standard_normal(n_groups)
+    rows = []
+    for k, t in enumerate(TASKS):
+        for c, cond in enumerate(["0shot", "5shot"]):
+            x = rng.uniform(1.5, 4.0, n_per)
+            g = rng.integers(0, n_groups, n_per)
+            b = slopes[k] + shift * c + g_slope[g]
+            y = 0.6 + g_int[g] + b * -(x - 2.75) + 0.01 * rng.standard_normal(n_per)
+            rows += [{"task": t, "x": a, "y": v, "shots": cond, "model": f"m{gg}"}
+                     for a, v, gg in zip(x, y, g, strict=True)]
+    truth = {"slope_mu_condition": [0.1, 0.1 + shift], "shift": shift,
+             "group_slope": g_slope}
+    return pd.DataFrame(rows), truth
+
+
+@pytest.fixture(scope="module")
+def eiv_data():
+    return simulate_eiv(seed=2)
+
+
+@pytest.fixture(scope="module")
+def eiv_fits(eiv_data):
+    df, _ = eiv_data
+    naive = _fit(df, x_ref=2.75)
+    eiv = _fit(df, x_ref=2.75, x_se="x_se")
+    return naive, eiv
+
+
+@pytest.fixture(scope="module")
+def cond_data():
+    return simulate_conditions(seed=4)
+
+
+@pytest.fixture(scope="module")
+def cond_fit(cond_data):
+    df, _ = cond_data
+    return _fit(df, x_ref=2.75, condition="shots", group="model")
+
+
+def test_eiv_ignoring_noise_attenuates_and_modelling_recovers(eiv_fits, eiv_data):
+    _, truth = eiv_data
+    naive, eiv = eiv_fits
+    lo, hi = _interval(naive, "slope_mu", 0.9)
+    assert float(hi) < truth["slope_mu"]  # regression dilution: biased towards 0
+    lo, hi = _interval(eiv, "slope_mu", 0.9)
+    assert float(lo) < truth["slope_mu"] < float(hi)
+    # A few divergences remain at this size (x_true is pinned by x and, through 6 tasks, by
+    # y); they are reported by SamplingWarning. Allow under 1% of the 1,000 draws.
+    assert eiv.diagnostics().attrs["divergences"] < 10
+    post = eiv.posterior["posterior"]
+    assert post["x_true"].sizes["x_point"] == 24  # one latent x per checkpoint, shared by tasks
+
+
+def test_condition_slopes_and_differences(cond_fit, cond_data):
+    _, truth = cond_data
+    # Crossed groups + conditions: a few percent of divergent draws at this size (known,
+    # reported by SamplingWarning); the recovery below is what this test pins.
+    assert cond_fit.diagnostics().attrs["divergences"] < 50
+    lo, hi = _interval(cond_fit, "slope_mu_condition", 0.9)
+    for c, val in enumerate(truth["slope_mu_condition"]):
+        assert float(lo[c]) < val < float(hi[c])
+    diff = cond_fit.condition_differences(rope=0.01)
+    assert list(diff.index) == ["5shot - 0shot"]
+    row = diff.loc["5shot - 0shot"]
+    assert row["eti90_lb"] < truth["shift"] < row["eti90_ub"]
+    assert row["p_outside_rope"] > 0.95 and row["p_positive"] > 0.99
+    far = cond_fit.condition_differences(rope=0.2).loc["5shot - 0shot", "p_outside_rope"]
+    assert far < 0.05
+
+
+def test_group_effects_recovered(cond_fit, cond_data):
+    _, truth = cond_data
+    lo, hi = _interval(cond_fit, "group_slope", 0.99)
+    inside = (lo.values < truth["group_slope"]) & (truth["group_slope"] < hi.values)
+    assert inside.sum() >= 4
+    assert cond_fit.posterior["posterior"]["group_slope"].dims == ("chain", "draw", "group")
+
+
+def test_save_load_round_trip_eiv_and_conditions(eiv_fits, cond_fit, tmp_path):
+    for k, fit in enumerate((eiv_fits[1], cond_fit)):
+        back = bs.load_fit(fit.to_netcdf(tmp_path / f"fit{k}.nc"))
+        pd.testing.assert_frame_equal(back.summary(), fit.summary())
+        np.testing.assert_allclose(back.log_likelihood(), fit.log_likelihood())
+        assert back.spec["variants"] == fit.spec["variants"]
+    back = bs.load_fit(cond_fit.to_netcdf(tmp_path / "c.nc"))
+    pd.testing.assert_frame_equal(back.condition_differences(0.01),
+                                  cond_fit.condition_differences(0.01))
+
+
+def test_nested_groups_build():
+    df, _ = simulate_conditions(seed=1, n_per=4)
+    design = prepare_design(df)
+    v = prepare_variants(df, design, group="model", group_nesting="nested")
+    assert all(":" in g for g in v.groups)
+    assert len(v.groups) == len(set(zip(df["task"], df["model"], strict=True)))
+    config = ModelConfig(priors=model_priors(None, design, v), centered_tasks=(False,) * 6)
+    model = build_model(design, config, v)
+    assert model.named_vars_to_dims["group_slope"] == ("group",)
+
+
+# -- errors -------------------------------------------------------------------------------
+def _prep(df, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = prepare_design(df)
+    return prepare_variants(df, design, **kw)
+
+
+def test_error_x_se():
+    df, _ = simulate_eiv(seed=1, n_ckpt=5)
+    bad = df.copy()
+    bad.loc[3, "x_se"] = -0.1
+    with pytest.raises(DataValidationError, match=r"x_se .* >= 0 but got -0.1 at rows \[3\]"):
+        _prep(bad, x_se="x_se")
+    with pytest.raises(DataValidationError, match="x_se is 0 everywhere"):
+        _prep(df, x_se=0.0)
+    with pytest.raises(DataValidationError, match="'sd_x' is not a column"):
+        _prep(df, x_se="sd_x")
+
+
+def test_error_condition_and_group():
+    df, _ = simulate_conditions(seed=1, n_per=4)
+    one = df.assign(shots="0shot")
+    with pytest.raises(DataValidationError, match="condition column 'shots' has one level"):
+        _prep(one, condition="shots")
+    with pytest.raises(DataValidationError, match="group column 'model' has one level"):
+        _prep(df.assign(model="m0"), group="model")
+    with pytest.raises(DataValidationError, match="is the task column itself"):
+        _prep(df, group="task")
+    with pytest.raises(DataValidationError, match="'inside' is not a supported group_nesting"):
+        _prep(df, group="model", group_nesting="inside")
+    missing = df.copy()
+    missing.loc[2, "shots"] = None
+    with pytest.raises(DataValidationError, match=r"missing values at rows \[2\]"):
+        _prep(missing, condition="shots")
