@@ -226,13 +226,21 @@ def _lapse_obs(post, model_spec, tidx):
 
 
 def mean_response_draws(post, design, variants, model_spec, **new) -> np.ndarray:
-    """Mean score ``p`` per draw and observation (data scale); see :func:`linear_predictor`."""
+    """Mean score ``p`` per draw and observation (data scale); see :func:`linear_predictor`.
+
+    At new points (``x=``, ``task_idx=``) pass ``chance=`` for them too.
+    """
+    new = dict(new)
+    chance_new = new.pop("chance", None)
     eta = linear_predictor(post, design, variants, **new)
     if variants.link == "identity":
         return eta
     tidx = new.get("task_idx")
     tidx = design.task_idx if tidx is None else np.asarray(tidx)
-    chance = 0.0 if variants.chance is None else new.get("chance", variants.chance)
+    if variants.chance is None:
+        chance = 0.0
+    else:
+        chance = variants.chance if chance_new is None else np.asarray(chance_new)
     return response_mean(eta, variants.link, chance, _lapse_obs(post, model_spec, tidx))
 
 
