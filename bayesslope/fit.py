@@ -11,11 +11,21 @@ import pandas as pd
 from .data import prepare_design
 from .diagnostics import check_sampling
 from .exceptions import DataValidationError
-from .model import ModelConfig, build_model, choose_centered
-from .priors import default_priors, resolve_priors
+from .model import (
+    POSTERIOR_VARS,
+    VARIANT_VARS,
+    ModelConfig,
+    build_model,
+    choose_centered_variant,
+    model_priors,
+    posterior_var_names,
+)
 from .result import TransferFit, library_versions
-from .sampling import SamplerConfig, sample_model
+from .sampling import SamplerConfig, sample_compiled, sample_model
 from .summaries import add_derived
+from .variant_data import prepare_variants
+
+FORMULATIONS = ("auto", "full", "collapsed")
 
 __all__ = ["fit_hierarchical"]
 
@@ -31,17 +41,28 @@ def fit_hierarchical(
     x_ref: float | None = None,
     priors: Mapping[str, Any] | None = None,
     correlated: bool = True,
-    per_task_sigma: bool = False,
+    per_task_sigma: bool | Literal["pooled"] = False,
     parameterization: Literal["auto", "centered", "non_centered"] = "auto",
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
     target_accept: float = 0.9,
     random_seed: int | None = None,
-    sampler: Literal["pymc", "nutpie"] = "pymc",
+    sampler: Literal["pymc", "nutpie"] | None = None,
+    formulation: Literal["auto", "full", "collapsed"] = "auto",
     cores: int | None = None,
     progressbar: bool = False,
     dropna: bool = False,
+    link: Literal["identity", "logit", "probit"] | None = None,
+    likelihood: Literal["normal", "student_t", "binomial", "beta_binomial"] | None = None,
+    n_eval: str | int | None = None,
+    chance: str | float | Mapping[str, float] | None = None,
+    lapse: bool | float = False,
+    x_se: str | float | None = None,
+    condition: str | None = None,
+    group: str | None = None,
+    group_nesting: Literal["crossed", "nested"] = "crossed",
+    log_likelihood: bool = False,
 ) -> TransferFit:
     """Fit the oriented hierarchical transfer model with NUTS.
 
@@ -71,20 +92,56 @@ def fit_hierarchical(
         "sigma": 10}}``; used exactly as given. Others get data-scaled defaults.
     correlated : bool, default True
         Model the intercept-slope correlation (LKJ prior); False makes them independent.
-    per_task_sigma : bool, default False
-        One noise scale per task.
+    per_task_sigma : bool or "pooled", default False
+        One noise scale per task; "pooled" adds a population prior on log sigma
+        (``log sigma_t ~ Normal(sigma_log_mu, sigma_log_sd)``).
     parameterization : {"auto", "centered", "non_centered"}, default "auto"
         "auto" samples well-informed tasks centered and weak ones non-centered.
     draws, tune, chains, target_accept, random_seed
         As in :func:`pymc.sample`. The same ``random_seed`` gives identical draws.
-    sampler : {"pymc", "nutpie"}, default "pymc"
-        NUTS implementation, always named explicitly.
+    sampler : {"pymc", "nutpie"}, optional
+        NUTS implementation, always passed to PyMC by name. Default "pymc" (shortest
+        first fit in a fresh process). "nutpie" compiles the collapsed model once per
+        structure (number of tasks, prior families, options) and reuses it for new data
+        or priors of the same structure: use it for repeated fits (notebooks, loops).
+    formulation : {"auto", "full", "collapsed"}, default "auto"
+        "collapsed" integrates the task coefficients out analytically, samples only the
+        population parameters, then draws each task's intercept and slope exactly from
+        its conditional Gaussian: the same posterior, faster. "full" samples every task
+        coefficient with NUTS. "auto" picks "collapsed" whenever it is valid (Gaussian
+        likelihood, identity link).
     cores : int, optional
         Parallel chains; default ``min(chains, cpu count)``.
     progressbar : bool, default False
         Show the sampler's progress bar.
     dropna : bool, default False
         Drop rows with missing x, y or task instead of raising (and warn how many).
+    link : {"identity", "logit", "probit"}, optional
+        Link of the mean score. Default: "probit" for count likelihoods or a chance
+        floor, else "identity". Under a bounded link ``slope`` is on the link scale; see
+        :meth:`TransferFit.data_scale_slope` for d(score)/dx.
+    likelihood : {"normal", "student_t", "binomial", "beta_binomial"}, optional
+        Observation model. Default: "binomial" when ``n_eval`` is given, else "normal".
+    n_eval : str or int, optional
+        Column (or one number) with the test-set size behind each score: the score
+        becomes ``k = round(y * n)`` successes out of ``n``.
+    chance : str, float or dict of task -> float, optional
+        Chance accuracy (floor): ``p = chance + (1 - chance - lapse) F(eta)``.
+    lapse : bool or float, default False
+        Lapse rate (1 - ceiling): True estimates one per task (Beta(1, 10) prior).
+    x_se : str or float, optional
+        Column (or one number) with the known measurement sd of x (errors-in-variables).
+    condition : str, optional
+        Column of conditions (e.g. shots): per-condition population intercepts and slopes
+        (the first level is the reference); see :meth:`TransferFit.condition_differences`.
+    group : str, optional
+        Column of a further partially pooled level (e.g. model family) with its own
+        random intercepts and slopes.
+    group_nesting : {"crossed", "nested"}, default "crossed"
+        Group effects shared across tasks, or separate per (task, group) cell.
+    log_likelihood : bool, default False
+        Store the pointwise log-likelihood (group ``log_likelihood``, var ``y``; on the
+        density scale of y for count likelihoods) so ``arviz.loo`` works.
 
     Returns
     -------
@@ -109,6 +166,26 @@ def fit_hierarchical(
     >>> fit = bs.fit_hierarchical(df, random_seed=1)  # doctest: +SKIP
     >>> fit.summary()[["mean", "p_negative"]]  # doctest: +SKIP
     """
+    if formulation not in FORMULATIONS:
+        raise DataValidationError(
+            f"formulation should be one of {list(FORMULATIONS)}, got {formulation!r}"
+        )
+    variant = (link not in (None, "identity") or likelihood not in (None, "normal")
+               or per_task_sigma == "pooled"
+               or any(v is not None for v in (n_eval, chance, x_se, condition, group))
+               or lapse is not False)
+    if formulation == "auto":
+        formulation = "full" if variant else "collapsed"
+    elif formulation == "collapsed" and variant:
+        raise DataValidationError(
+            "formulation='collapsed' is valid only for the Gaussian identity model without "
+            "variants (link, likelihood, n_eval, chance, lapse, x_se, condition, group, "
+            "pooled sigma); use formulation='full' or 'auto'"
+        )
+    if sampler is None:
+        # Measured: PyMC's compiled C is cached on disk across processes, numba's is not,
+        # so a first fit is faster with PyMC; nutpie wins on refits (compile once).
+        sampler = "pymc"
     sampler_config = SamplerConfig(
         draws=draws, tune=tune, chains=chains, target_accept=target_accept,
         random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,
@@ -117,11 +194,13 @@ def fit_hierarchical(
         df, x=x, y=y, task=task, x_better=x_better, y_better=y_better, x_ref=x_ref,
         dropna=dropna,
     )
-    resolved = resolve_priors(
-        priors, default_priors(float(np.mean(design.y)), design.x_scale, design.y_scale)
+    variants = prepare_variants(
+        df, design, link=link, likelihood=likelihood, n_eval=n_eval, chance=chance,
+        lapse=lapse, x_se=x_se, condition=condition, group=group, group_nesting=group_nesting,
     )
+    resolved = model_priors(priors, design, variants, lapse=lapse, per_task_sigma=per_task_sigma)
     if parameterization == "auto":
-        centered = choose_centered(design)
+        centered = choose_centered_variant(design, variants, lapse)
     elif parameterization in ("centered", "non_centered"):
         centered = np.full(design.n_tasks, parameterization == "centered")
     else:
@@ -132,22 +211,63 @@ def fit_hierarchical(
     config = ModelConfig(
         priors=resolved,
         correlated=bool(correlated),
-        per_task_sigma=bool(per_task_sigma),
+        per_task_sigma="pooled" if per_task_sigma == "pooled" else bool(per_task_sigma),
         parameterization=parameterization,
         centered_tasks=tuple(bool(c) for c in centered),
+        link=variants.link,
+        likelihood=variants.likelihood,
+        lapse=lapse,
     )
-    model = build_model(design, config)
-    keep = [v for v in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
-                        "intercept", "slope", "sigma") if v in model.named_vars]
-    tree = sample_model(model, sampler_config, var_names=keep)
+    if formulation == "collapsed":
+        tree = _sample_collapsed(design, config, sampler_config)
+    else:
+        model = build_model(design, config, variants)
+        keep = posterior_var_names(model)
+        tree = sample_model(model, sampler_config, var_names=keep)
+    keep = [v for v in POSTERIOR_VARS + VARIANT_VARS if v in tree["posterior"].data_vars]
     add_derived(tree, design.task_sign, design.x_scale, design.y_scale)
     check_sampling(tree, keep, stacklevel=2)
     spec = {
         "model": config.to_dict(),
         "sampler": sampler_config.to_dict(),
-        "formulation": "full",
-        "likelihood": "normal",
-        "link": "identity",
+        "formulation": formulation,
+        "likelihood": variants.likelihood,
+        "link": variants.link,
+        "variants": variants.to_dict(),
         "versions": library_versions(),
     }
-    return TransferFit(posterior=tree, design=design, spec=spec)
+    fit = TransferFit(posterior=tree, design=design, spec=spec,
+                      variants=None if variants.is_default else variants)
+    if log_likelihood:
+        fit = TransferFit(posterior=fit.log_likelihood_tree(), design=design, spec=spec,
+                          variants=fit.variants)
+    return fit
+
+
+def _sample_collapsed(design, config: ModelConfig, sampler_config: SamplerConfig):
+    """Sample the collapsed model, then add exact draws of each task's coefficients."""
+    from . import collapsed_model as cm
+
+    data = {**cm.collapsed_data(design), **cm.prior_data(config.priors, config.correlated)}
+    if sampler_config.sampler == "nutpie":
+        tree = sample_compiled(
+            lambda: cm.build_collapsed_model(design, config),
+            cm.structure_key(design, config),
+            data,
+            sampler_config,
+        )
+    else:
+        model = cm.build_collapsed_model(design, config)
+        names = [v for v in cm.COLLAPSED_FREE_VARS if v in model.named_vars]
+        tree = sample_model(model, sampler_config, var_names=names)
+    # nutpie keeps the coords of the model it compiled first: relabel for this design.
+    tree["posterior"] = tree["posterior"].to_dataset().drop_vars(
+        [v for v in tree["posterior"].data_vars
+         if v not in cm.COLLAPSED_FREE_VARS], errors="ignore"
+    )
+    if "task" in tree["posterior"].dims:
+        tree["posterior"] = tree["posterior"].to_dataset().assign_coords(task=list(design.tasks))
+    seed = np.random.SeedSequence(sampler_config.random_seed).spawn(1)[0] \
+        if sampler_config.random_seed is not None else None
+    cm.complete_collapsed_posterior(tree, design, seed)
+    return tree
