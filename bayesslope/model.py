@@ -100,8 +100,9 @@ def choose_centered(design: TransferDesign) -> np.ndarray:
     its coefficients down more tightly than the population spread does; otherwise the
     posterior has a funnel in (coefficient, scale) and centered sampling diverges
     (measured: weak tasks diverge centered; informative tasks need ~3x more leapfrog
-    steps non-centered). The rule compares each task's OLS standard errors with the
-    spread of OLS estimates across tasks.
+    steps non-centered). The rule compares each task's OLS standard errors with a
+    method-of-moments estimate of the between-task scale; a task is centered only when
+    its data are more precise than the population spread for both coefficients.
 
     Returns
     -------
@@ -127,9 +128,18 @@ def choose_centered(design: TransferDesign) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         se_b = np.sqrt(s2_pool / sxx)
         se_a = np.sqrt(s2_pool * (1.0 / n + xbar**2 / sxx))
-    spread_b = np.std(b[informative], ddof=1)
-    spread_a = np.std(a[informative], ddof=1)
-    return informative & (se_b < spread_b) & (se_a < spread_a)
+    # Method-of-moments between-task spread: the variance of the OLS estimates is the
+    # population variance plus the mean sampling variance. Comparing se with the raw
+    # spread of estimates (which contains se itself) picks centered for about half
+    # the tasks when the population scale is near zero: exactly the funnel case.
+    tau_b = _between_task_sd(b[informative], se_b[informative])
+    tau_a = _between_task_sd(a[informative], se_a[informative])
+    return informative & (se_b < tau_b) & (se_a < tau_a)
+
+
+def _between_task_sd(estimates: np.ndarray, se: np.ndarray) -> float:
+    """sqrt(max(0, var(estimates) - mean(se^2))): DerSimonian-Laird style tau estimate."""
+    return float(np.sqrt(max(0.0, np.var(estimates, ddof=1) - np.mean(se**2))))
 
 
 def link_scale_scores(design: TransferDesign, variants=None, lapse=False) -> np.ndarray:
