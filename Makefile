@@ -3,6 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: venv demo test validate bench lint clean
 
@@ -24,8 +25,8 @@ validate: $(STAMP)
 	$(PY) -m validation.run
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
-	$(PY) benchmarks/run.py
+	$(PY) -m pip install --quiet -c constraints.txt -c constraints-bench.txt -e ".[bench]"
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check bayesslope tests

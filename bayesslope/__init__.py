@@ -15,6 +15,8 @@ __all__ = [
     "load_dataset",
     "list_datasets",
     "TransferFit",
+    "fit_transfer_matrix",
+    "TransferMatrix",
     "DataValidationError",
     "SamplingWarning",
     "WeakDataWarning",
@@ -28,6 +30,8 @@ _LAZY = {
     "TransferFit": ".result",
     "load_dataset": ".datasets",
     "list_datasets": ".datasets",
+    "fit_transfer_matrix": ".pairs",
+    "TransferMatrix": ".pairs",
 }
 
 
