@@ -27,7 +27,7 @@ TASKS = [f"t{k}" for k in range(6)]
 
 
 def simulate_counts(seed=0, n_per=14, n_items=600, overdispersion=0.0, slope_mu=1.2,
-                    slope_sd=0.3, link="probit"):
+                    slope_sd=0.3, link="probit", lapse=0.0):
     """Accuracy k/n on chance-floor probit (or logit) curves; x is a loss (lower is better)."""
     inverse_link = ndtr if link == "probit" else expit
     rng = np.random.default_rng(seed)
@@ -39,7 +39,7 @@ def simulate_counts(seed=0, n_per=14, n_items=600, overdispersion=0.0, slope_mu=
     x_ref = float(x_all.mean())
     for k, t in enumerate(TASKS):
         eta = intercepts[k] + slopes[k] * -(x_all - x_ref)
-        p = chance[t] + (1 - chance[t]) * inverse_link(eta)
+        p = chance[t] + (1 - chance[t] - lapse) * inverse_link(eta)
         if overdispersion:
             phi = 1 / overdispersion**2
             p = rng.beta(p * phi, (1 - p) * phi)
@@ -48,7 +48,7 @@ def simulate_counts(seed=0, n_per=14, n_items=600, overdispersion=0.0, slope_mu=
             rows.append({"task": t, "x": xi, "y": ki / n_items, "n": n_items,
                          "chance": chance[t]})
     truth = {"slope": dict(zip(TASKS, slopes, strict=True)), "slope_mu": slope_mu,
-             "x_ref": x_ref}
+             "x_ref": x_ref, "lapse": lapse}
     return pd.DataFrame(rows), truth
 
 
@@ -156,6 +156,19 @@ def logit_fit(logit_data):
     return _fit(df, n_eval="n", chance="chance", link="logit", x_ref=truth["x_ref"])
 
 
+@pytest.fixture(scope="module")
+def lapse_data():
+    # Steep curves (slope_mu 2.5 over x in [1.5, 5]) so that every task reaches its ceiling.
+    return simulate_counts(seed=2, slope_mu=2.5, slope_sd=0.3, lapse=0.08)
+
+
+@pytest.fixture(scope="module")
+def lapse_fit(lapse_data):
+    df, truth = lapse_data
+    return _fit(df, n_eval="n", chance="chance", link="probit", lapse=True,
+                x_ref=truth["x_ref"])
+
+
 # -- recovery -----------------------------------------------------------------------------
 def test_binomial_probit_chance_recovers_slopes(binom_fit, binom_data):
     _, truth = binom_data
@@ -172,6 +185,17 @@ def test_binomial_logit_chance_recovers_slopes(logit_fit, logit_data):
     assert logit_fit.spec["link"] == "logit"
     assert_converged(logit_fit)
     assert_recovers(logit_fit, truth)
+
+
+def test_lapse_ceiling_recovered(lapse_fit, lapse_data):
+    # Truth 0.08 in every task; its prior is Beta(1, 10) (mean 0.09, wide).
+    _, truth = lapse_data
+    assert_converged(lapse_fit)
+    assert_recovers(lapse_fit, truth)
+    lo, hi = _interval(lapse_fit, "lapse", 0.99)
+    assert (lo < truth["lapse"]).all() and (hi > truth["lapse"]).all()
+    # The ceiling is identified: intervals far narrower than the prior's 99% range (0-0.37).
+    assert float((hi - lo).max()) < 0.1
 
 
 def test_beta_binomial_recovers_slopes_and_overdispersion(betabinom_fit, betabinom_data):
