@@ -153,6 +153,18 @@ class TransferDesign:
         }
 
 
+def ordered_levels(values: pd.Series) -> tuple[str, ...]:
+    """Distinct labels as strings, in an order that row order cannot change.
+
+    Categorical order for a categorical column (unused levels dropped), else sorted.
+    """
+    labels = values.astype(str)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(labels)
+        return tuple(str(c) for c in values.cat.categories if str(c) in present)
+    return tuple(sorted(labels.unique()))
+
+
 def _check_better(value, what: str) -> str:
     if value not in BETTER_WORDS:
         raise DataValidationError(
@@ -317,11 +329,7 @@ def prepare_design(
             )
 
     task_str = ts.astype(str)
-    if isinstance(ts.dtype, pd.CategoricalDtype):
-        present = set(task_str)
-        tasks = tuple(str(c) for c in ts.cat.categories if str(c) in present)
-    else:
-        tasks = tuple(sorted(task_str.unique()))
+    tasks = ordered_levels(ts)
     if len(tasks) < 2:
         raise DataValidationError(
             f"only one task ({tasks[0]!r}) in column {task!r}: the hierarchical model pools "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import TransferDesign, _numeric_column, _rows
+from .data import TransferDesign, _numeric_column, _rows, ordered_levels
 from .exceptions import DataValidationError
 from .likelihoods import LIKELIHOODS, LINKS
 
@@ -232,14 +232,9 @@ def _codes(df, pos, column: str, role: str, labels) -> tuple[np.ndarray, tuple[s
             f"column {column!r} ({role}) has missing values at rows "
             f"{_rows(labels[col.isna().to_numpy()])}"
         )
-    s = col.astype(str)
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        present = set(s)
-        levels = tuple(str(c) for c in col.cat.categories if str(c) in present)
-    else:
-        levels = tuple(sorted(s.unique()))
+    levels = ordered_levels(col)
     code = {v: k for k, v in enumerate(levels)}
-    return s.map(code).to_numpy(dtype=np.int64), levels
+    return col.astype(str).map(code).to_numpy(dtype=np.int64), levels
 
 
 def prepare_variants(
