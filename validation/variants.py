@@ -23,7 +23,9 @@ import pandas as pd
 from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant  # noqa: I001
 
 __all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope",
-           "simulate_student_t", "simulate_binomial_probit"]
+           "simulate_student_t", "simulate_binomial_probit", "sample_bounded", "simulate_counts",
+           "sample_pooled_sigma", "sample_errors_in_x", "simulate_errors_in_x",
+           "sample_conditions", "simulate_conditions"]
 
 # Fixed priors (data units): x ~ Normal(0, 1) and y of order 1 give realistic data.
 PRIORS = {
@@ -37,6 +39,25 @@ PRIORS = {
 POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma")
 PRIORS_T = {**PRIORS, "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1}}
 PRIORS_PROBIT = {k: v for k, v in PRIORS.items() if k != "sigma"}
+# Variant priors (fixed, like PRIORS; names as in bayesslope.priors.VARIANT_PRIOR_NAMES).
+# Count likelihoods: PRIORS_PROBIT on the link scale (no sigma; also for the logit link).
+PRIORS_LAPSE = {**PRIORS_PROBIT, "lapse": {"dist": "Beta", "alpha": 1.0, "beta": 10.0}}
+# The package's default overdispersion prior (variant_default_priors): zero-avoiding.
+PRIORS_BETA_BINOMIAL = {**PRIORS_PROBIT,
+                        "overdispersion": {"dist": "Gamma", "alpha": 2.0, "beta": 10.0}}
+# per_task_sigma="pooled" has no `sigma` prior (passing one is an error): PRIORS less sigma.
+PRIORS_POOLED_SIGMA = {**PRIORS_PROBIT,
+                       "sigma_log_mu": {"dist": "Normal", "mu": -1.5, "sigma": 0.75},
+                       "sigma_log_sd": {"dist": "HalfNormal", "sigma": 0.5}}
+# Errors in x: the latent true x keep a spread of order 1 (Gamma(5, rate 5): mean 1,
+# sd 0.45), well above the measurement sd X_SE, as the model's centered latents assume.
+X_SE = 0.3
+PRIORS_X_SE = {**PRIORS, "x_mu": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
+               "x_sigma": {"dist": "Gamma", "alpha": 5.0, "beta": 5.0}}
+PRIORS_CONDITION = {**PRIORS,
+                    "condition_intercept": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
+                    "condition_slope": {"dist": "Normal", "mu": 0.0, "sigma": 0.5}}
+P_EPS = 1e-9  # success probabilities are clipped to [P_EPS, 1 - P_EPS] (docs/model.md)
 SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1, "target_accept": 0.9}
 
 
@@ -130,6 +151,150 @@ def simulate_binomial_probit(truth: dict, rng: np.random.Generator, n_points: in
     return pd.DataFrame({"task": names[task], "x": x, "y": k / n_eval, "n": n_eval})
 
 
+def _task_names(n_tasks: int) -> np.ndarray:
+    return np.array([f"t{k:03d}" for k in range(n_tasks)])
+
+
+def sample_bounded(rng: np.random.Generator, n_tasks: int, *, lapse: dict | None = None,
+                   overdispersion: dict | None = None) -> dict:
+    """Link-scale coefficients (:func:`sample_probit`) and, per task, optional variant terms.
+
+    ``lapse`` is a ``Beta`` prior spec (``lambda_t``), ``overdispersion`` a ``Gamma`` prior
+    spec (``d_t``, rate parameterization as in PyMC); each draws one value per task.
+    """
+    truth = sample_probit(rng, n_tasks)
+    if lapse is not None:
+        truth["lapse"] = rng.beta(lapse["alpha"], lapse["beta"], size=n_tasks)
+    if overdispersion is not None:
+        truth["overdispersion"] = rng.gamma(overdispersion["alpha"],
+                                            1.0 / overdispersion["beta"], size=n_tasks)
+    return truth
+
+
+def simulate_counts(truth: dict, rng: np.random.Generator, n_points: int, n_eval: int, *,
+                    link: str = "probit", chance: tuple[float, ...] | None = None
+                    ) -> pd.DataFrame:
+    """Counts of the bounded-link variants (docs/model.md, "Variants").
+
+    ``p = c + (1 - c - lapse_t) F(intercept_t + slope_t x)`` with ``x ~ Normal(0, 1)``, ``F``
+    the normal CDF or the logistic, ``c`` the chance of the task (``chance[t % len(chance)]``,
+    0 without), ``lapse_t`` from the truth (0 without); ``p`` clipped to
+    ``[P_EPS, 1 - P_EPS]``. ``k ~ Binomial(n_eval, p)``, or with ``overdispersion`` ``d_t`` in
+    the truth ``k ~ BetaBinomial(n_eval, p phi_t, (1 - p) phi_t)``, ``phi_t = 1 / d_t^2``
+    (drawn as ``q ~ Beta``, ``k ~ Binomial(n_eval, q)``). Columns ``task, x, y = k / n_eval,
+    n`` and ``chance`` when given.
+    """
+    from scipy.special import expit, ndtr
+
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    n_tasks = a.size
+    task = np.repeat(np.arange(n_tasks), n_points)
+    x = rng.normal(size=task.size)
+    f = {"probit": ndtr, "logit": expit}[link](a[task] + b[task] * x)
+    c = (np.zeros(n_tasks) if chance is None
+         else np.array([chance[t % len(chance)] for t in range(n_tasks)], dtype=float))
+    lapse = np.asarray(truth.get("lapse", np.zeros(n_tasks)), dtype=float)
+    p = np.clip(c[task] + (1.0 - c[task] - lapse[task]) * f, P_EPS, 1.0 - P_EPS)
+    if "overdispersion" in truth:
+        phi = 1.0 / np.square(np.asarray(truth["overdispersion"], dtype=float))[task]
+        p = rng.beta(p * phi, (1.0 - p) * phi)
+    k = rng.binomial(n_eval, p)
+    out = pd.DataFrame({"task": _task_names(n_tasks)[task], "x": x, "y": k / n_eval,
+                        "n": n_eval})
+    if chance is not None:
+        out["chance"] = c[task]
+    return out
+
+
+def sample_pooled_sigma(rng: np.random.Generator, n_tasks: int) -> dict:
+    """Gaussian-model coefficients with ``log sigma_t ~ Normal(sigma_log_mu, sigma_log_sd)``.
+
+    ``sigma_log_mu``, ``sigma_log_sd`` from :data:`PRIORS_POOLED_SIGMA`; ``sigma`` per task.
+    """
+    truth = sample_population(rng, n_tasks)
+    del truth["sigma"]
+    p = PRIORS_POOLED_SIGMA
+    log_mu = rng.normal(p["sigma_log_mu"]["mu"], p["sigma_log_mu"]["sigma"])
+    log_sd = _half_normal(rng, p["sigma_log_sd"]["sigma"])
+    truth.update(sigma_log_mu=log_mu, sigma_log_sd=log_sd,
+                 sigma=np.exp(rng.normal(log_mu, log_sd, size=n_tasks)))
+    return truth
+
+
+def sample_errors_in_x(rng: np.random.Generator, n_tasks: int, n_points: int) -> dict:
+    """Gaussian-model parameters and ``n_points`` checkpoints measured with noise.
+
+    ``x_true_j ~ Normal(x_mu, x_sigma)`` (priors :data:`PRIORS_X_SE`) and its single
+    measurement ``x_measured_j ~ Normal(x_true_j, X_SE)``; each checkpoint is scored on
+    every task. Checkpoints are sorted by ``x_measured`` (a relabelling of exchangeable
+    checkpoints), the order of the package's latent ``x_true`` (dims ``x_point``: the
+    measured ``(x, x_se)`` pairs sorted), so ``x_true[j]`` is comparable with the posterior.
+    The measurement is data, drawn here only so that the truth can be put in that order.
+    """
+    truth = sample_population(rng, n_tasks)
+    p = PRIORS_X_SE
+    x_mu = rng.normal(p["x_mu"]["mu"], p["x_mu"]["sigma"])
+    x_sigma = rng.gamma(p["x_sigma"]["alpha"], 1.0 / p["x_sigma"]["beta"])
+    x_true = rng.normal(x_mu, x_sigma, size=n_points)
+    x_meas = x_true + X_SE * rng.normal(size=n_points)
+    order = np.argsort(x_meas)
+    truth.update(x_mu=x_mu, x_sigma=x_sigma, x_true=x_true[order], x_measured=x_meas[order])
+    return truth
+
+
+def simulate_errors_in_x(truth: dict, rng: np.random.Generator) -> pd.DataFrame:
+    """``y_tj = intercept_t + slope_t x_true_j + sigma eps``; the frame holds ``x_measured_j``.
+
+    One row per (task, checkpoint): the same measured x on every task, as in a long table
+    of checkpoints (the package gives rows with the same ``(x, x_se)`` one latent).
+    """
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    x_true, x_meas = np.asarray(truth["x_true"]), np.asarray(truth["x_measured"])
+    task = np.repeat(np.arange(a.size), x_true.size)
+    point = np.tile(np.arange(x_true.size), a.size)
+    y = a[task] + b[task] * x_true[point] + truth["sigma"] * rng.normal(size=task.size)
+    return pd.DataFrame({"task": _task_names(a.size)[task], "x": x_meas[point], "y": y})
+
+
+def sample_conditions(rng: np.random.Generator, n_tasks: int) -> dict:
+    """Gaussian-model parameters plus the shifts of the second condition.
+
+    ``condition_intercept[0] = gamma_2``, ``condition_slope[0] = delta_2`` (priors
+    :data:`PRIORS_CONDITION`; the first condition is the reference, gamma_1 = delta_1 = 0),
+    and the deterministic ``intercept_mu_condition``, ``slope_mu_condition``.
+    """
+    truth = sample_population(rng, n_tasks)
+    p = PRIORS_CONDITION
+    g = np.array([rng.normal(p["condition_intercept"]["mu"],
+                             p["condition_intercept"]["sigma"])])
+    d = np.array([rng.normal(p["condition_slope"]["mu"], p["condition_slope"]["sigma"])])
+    truth.update(
+        condition_intercept=g, condition_slope=d,
+        intercept_mu_condition=truth["intercept_mu"] + np.concatenate([[0.0], g]),
+        slope_mu_condition=truth["slope_mu"] + np.concatenate([[0.0], d]),
+    )
+    return truth
+
+
+def simulate_conditions(truth: dict, rng: np.random.Generator, n_points: int
+                        ) -> pd.DataFrame:
+    """``y = (intercept_t + gamma_c) + (slope_t + delta_c) x + sigma eps``, ``x ~ Normal(0, 1)``.
+
+    Each task has ``n_points`` rows, alternately in condition ``c0`` (the reference) and
+    ``c1``.
+    """
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    gamma = np.concatenate([[0.0], truth["condition_intercept"]])
+    delta = np.concatenate([[0.0], truth["condition_slope"]])
+    task = np.repeat(np.arange(a.size), n_points)
+    cond = np.tile(np.arange(n_points) % 2, a.size)
+    x = rng.normal(size=task.size)
+    y = (a[task] + gamma[cond] + (b[task] + delta[cond]) * x
+         + truth["sigma"] * rng.normal(size=task.size))
+    return pd.DataFrame({"task": _task_names(a.size)[task], "x": x, "y": y,
+                         "condition": np.array(["c0", "c1"])[cond]})
+
+
 def _accepts(option: str) -> bool:
     """Whether ``fit_hierarchical`` has keyword ``option`` (a variant may not exist yet)."""
     from bayesslope import fit_hierarchical
@@ -163,6 +328,7 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
     """
     from bayesslope import fit_hierarchical
     from bayesslope.diagnostics import sampling_diagnostics
+    from bayesslope.model import VARIANT_VARS
 
     kwargs = {**SAMPLING, **options}
     with warnings.catch_warnings(record=True) as caught:
@@ -172,8 +338,10 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
             random_seed=seed, **kwargs,
         )
     post = fit.posterior["posterior"]
+    # The core variables and every variant variable the model has (nu, lapse, sigma_log_*,
+    # x_true, condition_*, ...): the same list as before for the core model.
     names = [v for v in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
-                         "sigma", "nu", "intercept", "slope") if v in post]
+                         "sigma", "intercept", "slope", *VARIANT_VARS) if v in post]
     draws = {v: post[v].transpose("chain", "draw", ...).values for v in names}
     intervals = {}
     for prob in COVERAGE_PROBS:
@@ -322,6 +490,63 @@ def register_all() -> None:
         fit=partial(fit_bayesslope, likelihood="binomial", link="probit", n_eval="n",
                     priors=PRIORS_PROBIT, **full),
         params=params))
+
+    # Variants of docs/model.md, "Variants": each one option of fit_hierarchical, full model.
+    shape = "full model (12 tasks x 20 points)"
+    register_variant(Variant(
+        name="binomial_probit_chance_lapse", description="likelihood='binomial', "
+        "link='probit', n_eval=200, chance 0.25 (even tasks) / 0.5 (odd tasks), lapse=True "
+        f"(lapse_t ~ Beta(1, 10)), {shape}",
+        sample_prior=partial(sample_bounded, n_tasks=12, lapse=PRIORS_LAPSE["lapse"]),
+        simulate=partial(simulate_counts, n_points=20, n_eval=200, link="probit",
+                         chance=(0.25, 0.5)),
+        fit=partial(fit_bayesslope, likelihood="binomial", link="probit", n_eval="n",
+                    chance="chance", lapse=True, priors=PRIORS_LAPSE, **full),
+        params=(*params, "lapse[0]")))
+    register_variant(Variant(
+        name="binomial_logit", description=f"likelihood='binomial', link='logit', n_eval=200, "
+        f"{shape}",
+        sample_prior=partial(sample_bounded, n_tasks=12),
+        simulate=partial(simulate_counts, n_points=20, n_eval=200, link="logit"),
+        fit=partial(fit_bayesslope, likelihood="binomial", link="logit", n_eval="n",
+                    priors=PRIORS_PROBIT, **full),
+        params=params))
+    register_variant(Variant(
+        name="beta_binomial_probit", description="likelihood='beta_binomial', link='probit', "
+        f"n_eval=200, overdispersion_t ~ Gamma(2, rate 10), {shape}",
+        sample_prior=partial(sample_bounded, n_tasks=12,
+                             overdispersion=PRIORS_BETA_BINOMIAL["overdispersion"]),
+        simulate=partial(simulate_counts, n_points=20, n_eval=200, link="probit"),
+        fit=partial(fit_bayesslope, likelihood="beta_binomial", link="probit", n_eval="n",
+                    priors=PRIORS_BETA_BINOMIAL, **full),
+        params=(*params, "overdispersion[0]")))
+    register_variant(Variant(
+        name="pooled_sigma", description="per_task_sigma='pooled' (log sigma_t ~ "
+        "Normal(sigma_log_mu, sigma_log_sd), sigma_log_mu ~ Normal(-1.5, 0.75), sigma_log_sd "
+        f"~ HalfNormal(0.5)), Gaussian identity, {shape}",
+        sample_prior=partial(sample_pooled_sigma, n_tasks=12),
+        simulate=partial(simulate_gaussian, n_points=20),
+        fit=partial(fit_bayesslope, per_task_sigma="pooled", priors=PRIORS_POOLED_SIGMA,
+                    **full),
+        params=(*params, "sigma_log_mu", "sigma_log_sd", "sigma[0]")))
+    register_variant(Variant(
+        name="errors_in_x", description=f"x_se={X_SE} (errors in x: 20 checkpoints, each "
+        "measured once and scored on every task; x_true ~ Normal(x_mu, x_sigma), x_mu ~ "
+        "Normal(0, 0.5), x_sigma ~ Gamma(5, rate 5)), Gaussian identity, full model "
+        "(12 tasks x 20 checkpoints)",
+        sample_prior=partial(sample_errors_in_x, n_tasks=12, n_points=20),
+        simulate=simulate_errors_in_x,
+        fit=partial(fit_bayesslope, x_se=X_SE, priors=PRIORS_X_SE, **full),
+        params=(*params, "sigma", "x_mu", "x_sigma", "x_true[0]")))
+    register_variant(Variant(
+        name="conditions", description="condition= with 2 levels (every task in both, 10 "
+        "points each; condition_intercept, condition_slope ~ Normal(0, 0.5)), Gaussian "
+        f"identity, {shape}",
+        sample_prior=partial(sample_conditions, n_tasks=12),
+        simulate=partial(simulate_conditions, n_points=20),
+        fit=partial(fit_bayesslope, condition="condition", priors=PRIORS_CONDITION, **full),
+        params=(*params, "sigma", "condition_intercept[0]", "condition_slope[0]",
+                "slope_mu_condition[1]")))
 
 
 register_all()
