@@ -200,7 +200,8 @@ def fit_hierarchical(
     )
     resolved = model_priors(priors, design, variants, lapse=lapse, per_task_sigma=per_task_sigma)
     if parameterization == "auto":
-        centered = choose_centered_variant(design, variants, lapse)
+        centered = choose_centered_variant(design, variants, lapse,
+                                           per_task_noise=bool(per_task_sigma))
     elif parameterization in ("centered", "non_centered"):
         centered = np.full(design.n_tasks, parameterization == "centered")
     else:
