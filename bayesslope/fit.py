@@ -227,7 +227,8 @@ def fit_hierarchical(
         tree = sample_model(model, sampler_config, var_names=keep)
     keep = [v for v in POSTERIOR_VARS + VARIANT_VARS if v in tree["posterior"].data_vars]
     add_derived(tree, design.task_sign, design.x_scale, design.y_scale)
-    check_sampling(tree, keep, stacklevel=2)
+    cache: dict = {}
+    check_sampling(tree, keep, stacklevel=2, cache=cache)
     spec = {
         "model": config.to_dict(),
         "sampler": sampler_config.to_dict(),
@@ -238,10 +239,11 @@ def fit_hierarchical(
         "versions": library_versions(),
     }
     fit = TransferFit(posterior=tree, design=design, spec=spec,
-                      variants=None if variants.is_default else variants)
+                      variants=None if variants.is_default else variants,
+                      _diagnostics_cache=cache)
     if log_likelihood:
         fit = TransferFit(posterior=fit.log_likelihood_tree(), design=design, spec=spec,
-                          variants=fit.variants)
+                          variants=fit.variants, _diagnostics_cache=cache)
     return fit
 
 

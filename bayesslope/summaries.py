@@ -57,14 +57,19 @@ def _check_ci_prob(ci_prob: float) -> None:
         raise ValueError(f"ci_prob should be in (0, 1) but got {ci_prob!r}")
 
 
-def _var_table(posterior, var: str, ci_prob: float) -> pd.DataFrame:
-    """Mean, sd, equal-tailed interval, R-hat and ESS of each element of ``var``."""
-    import arviz as az
+def _var_table(posterior, var: str, ci_prob: float, cache: dict | None = None
+               ) -> pd.DataFrame:
+    """Mean, sd, equal-tailed interval, R-hat and ESS of each element of ``var``.
+
+    ``cache``: per-element diagnostics to reuse (see
+    :func:`bayesslope.diagnostics.element_diagnostics`).
+    """
+    from .diagnostics import element_diagnostics
 
     draws = _draws(posterior, var)
     flat = draws.reshape(-1, *draws.shape[2:])
     lo, hi = np.quantile(flat, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
-    ds = posterior["posterior"].to_dataset()[[var]]
+    diag = element_diagnostics(posterior, [var], cache)[var]
     lb, ub = _ci_names(ci_prob)
     return pd.DataFrame(
         {
@@ -72,9 +77,9 @@ def _var_table(posterior, var: str, ci_prob: float) -> pd.DataFrame:
             "sd": flat.std(axis=0, ddof=1),
             lb: lo,
             ub: hi,
-            "r_hat": np.atleast_1d(az.rhat(ds)[var].values),
-            "ess_bulk": np.atleast_1d(az.ess(ds, method="bulk")[var].values),
-            "ess_tail": np.atleast_1d(az.ess(ds, method="tail")[var].values),
+            "r_hat": np.atleast_1d(diag["r_hat"].values),
+            "ess_bulk": np.atleast_1d(diag["ess_bulk"].values),
+            "ess_tail": np.atleast_1d(diag["ess_tail"].values),
         }
     )
 
@@ -87,7 +92,8 @@ def prob_negative_transfer(posterior) -> pd.Series:
     return pd.Series(p, index=pd.Index(tasks, name="task"), name="p_negative")
 
 
-def slope_summary(posterior, task_table: pd.DataFrame, ci_prob: float = 0.9) -> pd.DataFrame:
+def slope_summary(posterior, task_table: pd.DataFrame, ci_prob: float = 0.9,
+                  cache: dict | None = None) -> pd.DataFrame:
     """Per-task table of the oriented transfer slope.
 
     Parameters
@@ -98,6 +104,9 @@ def slope_summary(posterior, task_table: pd.DataFrame, ci_prob: float = 0.9) -> 
         Per-task ``n``, ``x_min``, ``x_max``, ``x_range``, ``weak`` (from the design).
     ci_prob : float, default 0.9
         Probability mass of the equal-tailed interval.
+    cache : dict, optional
+        Per-element diagnostics to reuse and fill (see
+        :func:`bayesslope.diagnostics.element_diagnostics`).
 
     Returns
     -------
@@ -108,7 +117,7 @@ def slope_summary(posterior, task_table: pd.DataFrame, ci_prob: float = 0.9) -> 
     """
     _check_ci_prob(ci_prob)
     tasks = posterior["posterior"]["task"].values.astype(str)
-    table = _var_table(posterior, "slope", ci_prob)
+    table = _var_table(posterior, "slope", ci_prob, cache)
     table.index = pd.Index(tasks, name="task")
     table["p_negative"] = prob_negative_transfer(posterior).values
     for var in ("slope_data", "slope_std", "intercept"):
@@ -128,7 +137,8 @@ def prob_negative_new_task(posterior) -> float:
     return float(np.mean(ndtr(-mu / sd)))
 
 
-def population_summary(posterior, ci_prob: float = 0.9) -> pd.DataFrame:
+def population_summary(posterior, ci_prob: float = 0.9, cache: dict | None = None
+                       ) -> pd.DataFrame:
     """Population parameters and P(a new task has negative transfer).
 
     Returns
@@ -137,14 +147,14 @@ def population_summary(posterior, ci_prob: float = 0.9) -> pd.DataFrame:
         Rows ``slope_mu``, ``slope_sigma``, ``intercept_mu``, ``intercept_sigma``,
         ``corr`` (if modelled), ``sigma`` (if shared) with the columns of
         :func:`slope_summary`'s statistics, and a row ``p_negative_new_task`` whose
-        ``mean`` is the probability.
+        ``mean`` is the probability. ``cache`` as in :func:`slope_summary`.
     """
     _check_ci_prob(ci_prob)
     post = posterior["posterior"]
     rows = []
     for var in ("slope_mu", "slope_sigma", "intercept_mu", "intercept_sigma", "corr", "sigma"):
         if var in post and post[var].ndim == 2:
-            t = _var_table(posterior, var, ci_prob)
+            t = _var_table(posterior, var, ci_prob, cache)
             t.index = [var]
             rows.append(t)
     table = pd.concat(rows)
