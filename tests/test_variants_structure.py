@@ -153,6 +153,23 @@ def test_nested_groups_build():
     assert model.named_vars_to_dims["group_slope"] == ("group",)
 
 
+def test_eiv_latent_x_starts_at_the_measurements():
+    # From a random start a chain can settle in the mirrored mode (x_true reflected,
+    # slopes negated; seen in SBC): the initial point must be the measured x.
+    df, _ = simulate_eiv(seed=2, n_ckpt=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = prepare_design(df, x_ref=2.75)
+    v = prepare_variants(df, design, x_se="x_se")
+    config = ModelConfig(priors=model_priors(None, design, v), centered_tasks=(False,) * 6)
+    model = build_model(design, config, v)
+    start = model.initial_point()["x_true"]
+    measured = np.empty(v.n_x_points)
+    measured[v.x_point[v.x_point >= 0]] = design.x[v.x_point >= 0]
+    np.testing.assert_allclose(start, measured)
+    assert np.ptp(start) > 0.5  # a real spread, not a constant default
+
+
 # -- errors -------------------------------------------------------------------------------
 def _prep(df, **kw):
     with warnings.catch_warnings():
