@@ -26,6 +26,8 @@ from bayesslope.collapsed import (
     conditional_draw,
     conditional_moments,
     draw_task_coefficients,
+    group_sufficient_stats,
+    grouped_marginal_loglik,
     marginal_loglik,
     task_marginal_loglik,
     task_sufficient_stats,
@@ -333,6 +335,52 @@ def test_marginal_loglik_batched_parameters(stats):
         stats, mus, p["slope_mu"], p["intercept_sigma"], p["slope_sigma"], p["corr"], p["sigma"]
     )
     np.testing.assert_allclose(total, got.sum(axis=-1), rtol=1e-14)
+
+
+def shared_design_data(seed: int = 3):
+    """Tasks that reuse four x vectors (one constant, one of length 1) with their own y."""
+    rng = np.random.default_rng(seed)
+    designs = [rng.normal(0.2, 1.1, 9), rng.normal(-0.5, 0.7, 5), np.full(4, 1.3),
+               np.array([0.8])]
+    uses = [5, 3, 2, 3]  # tasks per design
+    xs, ys, idx, t = [], [], [], 0
+    for x, k in zip(designs, uses, strict=True):
+        for _ in range(k):
+            a, b = rng.normal(0.5, 0.8), rng.normal(-0.3, 0.6)
+            xs.append(x)
+            ys.append(a + b * x + rng.normal(0.0, 0.4, x.size))
+            idx.append(np.full(x.size, t))
+            t += 1
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(idx), t
+
+
+@pytest.mark.parametrize("p", [PARAM_SETS[0], PARAM_SETS[2],
+                               dict(PARAM_SETS[3], sigma=0.6)],
+                         ids=["corr0", "corr-0.9", "corr-0.99"])
+def test_grouped_marginal_loglik_matches_dense_mvn(p):
+    # Truth: the dense multivariate normal of every task, summed. The grouped form needs a
+    # shared sigma; tasks sharing an x vector form one group.
+    xc, y, idx, n_tasks = shared_design_data()
+    groups = group_sufficient_stats(task_sufficient_stats(xc, y, idx, n_tasks))
+    assert sorted(groups.count.tolist()) == [2.0, 3.0, 3.0, 5.0]  # the four x vectors
+    ref = dense_loglik(xc, y, idx, n_tasks, p).sum()
+    got = grouped_marginal_loglik(groups, *(p[k] for k in PARAM_NAMES))
+    assert got == pytest.approx(ref, rel=1e-11, abs=1e-10)
+
+
+def test_grouped_marginal_loglik_jax_and_batched(jax_x64):
+    import jax.numpy as jnp
+
+    xc, y, idx, n_tasks = shared_design_data(seed=5)
+    stats = task_sufficient_stats(xc, y, idx, n_tasks)
+    groups = group_sufficient_stats(stats)
+    p = PARAM_SETS[2]
+    mus = np.array([-0.3, 0.0, 0.8])[:, None]  # batch (3, 1) against groups (G,)
+    args = (mus, p["slope_mu"], p["intercept_sigma"], p["slope_sigma"], p["corr"], p["sigma"])
+    ref = marginal_loglik(stats, *args)
+    np.testing.assert_allclose(grouped_marginal_loglik(groups, *args), ref, rtol=1e-12)
+    got_jax = jax_x64.jit(lambda g: grouped_marginal_loglik(g, *args, xp=jnp))(groups)
+    np.testing.assert_allclose(np.asarray(got_jax), ref, rtol=1e-12)
 
 
 def test_backends_agree_and_gradient_is_finite(stats, jax_x64):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayesslope.collapsed import group_sufficient_stats
 from bayesslope.exceptions import DataValidationError
 from bayesslope.pairs import TransferMatrix, fit_transfer_matrix
 from bayesslope.pairs.design import build_pair_design
@@ -137,6 +138,10 @@ def test_jax_logdensity_matches_pymc_model():
                                                 xp=pt))
         logp = model.compile_logp()
         ours = make_logdensity(stats, DEFAULT_PRIORS)
+        # Shared sigma: the pooled density from the design's exact statistics (what the
+        # fast path samples) must be the same function.
+        pooled = None if per_pair else make_logdensity(
+            group_sufficient_stats(d.sufficient_stats()), DEFAULT_PRIORS)
         rng = np.random.default_rng(0)
         for _ in range(4):
             pos = {"intercept_mu": rng.normal(), "slope_mu": rng.normal(),
@@ -149,6 +154,24 @@ def test_jax_logdensity_matches_pymc_model():
                      "corr_unit_logodds__": pos["corr_logodds"],
                      "sigma_log__": pos["log_sigma"]}
             np.testing.assert_allclose(float(ours(pos)), logp(point), rtol=1e-9)
+            if pooled is not None:
+                np.testing.assert_allclose(float(pooled(pos)), logp(point), rtol=1e-9)
+
+
+def test_design_statistics_match_the_data_and_pool_by_pair_size():
+    from bayesslope.collapsed import task_sufficient_stats
+
+    scores = planted_scores(seed=3, m=10)
+    scores[[0, 4], 2] = np.nan  # two units miss task 2: its pairs have n = 8
+    d = build_pair_design(long_frame(scores))
+    exact = d.sufficient_stats()
+    summed = task_sufficient_stats(d.x, d.y, d.pair_idx, d.n_pairs)
+    for name, value in exact._asdict().items():
+        np.testing.assert_allclose(value, getattr(summed, name), rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
+    groups = group_sufficient_stats(exact)
+    assert groups.n.tolist() == [8.0, 10.0]
+    assert groups.count.tolist() == [float((d.n == 8).sum()), float((d.n == 10).sum())]
 
 
 def test_pair_draws_match_conjugate_closed_form_and_ignore_chunking():

@@ -80,6 +80,20 @@ class PairDesign:
         """Number of tasks."""
         return len(self.tasks)
 
+    def sufficient_stats(self):
+        """Per-pair :class:`~bayesslope.collapsed.SufficientStats` of the standardized data.
+
+        Written from ``n`` and ``r`` by the definition of the standardization (means 0,
+        sums of squares ``n - 1``, cross-product ``(n - 1) r``) rather than re-summed, so
+        that pairs of equal size share their design exactly and can be pooled.
+        """
+        from ..collapsed import SufficientStats
+
+        n = self.n.astype(np.float64)
+        zero = np.zeros_like(n)
+        return SufficientStats(n=n, xbar=zero, ybar=zero.copy(), sxx=n - 1.0,
+                               sxy=(n - 1.0) * self.r, syy=n - 1.0)
+
     def pair_labels(self) -> pd.MultiIndex:
         """``(source, target)`` labels of the pairs, as a :class:`pandas.MultiIndex`."""
         t = np.asarray(self.tasks, dtype=object)

@@ -123,7 +123,6 @@ def fit_transfer_matrix(
     import xarray as xr
     from arviz_stats.base import array_stats
 
-    from ..collapsed import task_sufficient_stats
     from .result import TransferMatrix
     from .sampler import draw_pairs, sample_population
 
@@ -144,7 +143,7 @@ def fit_transfer_matrix(
             UserWarning, stacklevel=2,
         )
     n_pairs = design.n_pairs
-    stats = task_sufficient_stats(design.x, design.y, design.pair_idx, n_pairs)
+    stats = design.sufficient_stats()
     timings = {}
 
     seed = np.random.SeedSequence(random_seed).generate_state(1)[0] if random_seed is None \

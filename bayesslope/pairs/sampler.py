@@ -2,7 +2,10 @@
 
 The pair coefficients are integrated out with :mod:`bayesslope.collapsed` (the one
 likelihood shared with the PyMC models), so NUTS (blackjax, window adaptation, chains
-vmapped) only sees the five population parameters plus the residual scale(s). Every pair's
+vmapped) only sees the five population parameters plus the residual scale(s). With one
+shared residual scale, pairs of equal size have the same standardized design and are
+pooled (:func:`~bayesslope.collapsed.group_sufficient_stats`), so each log-density
+evaluation costs O(distinct pair sizes), not O(pairs). Every pair's
 intercept and slope is then drawn from its exact conditional Gaussian, vectorized over
 pairs in fixed-size chunks (one compiled function, padded last chunk) so memory stays
 bounded whatever the number of pairs.
@@ -27,9 +30,12 @@ import numpy as np
 from jax.scipy import stats as jstats
 
 from ..collapsed import (
+    GroupedStats,
     SufficientStats,
     conditional_draw,
     conditional_moments,
+    group_sufficient_stats,
+    grouped_marginal_loglik,
     marginal_loglik,
 )
 
@@ -128,13 +134,15 @@ def _log_prior_unconstrained(position, priors):
     return lp
 
 
-def make_logdensity(stats: SufficientStats, priors: Mapping[str, dict]) -> Callable:
+def make_logdensity(stats: SufficientStats | GroupedStats,
+                    priors: Mapping[str, dict]) -> Callable:
     """Log posterior density (up to the evidence) of the unconstrained population position.
 
     Parameters
     ----------
-    stats : SufficientStats
-        Per-pair statistics of the standardized data, float64 arrays of shape (P,).
+    stats : SufficientStats or GroupedStats
+        Per-pair statistics of the standardized data, float64 arrays of shape (P,), or the
+        same pooled by design (shared ``sigma`` only).
     priors : mapping
         Specs as in :data:`DEFAULT_PRIORS`.
 
@@ -145,15 +153,18 @@ def make_logdensity(stats: SufficientStats, priors: Mapping[str, dict]) -> Calla
         ``log_intercept_sigma``, ``log_slope_sigma``, ``corr_logodds`` and ``log_sigma``
         (scalar: shared; shape (P,): one per pair).
     """
+    grouped = isinstance(stats, GroupedStats)
+    loglik = grouped_marginal_loglik if grouped else marginal_loglik
     with jax.enable_x64(True):
-        jstats_ = SufficientStats(*(jnp.asarray(s, dtype=jnp.float64) for s in stats))
+        jstats_ = type(stats)(*(jnp.asarray(s, dtype=jnp.float64) for s in stats))
 
     def logdensity(position):
         with jax.enable_x64(True):
             p = constrain(position)
-            lik = marginal_loglik(jstats_, p["intercept_mu"], p["slope_mu"],
-                                  p["intercept_sigma"], p["slope_sigma"], p["corr"],
-                                  p["sigma"], xp=jnp)
+            if grouped and jnp.ndim(p["sigma"]) != 0:
+                raise ValueError("grouped statistics need one shared sigma")
+            lik = loglik(jstats_, p["intercept_mu"], p["slope_mu"], p["intercept_sigma"],
+                         p["slope_sigma"], p["corr"], p["sigma"], xp=jnp)
             return lik + _log_prior_unconstrained(position, priors)
 
     return logdensity
@@ -174,6 +185,16 @@ def _initial_positions(key, n_chains: int, sigma_shape: tuple) -> dict:
         "corr_logodds": u(ks[4]),
         "log_sigma": math.log(0.7) + u(ks[5], sigma_shape),
     }
+
+
+def _pad_groups(groups: GroupedStats) -> GroupedStats:
+    """Pad to a power-of-two number of groups with empty ones (count 0, n 0: they add 0).
+
+    Transfer matrices whose pairs have a few distinct sizes then share one compiled NUTS
+    program (a complete score table has a single group).
+    """
+    size = 1 << max(0, int(groups.count.size - 1).bit_length())
+    return GroupedStats(*(np.pad(v, (0, size - v.size)) for v in groups))
 
 
 @partial(jax.jit, static_argnums=(4, 5, 6, 7))
@@ -235,9 +256,11 @@ def _sample_population(
     k_init, k_warm, k_draw = jax.random.split(key, 3)
     init = _initial_positions(k_init, chains, (n_pairs,) if per_pair_sigma else ())
     frozen = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in priors.items()))
-    stats = SufficientStats(*(jnp.asarray(s, dtype=jnp.float64) for s in stats))
+    # A shared sigma lets pairs of equal design be pooled: O(groups) per gradient.
+    data = stats if per_pair_sigma else _pad_groups(group_sufficient_stats(stats))
+    data = type(data)(*(jnp.asarray(s, dtype=jnp.float64) for s in data))
     (positions, diverging, n_steps, accept), step_size = _run_nuts(
-        stats, init, jax.random.split(k_warm, chains), jax.random.split(k_draw, chains),
+        data, init, jax.random.split(k_warm, chains), jax.random.split(k_draw, chains),
         frozen, int(draws), int(tune), float(target_accept),
     )
     params = {k: np.asarray(v) for k, v in constrain(positions).items()}
