@@ -11,7 +11,10 @@ summaries only, cold = first call in a process incl. JIT compilation, then warm 
 fit of the same shapes; ``--runs`` also takes ``warm_keep_draws``), ``closed`` (conjugate draws of
 every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries), ``loop``
 (``pm.sample(nuts_sampler="pymc")`` on a few single pairs, extrapolated), ``real``
-(OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects; heatmaps to docs/img/).
+(OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects; heatmaps to docs/img/),
+``robust`` (``likelihood="student_t"`` on ``--robust-tasks`` tasks: per-pair NUTS vmapped,
+cold and warm) and ``robust_loop`` (the same Student-t pair model, one ``pm.sample`` per
+pair, on ``--loop-pairs`` pairs).
 """
 
 from __future__ import annotations
@@ -126,6 +129,46 @@ def part_loop(args) -> dict:
             "extrapolated_s": float(np.mean(times)) * d.n_pairs, "pairs": d.n_pairs}
 
 
+def part_robust(args) -> dict:
+    from bayesslope.pairs import fit_transfer_matrix
+
+    df = simulate(args.robust_tasks, args.units)
+    out = {}
+    for label, seed in (("cold", 1), ("warm", 2)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm = fit_transfer_matrix(df, likelihood="student_t", random_seed=seed,
+                                     keep_draws=False)
+        wall = time.perf_counter() - t0
+        out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0,
+                      "per_pair_s": wall / tm.design.n_pairs, **tm.settings["timings"],
+                      **diag_line(tm), "peak_rss_mb": peak_mb(), "load_avg": os.getloadavg()}
+    return out
+
+
+def part_robust_loop(args) -> dict:
+    import pymc as pm
+
+    from bayesslope.pairs.design import build_pair_design
+
+    d = build_pair_design(simulate(args.robust_tasks, args.units))
+    times = []
+    for p in range(args.loop_pairs):
+        x, y = d.x[d.pair_idx == p], d.y[d.pair_idx == p]
+        t0 = time.perf_counter()
+        with pm.Model():
+            coef = pm.Normal("coef", 0.0, 1.0, shape=2)
+            s = pm.HalfNormal("sigma", 1.0)
+            nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
+            pm.StudentT("y", nu=nu, mu=coef[0] + coef[1] * x, sigma=s, observed=y)
+            pm.sample(draws=1000, tune=1000, chains=4, cores=2, nuts_sampler="pymc",
+                      random_seed=p, progressbar=False, compute_convergence_checks=False)
+        times.append(time.perf_counter() - t0)
+    return {"per_pair_s": times, "load_avg": os.getloadavg(), "mean_s": float(np.mean(times)),
+            "pairs": d.n_pairs}
+
+
 def _real_frames() -> dict:
     o = pd.read_csv(os.path.join(DATA, "openclip_imagenet", "openclip_imagenet_vs_tasks.csv"))
     inet = o.drop_duplicates("model")[["model", "x", "x_higher_is_better"]].rename(
@@ -167,7 +210,8 @@ def part_real(args) -> dict:
     return out
 
 
-PARTS = {"fast": part_fast, "closed": part_closed, "loop": part_loop, "real": part_real}
+PARTS = {"fast": part_fast, "closed": part_closed, "loop": part_loop, "real": part_real,
+         "robust": part_robust, "robust_loop": part_robust_loop}
 
 
 def main(argv=None) -> None:
@@ -176,6 +220,8 @@ def main(argv=None) -> None:
     ap.add_argument("--units", type=int, default=20, help="units (models) per task")
     ap.add_argument("--sigma", default="pair", choices=["pair", "shared"])
     ap.add_argument("--loop-pairs", type=int, default=3)
+    ap.add_argument("--robust-tasks", type=int, default=12,
+                    help="tasks of the Student-t parts (pairs = K(K-1))")
     ap.add_argument("--runs", default="cold,warm",
                     help="fast-path fits: any of cold,warm,warm_keep_draws")
     ap.add_argument("--real", action="store_true", help="also run the bundled real data")

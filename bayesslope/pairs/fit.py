@@ -20,6 +20,49 @@ __all__ = ["fit_transfer_matrix"]
 _CHUNK_VALUES = 1 << 22
 
 
+# Pairs per compiled call of the Student-t path: large enough to amortize dispatch, small
+# enough that the slowest NUTS tree of a chunk does not hold up many finished lanes.
+_ROBUST_CHUNK = 64
+
+
+class _ChunkSummaries:
+    """Per-pair summaries (and optionally the draws) filled chunk by chunk."""
+
+    def __init__(self, n_pairs: int, chains: int, draws: int, ci_prob: float,
+                 keep_draws: bool):
+        self.q = ((1.0 - ci_prob) / 2.0, 1.0 - (1.0 - ci_prob) / 2.0)
+        self.cols = {c: np.empty(n_pairs) for c in (
+            "slope_mean", "slope_sd", "slope_eti_low", "slope_eti_high", "p_negative",
+            "intercept_mean", "intercept_sd", "r_hat", "ess_bulk")}
+        self.cols["n_divergent"] = np.zeros(n_pairs, dtype=int)
+        self.kept = ({v: np.empty((n_pairs, chains, draws)) for v in ("slope", "intercept")}
+                     if keep_draws else {})
+        self.diag_s = 0.0
+
+    def add(self, start: int, stop: int, intercept: np.ndarray, slope: np.ndarray,
+            n_divergent: np.ndarray | None = None) -> None:
+        """Summarize pairs ``start:stop`` from draws of shape (chain, draw, stop - start)."""
+        from arviz_stats.base import array_stats
+
+        cols, sl = self.cols, slice(start, stop)
+        cols["slope_mean"][sl] = slope.mean(axis=(0, 1))
+        cols["slope_sd"][sl] = slope.std(axis=(0, 1), ddof=1)
+        cols["slope_eti_low"][sl], cols["slope_eti_high"][sl] = np.quantile(
+            slope, self.q, axis=(0, 1))
+        cols["p_negative"][sl] = (slope < 0).mean(axis=(0, 1))
+        cols["intercept_mean"][sl] = intercept.mean(axis=(0, 1))
+        cols["intercept_sd"][sl] = intercept.std(axis=(0, 1), ddof=1)
+        if n_divergent is not None:
+            cols["n_divergent"][sl] = n_divergent
+        t0 = time.perf_counter()
+        cols["r_hat"][sl] = array_stats.rhat(slope, chain_axis=0, draw_axis=1)
+        cols["ess_bulk"][sl] = array_stats.ess(slope, chain_axis=0, draw_axis=1)
+        self.diag_s += time.perf_counter() - t0
+        if self.kept:
+            self.kept["slope"][sl] = np.moveaxis(slope, -1, 0)
+            self.kept["intercept"][sl] = np.moveaxis(intercept, -1, 0)
+
+
 def _resolve_priors(priors: Mapping | None) -> dict:
     from .sampler import DEFAULT_PRIORS
 
@@ -51,6 +94,7 @@ def fit_transfer_matrix(
     better: str | Mapping = "higher",
     tasks: list | None = None,
     sigma: Literal["pair", "shared"] = "pair",
+    likelihood: Literal["gaussian", "student_t"] = "gaussian",
     priors: Mapping | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -85,7 +129,13 @@ def fit_transfer_matrix(
         Subset (and order) of tasks.
     sigma : {'pair', 'shared'}, default 'pair'
         Residual sd per pair (sampled by NUTS, one extra dimension per pair; right when the
-        pairs' correlations differ) or one shared by all pairs (fastest).
+        pairs' correlations differ) or one shared by all pairs (fastest). Gaussian only:
+        ``likelihood='student_t'`` always has one sd (and one ``nu``) per pair.
+    likelihood : {'gaussian', 'student_t'}, default 'gaussian'
+        ``'gaussian'``: the collapsed fast path. ``'student_t'``: heavy-tailed residuals
+        (robust to outlying units); each pair's coefficients are sampled by NUTS,
+        vectorized over pairs (:mod:`bayesslope.pairs.robust`), under a plug-in population
+        prior (posterior means of the Gaussian fast path with ``sigma='shared'``).
     priors : mapping, optional
         Overrides of the standardized-unit priors (same distributions, new parameters):
         ``intercept_mu``/``slope_mu`` Normal(mu, sigma), ``intercept_sigma``,
@@ -104,7 +154,8 @@ def fit_transfer_matrix(
     min_shared : int, default 3
         Fewest shared units per pair; pairs with fewer raise a ``DataValidationError``.
     random_seed : int, optional
-        Seed; results are reproducible whatever ``chunk_size``.
+        Seed. Gaussian: results are identical whatever ``chunk_size``. Student-t: identical
+        for a given ``chunk_size``; another one gives another Monte Carlo sample.
     progressbar : bool, default False
         tqdm progress bar over the pair chunks.
 
@@ -121,13 +172,16 @@ def fit_transfer_matrix(
     """
     import jax
     import xarray as xr
-    from arviz_stats.base import array_stats
 
     from .result import TransferMatrix
     from .sampler import draw_pairs, sample_population
 
     if sigma not in ("pair", "shared"):
         raise DataValidationError(f"sigma must be 'pair' or 'shared', got {sigma!r}")
+    if likelihood not in ("gaussian", "student_t"):
+        raise DataValidationError(
+            f"likelihood must be 'gaussian' or 'student_t', got {likelihood!r}")
+    robust = likelihood == "student_t"
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise DataValidationError(f"{name} must be a positive integer, got {value!r}")
@@ -151,7 +205,8 @@ def fit_transfer_matrix(
     key = jax.random.key(int(seed))
     k_pop, k_pairs = jax.random.split(key)
     t0 = time.perf_counter()
-    post = sample_population(k_pop, stats, prior_specs, per_pair_sigma=(sigma == "pair"),
+    post = sample_population(k_pop, stats, prior_specs,
+                             per_pair_sigma=(sigma == "pair" and not robust),
                              chains=chains, draws=draws, tune=tune,
                              target_accept=target_accept)
     timings["population_s"] = time.perf_counter() - t0
@@ -160,34 +215,9 @@ def fit_transfer_matrix(
     if keep_draws is None:
         keep_draws = bytes_per_pair * n_pairs <= 1 << 30
     if chunk_size is None:
-        chunk_size = max(1, _CHUNK_VALUES // (chains * draws))
-    q_lo, q_hi = (1.0 - ci_prob) / 2.0, 1.0 - (1.0 - ci_prob) / 2.0
-    cols = {c: np.empty(n_pairs) for c in (
-        "slope_mean", "slope_sd", "slope_eti_low", "slope_eti_high", "p_negative",
-        "intercept_mean", "intercept_sd", "r_hat", "ess_bulk")}
-    kept = {}
-    if keep_draws:
-        kept = {v: np.empty((n_pairs, chains, draws)) for v in ("slope", "intercept")}
-
-    diag_time = [0.0]
-
-    def on_chunk(start, stop, intercept, slope):
-        sl = slice(start, stop)
-        cols["slope_mean"][sl] = slope.mean(axis=(0, 1))
-        cols["slope_sd"][sl] = slope.std(axis=(0, 1), ddof=1)
-        lo, hi = np.quantile(slope, [q_lo, q_hi], axis=(0, 1))
-        cols["slope_eti_low"][sl], cols["slope_eti_high"][sl] = lo, hi
-        cols["p_negative"][sl] = (slope < 0).mean(axis=(0, 1))
-        cols["intercept_mean"][sl] = intercept.mean(axis=(0, 1))
-        cols["intercept_sd"][sl] = intercept.std(axis=(0, 1), ddof=1)
-        t_diag = time.perf_counter()
-        cols["r_hat"][sl] = array_stats.rhat(slope, chain_axis=0, draw_axis=1)
-        cols["ess_bulk"][sl] = array_stats.ess(slope, chain_axis=0, draw_axis=1)
-        diag_time[0] += time.perf_counter() - t_diag
-        if keep_draws:
-            kept["slope"][sl] = np.moveaxis(slope, -1, 0)
-            kept["intercept"][sl] = np.moveaxis(intercept, -1, 0)
-
+        chunk_size = (_ROBUST_CHUNK if robust
+                      else max(1, _CHUNK_VALUES // (chains * draws)))
+    sums = _ChunkSummaries(n_pairs, chains, draws, ci_prob, keep_draws)
     bar = None
     if progressbar:
         from tqdm.auto import tqdm
@@ -195,13 +225,26 @@ def fit_transfer_matrix(
         bar = tqdm(total=n_pairs, desc="pairs", unit="pair")
     t0 = time.perf_counter()
     try:
-        draw_pairs(k_pairs, stats, post.params, chunk_size, on_chunk,
-                   progress=None if bar is None else bar.update)
+        if robust:
+            from .robust import padded_pairs, sample_student_t_pairs
+
+            plug_in = {k: float(np.mean(post.params[k])) for k in
+                       ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
+            xs, ys, mask = padded_pairs(design.x, design.y, design.pair_idx, n_pairs)
+            sample_student_t_pairs(
+                k_pairs, xs, ys, mask, design.r, plug_in, prior_specs["sigma"]["sigma"],
+                chains, draws, tune, target_accept, chunk_size, sums.add,
+                progress=None if bar is None else bar.update)
+        else:
+            draw_pairs(k_pairs, stats, post.params, chunk_size, sums.add,
+                       progress=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()
     timings["pairs_s"] = time.perf_counter() - t0
-    timings["pair_diagnostics_s"] = diag_time[0]  # arviz_stats R-hat / ESS, within pairs_s
+    timings["pair_diagnostics_s"] = sums.diag_s  # arviz_stats R-hat / ESS, within pairs_s
+    cols, kept = sums.cols, sums.kept
+    sums.kept = None  # the local name below is the only reference left
 
     scale = design.y_scale / design.x_scale
     table = pd.DataFrame(
@@ -220,17 +263,19 @@ def fit_transfer_matrix(
             "p_negative": cols["p_negative"],
             "intercept_mean": cols["intercept_mean"],
             "intercept_sd": cols["intercept_sd"],
-            "sigma_mean": (post.params["sigma"].mean(axis=(0, 1)) if sigma == "pair"
+            "sigma_mean": (np.full(n_pairs, np.nan) if robust
+                           else post.params["sigma"].mean(axis=(0, 1)) if sigma == "pair"
                            else np.full(n_pairs, post.params["sigma"].mean())),
             "r_hat": cols["r_hat"],
             "ess_bulk": cols["ess_bulk"],
+            "n_divergent": cols["n_divergent"],
             "scale_ratio": scale,
         },
         index=design.pair_labels(),
     )
 
     pop_vars = {k: (("chain", "draw"), v) for k, v in post.params.items()
-                if not (k == "sigma" and sigma == "pair")}
+                if not (k == "sigma" and (sigma == "pair" or robust))}
     population = xr.Dataset(pop_vars, coords={"chain": np.arange(chains),
                                               "draw": np.arange(draws)})
     sampler_stats = xr.Dataset(
@@ -257,7 +302,9 @@ def fit_transfer_matrix(
     tm = TransferMatrix(
         design=design, table=table, population=population, sampler_stats=sampler_stats,
         draws=draws_ds, priors=prior_specs,
-        settings={"method": "collapsed-gaussian", "sigma": sigma, "draws": draws,
+        settings={"method": "per-pair-nuts-student-t" if robust else "collapsed-gaussian",
+                  "likelihood": likelihood, "sigma": "pair" if robust else sigma,
+                  "population_prior": plug_in if robust else "sampled", "draws": draws,
                   "tune": tune, "chains": chains, "target_accept": target_accept,
                   "random_seed": random_seed, "chunk_size": chunk_size, "ci_prob": ci_prob,
                   "keep_draws": keep_draws, "timings": timings},
@@ -265,7 +312,7 @@ def fit_transfer_matrix(
     diag = tm.diagnostics()
     if not diag["ok"]:
         warnings.warn(
-            f"{diag['n_divergences']} divergences in the population NUTS run; "
+            f"{diag['n_divergences']} divergent transitions; "
             f"{diag['n_rhat_high']} of {n_pairs} pairs with R-hat > 1.01 and "
             f"{diag['n_ess_low']} with bulk ESS < 400: see tm.diagnostics(); more draws "
             f"(draws=, tune=) or a higher target_accept usually help",

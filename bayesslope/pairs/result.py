@@ -122,7 +122,8 @@ class TransferMatrix:
         ``r`` (sample correlation), standardized ``slope_mean``, ``slope_sd``,
         ``slope_eti_low``/``slope_eti_high`` (equal-tailed interval, ``settings['ci_prob']``),
         the same with ``slope_data_`` in data units, ``p_negative``, ``intercept_mean``,
-        ``sigma_mean``, and the slope's ``r_hat`` and ``ess_bulk``.
+        ``sigma_mean`` (NaN for ``likelihood='student_t'``), the slope's ``r_hat`` and
+        ``ess_bulk``, and ``n_divergent`` (per-pair NUTS runs; 0 on the Gaussian path).
         """
         return self.table.drop(columns=["scale_ratio"]).copy()
 
@@ -133,10 +134,12 @@ class TransferMatrix:
         -------
         dict
             ``n_pairs``; ``n_rhat_high`` / ``rhat_high`` (pairs with R-hat > 1.01);
-            ``n_ess_low`` / ``ess_low`` (bulk ESS < 400); ``n_divergences`` of the
-            population NUTS run (they concern every pair: the pair draws are exact given
-            the population); ``population`` (R-hat and ESS of the population parameters);
-            ``ok`` (no divergence and >= 99% of pairs pass both checks).
+            ``n_ess_low`` / ``ess_low`` (bulk ESS < 400); ``n_divergences``: those of the
+            population NUTS run (they concern every pair: on the Gaussian path the pair
+            draws are exact given the population) plus, for ``likelihood='student_t'``,
+            those of the per-pair runs (``divergent`` lists the pairs that had any);
+            ``population`` (R-hat and ESS of the population parameters); ``ok`` (no
+            divergence and >= 99% of pairs pass both checks).
         """
         from arviz_stats.base import array_stats
 
@@ -148,7 +151,9 @@ class TransferMatrix:
             v = da.transpose("chain", "draw").values
             pop[name] = {"r_hat": float(array_stats.rhat(v, chain_axis=0, draw_axis=1)),
                          "ess_bulk": float(array_stats.ess(v, chain_axis=0, draw_axis=1))}
-        n_div = int(self.sampler_stats["diverging"].sum())
+        per_pair = (t["n_divergent"] if "n_divergent" in t
+                    else pd.Series(0, index=t.index))
+        n_div = int(self.sampler_stats["diverging"].sum()) + int(per_pair.sum())
         n = len(t)
         return {
             "n_pairs": n,
@@ -157,6 +162,7 @@ class TransferMatrix:
             "n_ess_low": len(low),
             "ess_low": list(low),
             "n_divergences": n_div,
+            "divergent": list(t.index[per_pair > 0]),
             "population": pop,
             "ok": n_div == 0 and max(len(high), len(low)) <= 0.01 * n,
         }
