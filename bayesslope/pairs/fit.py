@@ -154,8 +154,7 @@ def fit_transfer_matrix(
     min_shared : int, default 3
         Fewest shared units per pair; pairs with fewer raise a ``DataValidationError``.
     random_seed : int, optional
-        Seed. Gaussian: results are identical whatever ``chunk_size``. Student-t: identical
-        for a given ``chunk_size``; another one gives another Monte Carlo sample.
+        Seed; results are reproducible whatever ``chunk_size``.
     progressbar : bool, default False
         tqdm progress bar over the pair chunks.
 

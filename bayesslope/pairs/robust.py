@@ -2,8 +2,13 @@
 
 Heavy-tailed residuals have no conjugate form, so each pair's coefficients are sampled by
 NUTS. The pairs are independent given the population prior, so one compiled program runs
-window adaptation and NUTS for a whole chunk of pairs at once (``jax.vmap`` over pairs and
-chains) and is reused for every chunk (the last one padded).
+window adaptation and NUTS for a whole chunk of pairs (``jax.lax.map`` over pairs and over
+chains) and is reused for every chunk (the last one padded); two chunks run at a time on
+separate threads (JAX releases the GIL), one per CPU core.
+
+``lax.map`` rather than ``vmap``: a vmapped NUTS step runs until the deepest tree of the
+batch is finished, every lane paying for it; on CPU the sequential loop was 2.1x faster
+per pair (64 pairs x 4 chains: 0.050 vs 0.105 s per pair, one thread).
 
 The population prior of ``(intercept, slope)`` is a plug-in (empirical Bayes): the
 posterior means of the population parameters of the Gaussian fast path on the same
@@ -22,16 +27,19 @@ Importing this module imports JAX; float64 is switched on only inside the public
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy import stats as jstats
+from jax.scipy.special import gammaln
 
-__all__ = ["NU_PRIOR", "padded_pairs", "sample_student_t_pairs"]
+__all__ = ["NU_PRIOR", "padded_pairs", "student_t_loglik", "sample_student_t_pairs"]
 
 NU_PRIOR = {"alpha": 2.0, "rate": 0.1}  # Gamma(2, 0.1), as fit_hierarchical's student_t
 
@@ -49,6 +57,19 @@ def padded_pairs(x: np.ndarray, y: np.ndarray, pair_idx: np.ndarray, n_pairs: in
     return xs, ys, mask
 
 
+def student_t_loglik(y, loc, sigma, nu, mask):
+    """Summed Student-t log density of the masked points, the normalizer computed once.
+
+    ``jax.scipy.stats.t.logpdf`` evaluates ``gammaln`` at every point; here the
+    point-independent part is multiplied by the number of points (a test pins the value
+    to :func:`scipy.stats.t.logpdf`).
+    """
+    log_norm = (gammaln(0.5 * (nu + 1.0)) - gammaln(0.5 * nu)
+                - 0.5 * jnp.log(nu * math.pi) - jnp.log(sigma))
+    u = (y - loc) / sigma
+    return jnp.sum(mask) * log_norm - 0.5 * (nu + 1.0) * jnp.sum(mask * jnp.log1p(u * u / nu))
+
+
 def _logdensity(position, x, y, mask, mu, chol_inv, sigma_scale):
     """Unconstrained log posterior of one pair (Jacobians of the log transforms included)."""
     a, b = position["intercept"], position["slope"]
@@ -58,8 +79,7 @@ def _logdensity(position, x, y, mask, mu, chol_inv, sigma_scale):
     lp += -0.5 * jnp.square(sigma / sigma_scale) + position["log_sigma"]
     lp += ((NU_PRIOR["alpha"] - 1.0) * position["log_nu"] - NU_PRIOR["rate"] * nu
            + position["log_nu"])
-    lik = jstats.t.logpdf(y, nu, a + b * x, sigma)
-    return lp + jnp.sum(jnp.where(mask > 0, lik, 0.0))
+    return lp + student_t_loglik(y, a + b * x, sigma, nu, mask)
 
 
 @partial(jax.jit, static_argnums=(6, 7, 8, 9))
@@ -89,10 +109,10 @@ def _run_chunk(x, y, mask, keys, prior_arrays, init_r, chains, draws, tune, targ
             _, trace = jax.lax.scan(step, state, jax.random.split(k_draw, draws))
             return trace
 
-        return jax.vmap(one_chain)(jax.random.split(key, chains))
+        return jax.lax.map(one_chain, jax.random.split(key, chains))
 
     # (C, chain, draw) each
-    return jax.vmap(one_pair)(x, y, mask, keys, init_r)
+    return jax.lax.map(lambda args: one_pair(*args), (x, y, mask, keys, init_r))
 
 
 def sample_student_t_pairs(
@@ -151,18 +171,28 @@ def sample_student_t_pairs(
                  jnp.asarray(float(sigma_scale)))
         n_pairs = x.shape[0]
         chunk_size = int(max(1, min(chunk_size, n_pairs)))
-        for start in range(0, n_pairs, chunk_size):
-            stop = min(start + chunk_size, n_pairs)
-            idx = np.arange(start, start + chunk_size)
-            take = np.minimum(idx, stop - 1)  # padding repeats the last real pair
-            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
-            a, b, div = _run_chunk(jnp.asarray(x[take]), jnp.asarray(y[take]),
-                                   jnp.asarray(mask[take]), keys, prior,
-                                   jnp.asarray(r[take]), int(chains), int(draws), int(tune),
-                                   float(target_accept))
-            keep = stop - start
-            a = np.moveaxis(np.asarray(a)[:keep], 0, -1)
-            b = np.moveaxis(np.asarray(b)[:keep], 0, -1)
-            on_chunk(start, stop, a, b, np.asarray(div)[:keep].sum(axis=(1, 2)))
-            if progress is not None:
-                progress(keep)
+
+        def run(start):
+            with jax.enable_x64(True):  # the context is thread-local
+                stop = min(start + chunk_size, n_pairs)
+                idx = np.arange(start, start + chunk_size)
+                take = np.minimum(idx, stop - 1)  # padding repeats the last real pair
+                keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
+                out = _run_chunk(jnp.asarray(x[take]), jnp.asarray(y[take]),
+                                 jnp.asarray(mask[take]), keys, prior, jnp.asarray(r[take]),
+                                 int(chains), int(draws), int(tune), float(target_accept))
+                return stop, [np.asarray(v)[: stop - start] for v in out]
+
+        starts = list(range(0, n_pairs, chunk_size))
+        workers = max(1, min(len(starts), os.cpu_count() or 1, 2))
+        with ThreadPoolExecutor(workers) as pool:
+            # In order, with at most `workers` chunks in flight (bounded memory).
+            pending = deque(pool.submit(run, s) for s in starts[:workers])
+            for i, start in enumerate(starts):
+                stop, (a, b, div) = pending.popleft().result()
+                if i + workers < len(starts):
+                    pending.append(pool.submit(run, starts[i + workers]))
+                on_chunk(start, stop, np.moveaxis(a, 0, -1), np.moveaxis(b, 0, -1),
+                         div.sum(axis=(1, 2)))
+                if progress is not None:
+                    progress(stop - start)
