@@ -470,3 +470,16 @@ def test_student_t_loglik_matches_scipy():
         with jax.enable_x64(True):
             got = float(student_t_loglik(y, loc, sigma, nu, mask))
         assert got == pytest.approx(ref, rel=1e-12, abs=1e-12)
+
+
+def test_diagnostics_in_worker_processes_equal_inline(planted, monkeypatch):
+    """Large matrices compute R-hat/ESS in forked workers: same numbers as inline."""
+    import bayesslope.pairs.fit as pairs_fit
+
+    df, tm = planted
+    monkeypatch.setattr(pairs_fit, "_POOL_MIN_PAIRS", 1)
+    pooled = fit_transfer_matrix(df, unit="model", task="task", score="y", random_seed=1,
+                                 chunk_size=7)
+    assert pooled.settings["timings"]["diagnostics_workers"] >= 1
+    assert tm.settings["timings"]["diagnostics_workers"] == 0
+    pd.testing.assert_frame_equal(pooled.summary(), tm.summary())

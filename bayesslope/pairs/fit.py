@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError, SamplingWarning
 from .design import build_pair_design
+from .parallel import DiagnosticsPool
 
 __all__ = ["fit_transfer_matrix"]
 
@@ -20,16 +22,24 @@ __all__ = ["fit_transfer_matrix"]
 _CHUNK_VALUES = 1 << 22
 
 
-# Pairs per compiled call of the Student-t path: large enough to amortize dispatch, small
-# enough that the slowest NUTS tree of a chunk does not hold up many finished lanes.
+# Pairs per compiled call of the Student-t path: the unit of work of one thread and of
+# the progress bar.
 _ROBUST_CHUNK = 64
+# From this many pairs on, R-hat/ESS run in worker processes (their start-up, ~1-2 s,
+# overlaps the population run; below this the diagnostics take a few seconds inline).
+_POOL_MIN_PAIRS = 2000
 
 
 class _ChunkSummaries:
-    """Per-pair summaries (and optionally the draws) filled chunk by chunk."""
+    """Per-pair summaries (and optionally the draws) filled chunk by chunk.
+
+    R-hat and bulk ESS go through ``pool`` (a :class:`~.parallel.DiagnosticsPool`), so with
+    worker processes they overlap the drawing of the next chunks; :meth:`finish` collects
+    them.
+    """
 
     def __init__(self, n_pairs: int, chains: int, draws: int, ci_prob: float,
-                 keep_draws: bool):
+                 keep_draws: bool, pool):
         self.q = ((1.0 - ci_prob) / 2.0, 1.0 - (1.0 - ci_prob) / 2.0)
         self.cols = {c: np.empty(n_pairs) for c in (
             "slope_mean", "slope_sd", "slope_eti_low", "slope_eti_high", "p_negative",
@@ -37,14 +47,20 @@ class _ChunkSummaries:
         self.cols["n_divergent"] = np.zeros(n_pairs, dtype=int)
         self.kept = ({v: np.empty((n_pairs, chains, draws)) for v in ("slope", "intercept")}
                      if keep_draws else {})
-        self.diag_s = 0.0
+        self.pool = pool
+        self.pending = []
+        self.diag_s = 0.0  # main-process seconds computing or waiting for R-hat/ESS
 
     def add(self, start: int, stop: int, intercept: np.ndarray, slope: np.ndarray,
             n_divergent: np.ndarray | None = None) -> None:
         """Summarize pairs ``start:stop`` from draws of shape (chain, draw, stop - start)."""
-        from arviz_stats.base import array_stats
-
         cols, sl = self.cols, slice(start, stop)
+        t0 = time.perf_counter()
+        self.pending.append((sl, self.pool.submit(slope)))
+        # Bounded memory: at most a few chunks of draws wait for a worker.
+        while len(self.pending) > 2 * max(1, self.pool.workers):
+            self._collect_oldest()
+        self.diag_s += time.perf_counter() - t0
         cols["slope_mean"][sl] = slope.mean(axis=(0, 1))
         cols["slope_sd"][sl] = slope.std(axis=(0, 1), ddof=1)
         cols["slope_eti_low"][sl], cols["slope_eti_high"][sl] = np.quantile(
@@ -54,13 +70,20 @@ class _ChunkSummaries:
         cols["intercept_sd"][sl] = intercept.std(axis=(0, 1), ddof=1)
         if n_divergent is not None:
             cols["n_divergent"][sl] = n_divergent
-        t0 = time.perf_counter()
-        cols["r_hat"][sl] = array_stats.rhat(slope, chain_axis=0, draw_axis=1)
-        cols["ess_bulk"][sl] = array_stats.ess(slope, chain_axis=0, draw_axis=1)
-        self.diag_s += time.perf_counter() - t0
         if self.kept:
             self.kept["slope"][sl] = np.moveaxis(slope, -1, 0)
             self.kept["intercept"][sl] = np.moveaxis(intercept, -1, 0)
+
+    def _collect_oldest(self) -> None:
+        sl, future = self.pending.pop(0)
+        self.cols["r_hat"][sl], self.cols["ess_bulk"][sl] = future.result()
+
+    def finish(self) -> None:
+        """Wait for and store every chunk's R-hat and ESS."""
+        t0 = time.perf_counter()
+        while self.pending:
+            self._collect_oldest()
+        self.diag_s += time.perf_counter() - t0
 
 
 def _resolve_priors(priors: Mapping | None) -> dict:
@@ -199,49 +222,55 @@ def fit_transfer_matrix(
     stats = design.sufficient_stats()
     timings = {}
 
-    seed = np.random.SeedSequence(random_seed).generate_state(1)[0] if random_seed is None \
-        else random_seed
-    key = jax.random.key(int(seed))
-    k_pop, k_pairs = jax.random.split(key)
-    t0 = time.perf_counter()
-    post = sample_population(k_pop, stats, prior_specs,
-                             per_pair_sigma=(sigma == "pair" and not robust),
-                             chains=chains, draws=draws, tune=tune,
-                             target_accept=target_accept)
-    timings["population_s"] = time.perf_counter() - t0
-
     bytes_per_pair = 8 * chains * draws * 2
     if keep_draws is None:
         keep_draws = bytes_per_pair * n_pairs <= 1 << 30
     if chunk_size is None:
         chunk_size = (_ROBUST_CHUNK if robust
                       else max(1, _CHUNK_VALUES // (chains * draws)))
-    sums = _ChunkSummaries(n_pairs, chains, draws, ci_prob, keep_draws)
+    workers = min(2, os.cpu_count() or 1) if n_pairs >= _POOL_MIN_PAIRS else 0
     bar = None
-    if progressbar:
-        from tqdm.auto import tqdm
+    # Created before any JAX work (the workers are forked) and before sampling, so their
+    # start-up overlaps the population run.
+    with DiagnosticsPool(workers) as pool:
+        seed = (np.random.SeedSequence(random_seed).generate_state(1)[0]
+                if random_seed is None else random_seed)
+        k_pop, k_pairs = jax.random.split(jax.random.key(int(seed)))
+        t0 = time.perf_counter()
+        post = sample_population(k_pop, stats, prior_specs,
+                                 per_pair_sigma=(sigma == "pair" and not robust),
+                                 chains=chains, draws=draws, tune=tune,
+                                 target_accept=target_accept)
+        timings["population_s"] = time.perf_counter() - t0
+        if progressbar:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_pairs, desc="pairs", unit="pair")
-    t0 = time.perf_counter()
-    try:
-        if robust:
-            from .robust import padded_pairs, sample_student_t_pairs
+            bar = tqdm(total=n_pairs, desc="pairs", unit="pair")
+        sums = _ChunkSummaries(n_pairs, chains, draws, ci_prob, keep_draws, pool)
+        t0 = time.perf_counter()
+        try:
+            if robust:
+                from .robust import padded_pairs, sample_student_t_pairs
 
-            plug_in = {k: float(np.mean(post.params[k])) for k in
-                       ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
-            xs, ys, mask = padded_pairs(design.x, design.y, design.pair_idx, n_pairs)
-            sample_student_t_pairs(
-                k_pairs, xs, ys, mask, design.r, plug_in, prior_specs["sigma"]["sigma"],
-                chains, draws, tune, target_accept, chunk_size, sums.add,
-                progress=None if bar is None else bar.update)
-        else:
-            draw_pairs(k_pairs, stats, post.params, chunk_size, sums.add,
-                       progress=None if bar is None else bar.update)
-    finally:
-        if bar is not None:
-            bar.close()
+                plug_in = {k: float(np.mean(post.params[k])) for k in (
+                    "intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
+                xs, ys, mask = padded_pairs(design.x, design.y, design.pair_idx, n_pairs)
+                sample_student_t_pairs(
+                    k_pairs, xs, ys, mask, design.r, plug_in, prior_specs["sigma"]["sigma"],
+                    chains, draws, tune, target_accept, chunk_size, sums.add,
+                    progress=None if bar is None else bar.update)
+            else:
+                draw_pairs(k_pairs, stats, post.params, chunk_size, sums.add,
+                           progress=None if bar is None else bar.update)
+            sums.finish()
+        finally:
+            if bar is not None:
+                bar.close()
     timings["pairs_s"] = time.perf_counter() - t0
-    timings["pair_diagnostics_s"] = sums.diag_s  # arviz_stats R-hat / ESS, within pairs_s
+    # arviz_stats R-hat / ESS: main-process time computing or waiting for them (pairs_s
+    # includes it); with worker processes most of their work overlaps the draws.
+    timings["pair_diagnostics_s"] = sums.diag_s
+    timings["diagnostics_workers"] = workers
     cols, kept = sums.cols, sums.kept
     sums.kept = None  # the local name below is the only reference left
 

@@ -273,6 +273,19 @@ def _sample_population(
     )
 
 
+@partial(jax.jit, static_argnums=(5, 6))
+def _draw_chunk(key, pop, stats_c, sigma_c, idx, n_chain, n_draw):
+    # Module level with everything as arguments: one compilation serves every chunk and
+    # every later fit of the same shapes.
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
+    z = jax.vmap(lambda k: jax.random.normal(k, (2, n_chain, n_draw)))(keys)
+    z = jnp.moveaxis(z, 0, -1)  # (2, chain, draw, C)
+    moments = conditional_moments(stats_c, pop["intercept_mu"], pop["slope_mu"],
+                                  pop["intercept_sigma"], pop["slope_sigma"],
+                                  pop["corr"], sigma_c, xp=jnp)
+    return conditional_draw(moments, z[0], z[1], xp=jnp)
+
+
 def _draw_pairs(
     key,
     stats: SufficientStats,
@@ -312,16 +325,6 @@ def _draw_pairs(
     per_pair = sigma.ndim == 3
     n_chain, n_draw = sigma.shape[:2]
 
-    @jax.jit
-    def chunk(stats_c, sigma_c, idx):
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
-        z = jax.vmap(lambda k: jax.random.normal(k, (2, n_chain, n_draw)))(keys)
-        z = jnp.moveaxis(z, 0, -1)  # (2, chain, draw, C)
-        moments = conditional_moments(stats_c, pop["intercept_mu"], pop["slope_mu"],
-                                      pop["intercept_sigma"], pop["slope_sigma"],
-                                      pop["corr"], sigma_c, xp=jnp)
-        return conditional_draw(moments, z[0], z[1], xp=jnp)
-
     for start in range(0, n_pairs, chunk_size):
         stop = min(start + chunk_size, n_pairs)
         pad = chunk_size - (stop - start)
@@ -332,7 +335,8 @@ def _draw_pairs(
         else:
             sigma_c = sigma[..., None]
         idx = np.arange(start, start + chunk_size)
-        intercept, slope = chunk(stats_c, jnp.asarray(sigma_c), jnp.asarray(idx))
+        intercept, slope = _draw_chunk(key, pop, stats_c, jnp.asarray(sigma_c),
+                                       jnp.asarray(idx), n_chain, n_draw)
         keep = stop - start
         on_chunk(start, stop, np.asarray(intercept)[..., :keep], np.asarray(slope)[..., :keep])
         if progress is not None:
