@@ -97,17 +97,20 @@ def sample_population(
 
 
 def simulate_gaussian(
-    truth: dict, rng: np.random.Generator, n_points: int, *, x_sign: float = 1.0
+    truth: dict, rng: np.random.Generator, n_points: int, *, x_sign: float = 1.0,
+    shared_x: bool = False,
 ) -> pd.DataFrame:
     """Simulate ``y = intercept + slope * x_sign * x + sigma * eps`` with ``x ~ Normal(0, 1)``.
 
     ``x_sign = -1`` simulates a metric where lower x is better (fit with
-    ``x_better="lower"``): the oriented covariate is then ``-x``.
+    ``x_better="lower"``): the oriented covariate is then ``-x``. ``shared_x``: every task
+    uses the same x values (the same design, as standardized transfer-matrix pairs of
+    equal size have), so the grouped likelihood pools all tasks into one group.
     """
     a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
     n_tasks = a.size
     task = np.repeat(np.arange(n_tasks), n_points)
-    x = rng.normal(size=task.size)
+    x = np.tile(rng.normal(size=n_points), n_tasks) if shared_x else rng.normal(size=task.size)
     sigma = np.broadcast_to(np.asarray(truth["sigma"], dtype=float), (n_tasks,))
     y = a[task] + b[task] * x_sign * x + sigma[task] * rng.normal(size=task.size)
     names = np.array([f"t{k:03d}" for k in range(n_tasks)])
@@ -471,6 +474,14 @@ def register_all() -> None:
             "exact pair draws, per-pair sigma) on pair data from the hierarchical model",
             n_tasks=20, n_points=12, per_task_sigma=True)
         register_variant(Variant(**{**variant.__dict__, "fit": fit_pairs_core}))
+        variant = _gaussian_variant(
+            "pairs_shared_sigma", "transfer-matrix engine with sigma='shared': tasks share "
+            "one x vector, so the grouped marginal likelihood pools them into one group",
+            n_tasks=20, n_points=12)
+        register_variant(Variant(**{
+            **variant.__dict__,
+            "simulate": partial(simulate_gaussian, n_points=12, shared_x=True),
+            "fit": partial(fit_pairs_core, per_pair_sigma=False)}))
     if not _accepts("likelihood"):
         return
     # Later variants: full model only (the collapsed form needs a Gaussian likelihood).
