@@ -403,7 +403,7 @@ def test_student_t_resists_an_outlier(outlier_fits):
     # Observed: Gaussian pulled from 1.04 to 0.14 (3.4 clean sd); robust within 2 sd.
     assert robust_err < 2 * clean["slope_data_sd"]
     assert gauss_err > 3 * clean["slope_data_sd"] and robust_err < gauss_err / 3
-    assert outlier_fits["student_t"].settings["method"] == "per-pair-nuts-student-t"
+    assert outlier_fits["student_t"].settings["method"] == "per-pair-nuts-student_t"
     d = outlier_fits["student_t"].diagnostics()
     assert d["ok"] and d["n_divergences"] == 0
 
@@ -489,23 +489,138 @@ def test_student_t_vmap_mode_matches_sequential(outlier_fits):
     """The accelerator mode (vmap over pairs and chains) samples the same posteriors."""
     import jax
 
-    from bayesslope.pairs.robust import padded_pairs, sample_student_t_pairs
+    from bayesslope.pairs.robust import padded_pairs, sample_pairs
 
     tm = outlier_fits["student_t"]
     d = tm.design
-    xs, ys, mask = padded_pairs(d.x, d.y, d.pair_idx, d.n_pairs)
+    xs, ys, mask = padded_pairs(d.pair_idx, d.n_pairs, d.x, d.y)
     keep = slice(0, 4)
     out = {}
 
     def on_chunk(start, stop, a, b, div):
         out[start] = b
 
-    sample_student_t_pairs(jax.random.key(9), xs[keep], ys[keep], mask[keep], d.r[keep],
-                           tm.settings["population_prior"], tm.priors["sigma"]["sigma"],
-                           chains=4, draws=1000, tune=1000, target_accept=0.9,
-                           chunk_size=4, on_chunk=on_chunk, vectorize=True)
+    line = np.column_stack([np.zeros(d.n_pairs), d.r])[keep]
+    sample_pairs("student_t", jax.random.key(9), xs[keep], ys[keep], None, mask[keep], line,
+                 tm.settings["population_prior"], tm.priors["sigma"]["sigma"],
+                 chains=4, draws=1000, tune=1000, target_accept=0.9,
+                 chunk_size=4, on_chunk=on_chunk, vectorize=True)
     slope = out[0]
     s = tm.summary().iloc[keep]
     se = np.sqrt(s["slope_sd"] ** 2 / s["ess_bulk"] + slope.var(axis=(0, 1)) / 1000)
     assert np.all(np.abs(slope.mean(axis=(0, 1)) - s["slope_mean"]) < 4 * se)
     np.testing.assert_allclose(slope.std(axis=(0, 1)), s["slope_sd"], rtol=0.1)
+
+
+# ----------------------------------------------------------------------------- binomial
+def accuracy_frame(seed=0, m=30, n_eval=200):
+    """Accuracies of m models on 4 tasks driven by one ability; 'neg' against it."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=m)
+    alpha = np.array([0.5, -0.3, 1.0, 0.2])
+    beta = np.array([0.8, 0.6, 0.5, -0.7])
+    p = sps_norm_cdf(alpha + np.outer(g, beta) + 0.15 * rng.normal(size=(m, 4)))
+    acc = rng.binomial(n_eval, p) / n_eval
+    return long_frame(acc, tasks=["a", "b", "c", "neg"])
+
+
+def sps_norm_cdf(v):
+    from scipy.stats import norm
+
+    return norm.cdf(v)
+
+
+@pytest.fixture(scope="module")
+def binomial_fit():
+    df = accuracy_frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm = fit_transfer_matrix(df, likelihood="binomial", n_eval=200, random_seed=3)
+    return df, tm
+
+
+def test_binomial_loglik_matches_scipy():
+    import jax
+    from scipy import stats as sps
+
+    from bayesslope.pairs.robust import binomial_probit_loglik
+
+    rng = np.random.default_rng(2)
+    trials = rng.integers(1, 300, 10).astype(float)
+    k = rng.binomial(trials.astype(int), 0.6).astype(float)
+    eta = rng.normal(0, 3, 10)
+    mask = np.ones(10)
+    mask[3] = 0.0
+    const = sps.binom.logpmf(k, trials, 0.5) - (k + trials - k) * np.log(0.5)  # log C(n, k)
+    ref = (mask * (sps.binom.logpmf(k, trials, sps.norm.cdf(eta)) - const)).sum()
+    with jax.enable_x64(True):
+        got = float(binomial_probit_loglik(k, trials, eta, mask))
+    assert got == pytest.approx(ref, rel=1e-10)
+
+
+def test_binomial_pairs_signs_and_pymc_agreement(binomial_fit):
+    import pymc as pm
+
+    _, tm = binomial_fit
+    s = tm.summary()
+    assert tm.settings["method"] == "per-pair-nuts-binomial"
+    assert tm.diagnostics()["ok"]
+    into_neg = s.xs("neg", level="target")["p_negative"]
+    assert (into_neg > 0.95).all()
+    positive = s.drop(index="neg", level="source").drop(index="neg", level="target")
+    assert (positive["p_negative"] < 0.05).all()
+    # One pair refitted by PyMC's NUTS with the same likelihood and plug-in prior.
+    d = tm.design
+    p = list(s.index).index(("a", "b"))
+    m = d.pair_idx == p
+    units = d.observation_units()[m]
+    k = np.round(d.scores[units, 1] * 200)
+    pop = tm.settings["population_prior"]
+    sa, sb, rho = pop["intercept_sigma"], pop["slope_sigma"], pop["corr"]
+    cov = np.array([[sa * sa, rho * sa * sb], [rho * sa * sb, sb * sb]])
+    with pm.Model():
+        coef = pm.MvNormal("coef", mu=[pop["intercept_mu"], pop["slope_mu"]], cov=cov)
+        pm.Binomial("k", n=200, p=pm.math.invprobit(coef[0] + coef[1] * d.x[m]), observed=k)
+        idata = pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=5,
+                          nuts_sampler="pymc", progressbar=False,
+                          compute_convergence_checks=False)
+    ref = idata.posterior["coef"].values[..., 1].ravel()
+    row = s.iloc[p]
+    se = np.sqrt(ref.var() / 1000 + row["slope_sd"] ** 2 / row["ess_bulk"])
+    assert abs(row["slope_mean"] - ref.mean()) < 4 * se
+    assert row["slope_sd"] == pytest.approx(ref.std(), rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(likelihood="binomial"), "n_eval is needed"),
+        (dict(n_eval=200), "n_eval is needed"),
+        (dict(likelihood="binomial", n_eval=0), "positive integer"),
+        (dict(likelihood="binomial", n_eval={"a": 200}), "no count for tasks"),
+    ],
+)
+def test_binomial_bad_arguments(kwargs, match):
+    with pytest.raises(DataValidationError, match=match):
+        fit_transfer_matrix(accuracy_frame(m=8), **kwargs)
+
+
+def test_binomial_rejects_scores_outside_unit_interval():
+    df = accuracy_frame(m=8)
+    df.loc[(df["task"] == "b") & (df["model"] == "m2"), "y"] = 1.3
+    with pytest.raises(DataValidationError, match=r"outside.*'b', 'm2', 1.3"):
+        fit_transfer_matrix(df, likelihood="binomial", n_eval=200)
+
+
+def test_binomial_error_rates_with_lower_is_better(binomial_fit):
+    """Error rates oriented 'lower' describe the same counts as accuracies 'higher'."""
+    df, tm = binomial_fit
+    err = df.assign(y=1.0 - df["y"], n_q=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = fit_transfer_matrix(err, better="lower", likelihood="binomial", n_eval="n_q",
+                                    random_seed=4)
+    a, b = tm.summary(), other.summary()
+    se = np.sqrt(a["slope_sd"] ** 2 / a["ess_bulk"] + b["slope_sd"] ** 2 / b["ess_bulk"])
+    assert np.all(np.abs(a["slope_mean"] - b["slope_mean"]) < 4 * se)
+    assert other.settings["n_eval"] == dict.fromkeys(["a", "b", "c", "neg"], 200)

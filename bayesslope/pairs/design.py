@@ -94,6 +94,12 @@ class PairDesign:
         return SufficientStats(n=n, xbar=zero, ybar=zero.copy(), sxx=n - 1.0,
                                sxy=(n - 1.0) * self.r, syy=n - 1.0)
 
+    def observation_units(self) -> np.ndarray:
+        """Unit (row of :attr:`scores`) of every observation, aligned with :attr:`x`."""
+        present = np.isfinite(self.scores)
+        both = present[:, self.source] & present[:, self.target]
+        return np.nonzero(both.T)[1]
+
     def pair_labels(self) -> pd.MultiIndex:
         """``(source, target)`` labels of the pairs, as a :class:`pandas.MultiIndex`."""
         t = np.asarray(self.tasks, dtype=object)

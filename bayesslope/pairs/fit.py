@@ -86,6 +86,69 @@ class _ChunkSummaries:
         self.diag_s += time.perf_counter() - t0
 
 
+def _resolve_n_eval(n_eval, df: pd.DataFrame, task: str, tasks) -> dict:
+    """``n_eval`` (int, mapping task -> int, or column name) -> ``{task: int}``."""
+    if isinstance(n_eval, str) and n_eval in df.columns:
+        per_task = df.groupby(task, sort=False)[n_eval].agg(lambda s: s.unique().tolist())
+        bad = {t: v for t, v in per_task.items() if t in tasks and len(v) != 1}
+        if bad:
+            examples = dict(list(bad.items())[:5])
+            raise DataValidationError(
+                f"column {n_eval!r} must be constant within a task; got {examples}")
+        values = {t: per_task[t][0] for t in tasks}
+    elif isinstance(n_eval, Mapping):
+        absent = [t for t in tasks if t not in n_eval]
+        if absent:
+            raise DataValidationError(f"n_eval gives no count for tasks {absent[:10]}")
+        values = {t: n_eval[t] for t in tasks}
+    else:
+        values = dict.fromkeys(tasks, n_eval)
+    out = {}
+    for t, v in values.items():
+        if isinstance(v, (bool, np.bool_)) or not (
+                isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())) \
+                or v < 1:
+            raise DataValidationError(f"n_eval for task {t!r} must be a positive integer, "
+                                      f"got {v!r}")
+        out[t] = int(v)
+    return out
+
+
+def _binomial_counts(design, n_eval: dict) -> dict:
+    """Binomial data of every pair: target counts and the plug-in stage's statistics.
+
+    Per observation the correct count ``k`` and questions ``n`` of the target task; per
+    pair the statistics of the probit of the smoothed accuracy ``(k + 1/2) / (n + 1)``.
+    """
+    from ..collapsed import task_sufficient_stats
+
+    hib = np.array([design.higher_is_better[t] for t in design.tasks])
+    # Oriented scores are -raw for lower-is-better tasks: the accuracy is 1 - raw there.
+    acc_table = np.where(hib, design.scores, 1.0 + design.scores)
+    outside = np.isfinite(acc_table) & ((acc_table < 0.0) | (acc_table > 1.0))
+    if outside.any():
+        rows, cols = np.nonzero(outside)
+        examples = [(design.tasks[c], design.units[r], float(design.scores[r, c] *
+                                                             (1 if hib[c] else -1)))
+                    for r, c in zip(rows[:5], cols[:5], strict=True)]
+        raise DataValidationError(
+            f"likelihood='binomial' needs accuracies (or, with better='lower', error rates) "
+            f"in [0, 1]; {outside.sum()} scores are outside, e.g. (task, unit, score) "
+            f"{examples}")
+    units = design.observation_units()
+    tgt = design.target[design.pair_idx]
+    n = np.array([n_eval[t] for t in design.tasks], dtype=float)[tgt]
+    k = np.round(acc_table[units, tgt] * n)
+    from scipy.special import ndtri
+
+    z = ndtri((k + 0.5) / (n + 1.0))
+    stats = task_sufficient_stats(design.x, z, design.pair_idx, design.n_pairs)
+    # The source is standardized: write its exact moments so equal-size pairs pool.
+    exact = design.sufficient_stats()
+    stats = stats._replace(xbar=exact.xbar, sxx=exact.sxx)
+    return {"k": k, "n": n, "stats": stats, "n_eval": n_eval}
+
+
 def _resolve_priors(priors: Mapping | None) -> dict:
     from .sampler import DEFAULT_PRIORS
 
@@ -117,7 +180,8 @@ def fit_transfer_matrix(
     better: str | Mapping = "higher",
     tasks: list | None = None,
     sigma: Literal["pair", "shared"] = "pair",
-    likelihood: Literal["gaussian", "student_t"] = "gaussian",
+    likelihood: Literal["gaussian", "student_t", "binomial"] = "gaussian",
+    n_eval: int | Mapping | str | None = None,
     priors: Mapping | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -154,11 +218,18 @@ def fit_transfer_matrix(
         Residual sd per pair (sampled by NUTS, one extra dimension per pair; right when the
         pairs' correlations differ) or one shared by all pairs (fastest). Gaussian only:
         ``likelihood='student_t'`` always has one sd (and one ``nu``) per pair.
-    likelihood : {'gaussian', 'student_t'}, default 'gaussian'
+    likelihood : {'gaussian', 'student_t', 'binomial'}, default 'gaussian'
         ``'gaussian'``: the collapsed fast path. ``'student_t'``: heavy-tailed residuals
-        (robust to outlying units); each pair's coefficients are sampled by NUTS,
-        vectorized over pairs (:mod:`bayesslope.pairs.robust`), under a plug-in population
-        prior (posterior means of the Gaussian fast path with ``sigma='shared'``).
+        (robust to outlying units). ``'binomial'``: scores are accuracies in [0, 1] (error
+        rates if ``better='lower'``) of ``n_eval`` questions; the target's correct count is
+        binomial with a probit link in the standardized source, so slopes are in probit
+        units per source sd. Both non-Gaussian ones sample each pair's coefficients by
+        NUTS over pairs (:mod:`bayesslope.pairs.robust`) under a plug-in population prior
+        (posterior means of the Gaussian fast path with ``sigma='shared'``, on the
+        standardized target or, for the binomial, on the probit of the smoothed accuracy).
+    n_eval : int, mapping or str, optional
+        ``likelihood='binomial'`` only: questions per evaluation, one for all tasks, per
+        task (mapping), or a column name (constant within a task).
     priors : mapping, optional
         Overrides of the standardized-unit priors (same distributions, new parameters):
         ``intercept_mu``/``slope_mu`` Normal(mu, sigma), ``intercept_sigma``,
@@ -200,10 +271,12 @@ def fit_transfer_matrix(
 
     if sigma not in ("pair", "shared"):
         raise DataValidationError(f"sigma must be 'pair' or 'shared', got {sigma!r}")
-    if likelihood not in ("gaussian", "student_t"):
+    if likelihood not in ("gaussian", "student_t", "binomial"):
         raise DataValidationError(
-            f"likelihood must be 'gaussian' or 'student_t', got {likelihood!r}")
-    robust = likelihood == "student_t"
+            f"likelihood must be 'gaussian', 'student_t' or 'binomial', got {likelihood!r}")
+    robust = likelihood != "gaussian"
+    if (n_eval is not None) != (likelihood == "binomial"):
+        raise DataValidationError("n_eval is needed with likelihood='binomial', and only then")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise DataValidationError(f"{name} must be a positive integer, got {value!r}")
@@ -220,6 +293,10 @@ def fit_transfer_matrix(
         )
     n_pairs = design.n_pairs
     stats = design.sufficient_stats()
+    binomial = None
+    if likelihood == "binomial":
+        binomial = _binomial_counts(design, _resolve_n_eval(n_eval, df, task, design.tasks))
+        stats = binomial["stats"]
     timings = {}
 
     bytes_per_pair = 8 * chains * draws * 2
@@ -250,15 +327,23 @@ def fit_transfer_matrix(
         t0 = time.perf_counter()
         try:
             if robust:
-                from .robust import padded_pairs, sample_student_t_pairs
+                from .robust import padded_pairs, sample_pairs
 
                 plug_in = {k: float(np.mean(post.params[k])) for k in (
                     "intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
-                xs, ys, mask = padded_pairs(design.x, design.y, design.pair_idx, n_pairs)
-                sample_student_t_pairs(
-                    k_pairs, xs, ys, mask, design.r, plug_in, prior_specs["sigma"]["sigma"],
-                    chains, draws, tune, target_accept, chunk_size, sums.add,
-                    progress=None if bar is None else bar.update)
+                if binomial is None:
+                    model, target, trials = "student_t", design.y, None
+                    line = np.column_stack([np.zeros(n_pairs), design.r])
+                else:
+                    model, target, trials = "binomial_probit", binomial["k"], binomial["n"]
+                    line = np.column_stack([stats.ybar, stats.sxy / stats.sxx])
+                xs, ys, ts, mask = padded_pairs(design.pair_idx, n_pairs, design.x, target,
+                                                np.ones_like(target) if trials is None
+                                                else trials)
+                sample_pairs(
+                    model, k_pairs, xs, ys, ts, mask, line, plug_in,
+                    prior_specs["sigma"]["sigma"], chains, draws, tune, target_accept,
+                    chunk_size, sums.add, progress=None if bar is None else bar.update)
             else:
                 draw_pairs(k_pairs, stats, post.params, chunk_size, sums.add,
                            progress=None if bar is None else bar.update)
@@ -274,7 +359,8 @@ def fit_transfer_matrix(
     cols, kept = sums.cols, sums.kept
     sums.kept = None  # the local name below is the only reference left
 
-    scale = design.y_scale / design.x_scale
+    # Data units: per unit of the source; the binomial's target scale is probit already.
+    scale = (1.0 if binomial is not None else design.y_scale) / design.x_scale
     table = pd.DataFrame(
         {
             "n": design.n,
@@ -330,9 +416,10 @@ def fit_transfer_matrix(
     tm = TransferMatrix(
         design=design, table=table, population=population, sampler_stats=sampler_stats,
         draws=draws_ds, priors=prior_specs,
-        settings={"method": "per-pair-nuts-student-t" if robust else "collapsed-gaussian",
+        settings={"method": f"per-pair-nuts-{likelihood}" if robust else "collapsed-gaussian",
                   "likelihood": likelihood, "sigma": "pair" if robust else sigma,
-                  "population_prior": plug_in if robust else "sampled", "draws": draws,
+                  "population_prior": plug_in if robust else "sampled", "n_eval": (
+                      binomial["n_eval"] if binomial is not None else None), "draws": draws,
                   "tune": tune, "chains": chains, "target_accept": target_accept,
                   "random_seed": random_seed, "chunk_size": chunk_size, "ci_prob": ci_prob,
                   "keep_draws": keep_draws, "timings": timings},

@@ -1,9 +1,11 @@
-"""Student-t pairs: per-pair NUTS (blackjax) vectorized over pairs and chains, in chunks.
+"""Non-Gaussian pairs: per-pair NUTS (blackjax) over pairs and chains, in chunks.
 
-Heavy-tailed residuals have no conjugate form, so each pair's coefficients are sampled by
-NUTS. The pairs are independent given the population prior, so one compiled program runs
-window adaptation and NUTS for a whole chunk of pairs and is reused for every chunk (the
-last one padded); two chunks run at a time on separate threads (JAX releases the GIL).
+Two pair likelihoods: Student-t residuals on the standardized target (``"student_t"``) and
+binomial counts of a target accuracy with a probit link (``"binomial_probit"``). Neither has
+a conjugate form, so each pair's coefficients are sampled by NUTS. The pairs are
+independent given the population prior, so one compiled program runs window adaptation and
+NUTS for a whole chunk of pairs and is reused for every chunk (the last one padded); two
+chunks run at a time on separate threads (JAX releases the GIL).
 
 On CPU the pairs and chains of a chunk run one after the other (``jax.lax.map``): a
 vmapped NUTS step lasts until the deepest tree of the batch is finished, every lane paying
@@ -16,11 +18,12 @@ posterior means of the population parameters of the Gaussian fast path on the sa
 standardized data. Its uncertainty is not propagated; with many pairs it is small next to
 each pair's own (see docs/transfer_matrix.md).
 
-Per pair, on the standardized scores::
+Per pair, with the source standardized (``z_A``)::
 
-    z_B,i ~ StudentT(nu_p, a_p + b_p z_A,i, sigma_p)
-    (a_p, b_p) ~ MVNormal(mu, Sigma)          (population plug-in)
-    sigma_p ~ HalfNormal(prior sigma),  nu_p ~ Gamma(2, rate 0.1)
+    student_t:        z_B,i ~ StudentT(nu_p, a_p + b_p z_A,i, sigma_p)
+                      sigma_p ~ HalfNormal(prior sigma),  nu_p ~ Gamma(2, rate 0.1)
+    binomial_probit:  k_B,i ~ Binomial(n_B, Phi(a_p + b_p z_A,i))
+    both:             (a_p, b_p) ~ MVNormal(mu, Sigma)          (population plug-in)
 
 Importing this module imports JAX; float64 is switched on only inside the public function.
 """
@@ -38,24 +41,26 @@ import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
+from jax.scipy.special import gammaln, log_ndtr
 
-__all__ = ["NU_PRIOR", "padded_pairs", "student_t_loglik", "sample_student_t_pairs"]
+__all__ = ["NU_PRIOR", "MODELS", "padded_pairs", "student_t_loglik", "binomial_probit_loglik",
+           "sample_pairs"]
 
 NU_PRIOR = {"alpha": 2.0, "rate": 0.1}  # Gamma(2, 0.1), as fit_hierarchical's student_t
 
 
-def padded_pairs(x: np.ndarray, y: np.ndarray, pair_idx: np.ndarray, n_pairs: int):
-    """Concatenated per-pair data (pair-major) -> ``(P, n_max)`` arrays and a 0/1 mask."""
+def padded_pairs(pair_idx: np.ndarray, n_pairs: int, *values: np.ndarray) -> list:
+    """Concatenated per-pair data (pair-major) -> ``(P, n_max)`` arrays, then a 0/1 mask."""
     n = np.bincount(pair_idx, minlength=n_pairs)
     width = int(n.max())
     start = np.concatenate([[0], np.cumsum(n)[:-1]])
     col = np.arange(pair_idx.size) - start[pair_idx]  # pair_idx is sorted (pair-major)
-    xs = np.zeros((n_pairs, width))
-    ys = np.zeros((n_pairs, width))
-    mask = np.zeros((n_pairs, width))
-    xs[pair_idx, col], ys[pair_idx, col], mask[pair_idx, col] = x, y, 1.0
-    return xs, ys, mask
+    out = []
+    for v in (*values, np.ones(pair_idx.size)):
+        padded = np.zeros((n_pairs, width))
+        padded[pair_idx, col] = v
+        out.append(padded)
+    return out
 
 
 def student_t_loglik(y, loc, sigma, nu, mask):
@@ -71,36 +76,72 @@ def student_t_loglik(y, loc, sigma, nu, mask):
     return jnp.sum(mask) * log_norm - 0.5 * (nu + 1.0) * jnp.sum(mask * jnp.log1p(u * u / nu))
 
 
-def _logdensity(position, x, y, mask, mu, chol_inv, sigma_scale):
+def binomial_probit_loglik(k, trials, eta, mask):
+    """Summed binomial log mass of the masked points with ``p = Phi(eta)``.
+
+    Without the binomial coefficients (constant in the parameters); ``log_ndtr`` keeps both
+    tails accurate.
+    """
+    return jnp.sum(mask * (k * log_ndtr(eta) + (trials - k) * log_ndtr(-eta)))
+
+
+def _log_prior_coef(a, b, mu, chol_inv):
+    z = chol_inv @ (jnp.stack([a, b]) - mu)
+    return -0.5 * jnp.sum(z * z)
+
+
+def _logdensity_student_t(position, x, y, trials, mask, mu, chol_inv, sigma_scale):
     """Unconstrained log posterior of one pair (Jacobians of the log transforms included)."""
     a, b = position["intercept"], position["slope"]
     sigma, nu = jnp.exp(position["log_sigma"]), jnp.exp(position["log_nu"])
-    z = chol_inv @ (jnp.stack([a, b]) - mu)
-    lp = -0.5 * jnp.sum(z * z)
+    lp = _log_prior_coef(a, b, mu, chol_inv)
     lp += -0.5 * jnp.square(sigma / sigma_scale) + position["log_sigma"]
     lp += ((NU_PRIOR["alpha"] - 1.0) * position["log_nu"] - NU_PRIOR["rate"] * nu
            + position["log_nu"])
     return lp + student_t_loglik(y, a + b * x, sigma, nu, mask)
 
 
-@partial(jax.jit, static_argnums=(6, 7, 8, 9, 10))
-def _run_chunk(x, y, mask, keys, prior_arrays, init_r, chains, draws, tune, target_accept,
-               vectorize):
-    # x, y, mask: (C, n_max); keys: (C,) per-pair keys; init_r: (C,) least-squares slopes.
-    mu, chol_inv, sigma_scale = prior_arrays
+def _logdensity_binomial_probit(position, x, y, trials, mask, mu, chol_inv, sigma_scale):
+    """Log posterior of one pair: ``y`` holds the successes, ``trials`` the counts."""
+    a, b = position["intercept"], position["slope"]
+    return (_log_prior_coef(a, b, mu, chol_inv)
+            + binomial_probit_loglik(y, trials, a + b * x, mask))
 
-    def one_pair(xp, yp, mp, key, r):
-        logdensity = partial(_logdensity, x=xp, y=yp, mask=mp, mu=mu, chol_inv=chol_inv,
-                             sigma_scale=sigma_scale)
+
+def _init_student_t(u, a0, b0):
+    return {"intercept": a0 + u[0], "slope": b0 + u[1],
+            "log_sigma": math.log(0.7) + u[2], "log_nu": math.log(10.0) + u[3]}
+
+
+def _init_binomial_probit(u, a0, b0):
+    return {"intercept": a0 + u[0], "slope": b0 + u[1]}
+
+
+# name -> (log density, initial position from 4 uniforms and the pair's starting line)
+MODELS = {
+    "student_t": (_logdensity_student_t, _init_student_t),
+    "binomial_probit": (_logdensity_binomial_probit, _init_binomial_probit),
+}
+
+
+@partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12))
+def _run_chunk(x, y, trials, mask, keys, prior_arrays, init_line, model, chains, draws, tune,
+               target_accept, vectorize):
+    # x, y, trials, mask: (C, n_max); keys: (C,) per-pair keys; init_line: (C, 2) a0, b0.
+    mu, chol_inv, sigma_scale = prior_arrays
+    density, initial = MODELS[model]
+
+    def one_pair(xp, yp, tp, mp, key, line):
+        logdensity = partial(density, x=xp, y=yp, trials=tp, mask=mp, mu=mu,
+                             chol_inv=chol_inv, sigma_scale=sigma_scale)
         warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
                                             target_acceptance_rate=target_accept)
 
         def one_chain(chain_key):
             k_init, k_warm, k_draw = jax.random.split(chain_key, 3)
             u = jax.random.uniform(k_init, (4,), minval=-0.5, maxval=0.5)
-            init = {"intercept": u[0], "slope": r + u[1],
-                    "log_sigma": math.log(0.7) + u[2], "log_nu": math.log(10.0) + u[3]}
-            (state, params), _ = warmup.run(k_warm, init, num_steps=tune)
+            (state, params), _ = warmup.run(k_warm, initial(u, line[0], line[1]),
+                                            num_steps=tune)
             kernel = blackjax.nuts(logdensity, **params)
 
             def step(state, k):
@@ -117,16 +158,18 @@ def _run_chunk(x, y, mask, keys, prior_arrays, init_r, chains, draws, tune, targ
 
     # (C, chain, draw) each
     if vectorize:
-        return jax.vmap(one_pair)(x, y, mask, keys, init_r)
-    return jax.lax.map(lambda args: one_pair(*args), (x, y, mask, keys, init_r))
+        return jax.vmap(one_pair)(x, y, trials, mask, keys, init_line)
+    return jax.lax.map(lambda args: one_pair(*args), (x, y, trials, mask, keys, init_line))
 
 
-def sample_student_t_pairs(
+def sample_pairs(
+    model: str,
     key,
     x: np.ndarray,
     y: np.ndarray,
+    trials: np.ndarray | None,
     mask: np.ndarray,
-    r: np.ndarray,
+    init_line: np.ndarray,
     population: Mapping[str, float],
     sigma_scale: float,
     chains: int,
@@ -146,17 +189,22 @@ def sample_student_t_pairs(
 
     Parameters
     ----------
+    model : {'student_t', 'binomial_probit'}
+        Pair likelihood (:data:`MODELS`).
     key : jax.Array
         PRNG key.
     x, y, mask : ndarray, shape (P, n_max)
-        Standardized source and target scores per pair, padded; ``mask`` 1 on real points.
-    r : ndarray, shape (P,)
-        Sample correlations (the chains start near them).
+        Standardized source scores, the target (standardized scores, or successes for the
+        binomial) per pair, padded; ``mask`` 1 on real points.
+    trials : ndarray, shape (P, n_max), optional
+        Binomial counts (``binomial_probit`` only).
+    init_line : ndarray, shape (P, 2)
+        Intercept and slope near which each pair's chains start.
     population : mapping
         Plug-in population: ``intercept_mu``, ``slope_mu``, ``intercept_sigma``,
         ``slope_sigma``, ``corr`` (floats).
     sigma_scale : float
-        Scale of the HalfNormal prior of each pair's residual sd.
+        Scale of the HalfNormal prior of each pair's residual sd (``student_t``).
     chains, draws, tune : int
         Chains per pair, kept draws per chain, adaptation steps.
     target_accept : float
@@ -174,8 +222,12 @@ def sample_student_t_pairs(
         backend is the CPU. With vmap the draws depend on the chunk size (rounding of
         vectorized math differs with the batch width and NUTS amplifies it).
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     if vectorize is None:
         vectorize = jax.default_backend() != "cpu"
+    if trials is None:
+        trials = np.ones_like(y)
     with jax.enable_x64(True):
         sa, sb, rho = (population["intercept_sigma"], population["slope_sigma"],
                        population["corr"])
@@ -193,9 +245,9 @@ def sample_student_t_pairs(
                 take = np.minimum(idx, stop - 1)  # padding repeats the last real pair
                 keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
                 out = _run_chunk(jnp.asarray(x[take]), jnp.asarray(y[take]),
-                                 jnp.asarray(mask[take]), keys, prior, jnp.asarray(r[take]),
-                                 int(chains), int(draws), int(tune), float(target_accept),
-                                 bool(vectorize))
+                                 jnp.asarray(trials[take]), jnp.asarray(mask[take]), keys,
+                                 prior, jnp.asarray(init_line[take]), model, int(chains),
+                                 int(draws), int(tune), float(target_accept), bool(vectorize))
                 return stop, [np.asarray(v)[: stop - start] for v in out]
 
         starts = list(range(0, n_pairs, chunk_size))
