@@ -33,6 +33,9 @@ class SamplerConfig:
     sampler: str = "pymc"
     progressbar: bool = False
     cores: int | None = None
+    # Jitter the chains' starting points (PyMC's "jitter+adapt_diag"). Off for models whose
+    # starting point is chosen on purpose (errors in x: chains start at the measurements).
+    jitter: bool = True
 
     def __post_init__(self):
         for name in ("draws", "tune", "chains"):
@@ -89,6 +92,8 @@ def sample_model(model, config: SamplerConfig, var_names=None):
         compute_convergence_checks=False,  # bayesslope.diagnostics reports with the fix
         model=model,
     )
+    if not config.jitter:
+        kwargs["init"] = "adapt_diag"
     if config.sampler == "nutpie":
         _import_nutpie()
         return pm.sample(nuts_sampler="nutpie", **kwargs)

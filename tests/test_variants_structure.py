@@ -170,6 +170,23 @@ def test_eiv_latent_x_starts_at_the_measurements():
     assert np.ptp(start) > 0.5  # a real spread, not a constant default
 
 
+def test_eiv_fit_does_not_jitter_the_start(eiv_fits, monkeypatch):
+    # PyMC's default "jitter+adapt_diag" moves every start by up to 1 on the unconstrained
+    # scale, the scale of x itself: it threw a chain into the mirrored mode in SBC. The
+    # sampler must receive init="adapt_diag" for EIV fits, and keep jittering otherwise.
+    import pymc as pm
+
+    from bayesslope.sampling import SamplerConfig, sample_model
+
+    seen = []
+    monkeypatch.setattr(pm, "sample", lambda **kw: seen.append(kw.get("init")))
+    sample_model(None, SamplerConfig(jitter=False))
+    sample_model(None, SamplerConfig())
+    assert seen == ["adapt_diag", None]
+    naive, eiv = eiv_fits
+    assert eiv.spec["sampler"]["jitter"] is False and naive.spec["sampler"]["jitter"] is True
+
+
 # -- errors -------------------------------------------------------------------------------
 def _prep(df, **kw):
     with warnings.catch_warnings():
