@@ -16,6 +16,7 @@ from .model import (
     VARIANT_VARS,
     ModelConfig,
     build_model,
+    choose_centered_log_sigma,
     choose_centered_variant,
     model_priors,
     posterior_var_names,
@@ -219,6 +220,9 @@ def fit_hierarchical(
         per_task_sigma="pooled" if per_task_sigma == "pooled" else bool(per_task_sigma),
         parameterization=parameterization,
         centered_tasks=tuple(bool(c) for c in centered),
+        # Decided here, from the data, and saved in the spec like the coefficients' choice.
+        centered_log_sigma=(tuple(bool(c) for c in choose_centered_log_sigma(design))
+                            if per_task_sigma == "pooled" else ()),
         link=variants.link,
         likelihood=variants.likelihood,
         lapse=lapse,

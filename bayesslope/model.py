@@ -73,7 +73,8 @@ class ModelConfig:
         fixed value.
 
     ``per_task_sigma`` may also be ``"pooled"``: one noise scale per task with a
-    population prior on log sigma.
+    population prior on log sigma; ``centered_log_sigma`` then says per task whether log
+    sigma is sampled centered (default: :func:`choose_centered_log_sigma` of the data).
     """
 
     priors: dict
@@ -81,6 +82,7 @@ class ModelConfig:
     per_task_sigma: bool | str = False
     parameterization: Literal["auto", "centered", "non_centered"] = "auto"
     centered_tasks: tuple[bool, ...] = field(default=())
+    centered_log_sigma: tuple[bool, ...] = field(default=())
     link: str = "identity"
     likelihood: str = "normal"
     lapse: bool | float = False
@@ -93,6 +95,7 @@ class ModelConfig:
             "per_task_sigma": self.per_task_sigma,
             "parameterization": self.parameterization,
             "centered_tasks": list(self.centered_tasks),
+            "centered_log_sigma": list(self.centered_log_sigma),
             "link": self.link,
             "likelihood": self.likelihood,
             "lapse": self.lapse,
@@ -425,7 +428,10 @@ def _noise_scale(pm, pt, design, config, priors, task_idx):
     if config.per_task_sigma == "pooled":
         log_mu = create_prior_variable("sigma_log_mu", priors["sigma_log_mu"])
         log_sd = create_prior_variable("sigma_log_sd", priors["sigma_log_sd"])
-        centered = choose_centered_log_sigma(design)
+        centered = (np.asarray(config.centered_log_sigma, dtype=bool)
+                    if config.centered_log_sigma else choose_centered_log_sigma(design))
+        if centered.shape != (design.n_tasks,):
+            raise ValueError("config.centered_log_sigma needs one flag per task")
         cen, non = np.flatnonzero(centered), np.flatnonzero(~centered)
         log_sigma = pt.zeros(design.n_tasks)
         if cen.size:

@@ -233,6 +233,23 @@ def test_pooled_sigma_recovers_per_task_noise(pooled_fit, pooled_data):
     assert post["sigma"].dims == ("chain", "draw", "task")
 
 
+def test_pooled_sigma_parameterization_is_recorded_and_used(pooled_fit):
+    from bayesslope.model import choose_centered_log_sigma
+
+    d = pooled_fit.design
+    recorded = pooled_fit.spec["model"]["centered_log_sigma"]
+    assert recorded == choose_centered_log_sigma(d).tolist() and len(recorded) == d.n_tasks
+    # build_model follows the config, whatever the data would choose.
+    priors = pooled_fit.spec["model"]["priors"]
+    for flags, present in (((True,) * d.n_tasks, "sigma_log_centered"),
+                           ((False,) * d.n_tasks, "sigma_log_offset")):
+        config = ModelConfig(priors=priors, per_task_sigma="pooled",
+                             centered_tasks=(False,) * d.n_tasks, centered_log_sigma=flags)
+        names = set(build_model(d, config).named_vars)
+        (absent,) = {"sigma_log_centered", "sigma_log_offset"} - {present}
+        assert present in names and absent not in names
+
+
 def test_data_scale_slope_matches_finite_difference(binom_fit):
     d = binom_fit.design
     table = binom_fit.data_scale_slope(at_x=2.0)
