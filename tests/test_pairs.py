@@ -624,3 +624,72 @@ def test_binomial_error_rates_with_lower_is_better(binomial_fit):
     se = np.sqrt(a["slope_sd"] ** 2 / a["ess_bulk"] + b["slope_sd"] ** 2 / b["ess_bulk"])
     assert np.all(np.abs(a["slope_mean"] - b["slope_mean"]) < 4 * se)
     assert other.settings["n_eval"] == dict.fromkeys(["a", "b", "c", "neg"], 200)
+
+
+# ----------------------------------------------------------------------------- grouped units
+def clustered_frame(seed=0, n_groups=8, per_group=6):
+    """Checkpoints of models: each model shifts every task by its own offset."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per_group)
+    ability = rng.normal(size=n_groups)[g] + 0.5 * rng.normal(size=g.size)
+    load = np.array([1.0, 0.8, 0.6, -0.7])
+    offsets = rng.normal(0.0, 0.8, size=(n_groups, 4))[g]  # model-level, task-specific
+    s = np.outer(ability, load) + offsets + 0.3 * rng.normal(size=(g.size, 4))
+    df = long_frame(s, tasks=["a", "b", "c", "neg"])
+    df["family"] = [f"f{g[int(u[1:])]}" for u in df["model"]]
+    return df
+
+
+@pytest.fixture(scope="module")
+def grouped_fits():
+    df = clustered_frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grouped = fit_transfer_matrix(df, group="family", random_seed=6)
+    return df, grouped
+
+
+def test_grouped_units_match_pymc_and_find_negative_task(grouped_fits):
+    import pymc as pm
+
+    df, tm = grouped_fits
+    assert tm.settings["method"] == "per-pair-nuts-gaussian-grouped"
+    assert tm.design.groups == tuple(f"f{i}" for i in range(8))
+    assert tm.diagnostics()["ok"]
+    s = tm.summary()
+    assert (s.xs("neg", level="target")["p_negative"] > 0.9).all()
+    # One pair refitted by PyMC's NUTS with the same model and plug-in prior.
+    d = tm.design
+    labels = list(s.index)
+    p = labels.index(("a", "b"))
+    m = d.pair_idx == p
+    grp = d.unit_group[d.observation_units()[m]]
+    pop = tm.settings["population_prior"]
+    sa, sb, rho = pop["intercept_sigma"], pop["slope_sigma"], pop["corr"]
+    cov = np.array([[sa * sa, rho * sa * sb], [rho * sa * sb, sb * sb]])
+    with pm.Model():
+        coef = pm.MvNormal("coef", mu=[pop["intercept_mu"], pop["slope_mu"]], cov=cov)
+        sigma = pm.HalfNormal("sigma", tm.priors["sigma"]["sigma"])
+        tau = pm.HalfNormal("tau", 1.0)
+        w = pm.Normal("w", 0.0, 1.0, shape=len(d.groups))
+        pm.Normal("y", coef[0] + coef[1] * d.x[m] + tau * w[grp], sigma, observed=d.y[m])
+        idata = pm.sample(draws=1000, tune=1000, chains=4, cores=1, random_seed=5,
+                          nuts_sampler="pymc", target_accept=0.9, progressbar=False,
+                          compute_convergence_checks=False)
+    ref = idata.posterior["coef"].values[..., 1].ravel()
+    row = s.iloc[p]
+    se = np.sqrt(ref.var() / 800 + row["slope_sd"] ** 2 / row["ess_bulk"])
+    assert abs(row["slope_mean"] - ref.mean()) < 4 * se
+    assert row["slope_sd"] == pytest.approx(ref.std(), rel=0.1)
+
+
+def test_group_column_errors():
+    df = clustered_frame()
+    bad = df.copy()
+    bad.loc[(bad["model"] == "m3") & (bad["task"] == "b"), "family"] = "other"
+    with pytest.raises(DataValidationError, match="constant within a unit"):
+        fit_transfer_matrix(bad, group="family")
+    with pytest.raises(DataValidationError, match="likelihood='gaussian' only"):
+        fit_transfer_matrix(df, group="family", likelihood="student_t")
+    with pytest.raises(DataValidationError, match="not in the frame"):
+        fit_transfer_matrix(df, group="lab")

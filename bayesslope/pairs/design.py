@@ -52,6 +52,10 @@ class PairDesign:
         Pair of each observation.
     missing : dict of str to int
         Units without a score per task (only tasks that miss some).
+    unit_group : ndarray of int, shape (M,), optional
+        Group of each unit (e.g. the model a checkpoint belongs to), when given.
+    groups : tuple
+        Group labels (empty without groups).
     """
 
     tasks: tuple
@@ -69,6 +73,8 @@ class PairDesign:
     y: np.ndarray
     pair_idx: np.ndarray
     missing: dict
+    unit_group: np.ndarray | None = None
+    groups: tuple = ()
 
     @property
     def n_pairs(self) -> int:
@@ -153,6 +159,7 @@ def build_pair_design(
     better: str | Mapping = "higher",
     tasks: list | None = None,
     min_shared: int = 3,
+    group: str | None = None,
 ) -> PairDesign:
     """Validate long-format scores and build every ordered pair's standardized data.
 
@@ -169,6 +176,9 @@ def build_pair_design(
         Tasks to use (default: all, in order of first appearance).
     min_shared : int, default 3
         Fewest shared units a pair may have (a slope and a residual need at least 3).
+    group : str, optional
+        Column with the group of each unit (constant within a unit), e.g. the model of a
+        checkpoint.
 
     Returns
     -------
@@ -183,7 +193,8 @@ def build_pair_design(
     """
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    missing_cols = [c for c in (unit, task, score) if c not in df.columns]
+    missing_cols = [c for c in (unit, task, score, *([group] if group else []))
+                    if c not in df.columns]
     if missing_cols:
         raise DataValidationError(
             f"columns {missing_cols} not in the frame (columns: {list(df.columns)})"
@@ -271,6 +282,10 @@ def build_pair_design(
     yz = yd / y_scale
     r = np.clip((xz * yz).sum(0) / (n - 1), -1.0, 1.0)
 
+    unit_group, groups = None, ()
+    if group is not None:
+        unit_group, groups = _unit_groups(df, unit, group, wide.index)
+
     # Flatten pair-major (column-major over (M, P)) so pair_idx is sorted.
     order = both.T
     pair_idx = np.nonzero(order)[0]
@@ -290,4 +305,22 @@ def build_pair_design(
         y=yz.T[order],
         pair_idx=pair_idx,
         missing=missing,
+        unit_group=unit_group,
+        groups=groups,
     )
+
+
+def _unit_groups(df: pd.DataFrame, unit: str, group: str, units) -> tuple:
+    """Group code of every unit (in ``units`` order) and the group labels."""
+    if df[group].isna().any():
+        rows = df.index[df[group].isna()].tolist()[:10]
+        raise DataValidationError(f"missing {group!r} labels in rows {rows}")
+    per_unit = df.groupby(unit, sort=False)[group].agg(lambda s: s.unique().tolist())
+    mixed = {u: g for u, g in per_unit.items() if len(g) != 1}
+    if mixed:
+        examples = dict(list(mixed.items())[:3])
+        raise DataValidationError(
+            f"column {group!r} must be constant within a unit; e.g. {examples}")
+    labels = per_unit.reindex(units).str[0]
+    codes, uniques = pd.factorize(labels)
+    return codes.astype(np.int64), tuple(uniques)

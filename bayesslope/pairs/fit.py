@@ -182,6 +182,7 @@ def fit_transfer_matrix(
     sigma: Literal["pair", "shared"] = "pair",
     likelihood: Literal["gaussian", "student_t", "binomial"] = "gaussian",
     n_eval: int | Mapping | str | None = None,
+    group: str | None = None,
     priors: Mapping | None = None,
     draws: int = 1000,
     tune: int = 1000,
@@ -230,6 +231,11 @@ def fit_transfer_matrix(
     n_eval : int, mapping or str, optional
         ``likelihood='binomial'`` only: questions per evaluation, one for all tasks, per
         task (mapping), or a column name (constant within a task).
+    group : str, optional
+        Column grouping the units (e.g. the model of each checkpoint), Gaussian only: every
+        pair gets a random intercept per group (``tau_p ~ HalfNormal(1)``), so checkpoints
+        of one model do not count as independent evidence; per-pair NUTS as for the
+        non-Gaussian likelihoods, under the same plug-in population prior.
     priors : mapping, optional
         Overrides of the standardized-unit priors (same distributions, new parameters):
         ``intercept_mu``/``slope_mu`` Normal(mu, sigma), ``intercept_sigma``,
@@ -274,9 +280,12 @@ def fit_transfer_matrix(
     if likelihood not in ("gaussian", "student_t", "binomial"):
         raise DataValidationError(
             f"likelihood must be 'gaussian', 'student_t' or 'binomial', got {likelihood!r}")
-    robust = likelihood != "gaussian"
+    robust = likelihood != "gaussian" or group is not None
     if (n_eval is not None) != (likelihood == "binomial"):
         raise DataValidationError("n_eval is needed with likelihood='binomial', and only then")
+    if group is not None and likelihood != "gaussian":
+        raise DataValidationError(
+            f"group= is available with likelihood='gaussian' only, got {likelihood!r}")
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise DataValidationError(f"{name} must be a positive integer, got {value!r}")
@@ -284,7 +293,7 @@ def fit_transfer_matrix(
         raise DataValidationError(f"ci_prob must lie in (0, 1), got {ci_prob}")
     prior_specs = _resolve_priors(priors)
     design = build_pair_design(df, unit=unit, task=task, score=score, better=better,
-                               tasks=tasks, min_shared=min_shared)
+                               tasks=tasks, min_shared=min_shared, group=group)
     if design.missing:
         warnings.warn(
             f"units without a score are left out of the pairs of these tasks "
@@ -331,19 +340,23 @@ def fit_transfer_matrix(
 
                 plug_in = {k: float(np.mean(post.params[k])) for k in (
                     "intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
-                if binomial is None:
-                    model, target, trials = "student_t", design.y, None
-                    line = np.column_stack([np.zeros(n_pairs), design.r])
-                else:
-                    model, target, trials = "binomial_probit", binomial["k"], binomial["n"]
+                line = np.column_stack([np.zeros(n_pairs), design.r])
+                if binomial is not None:
+                    model, target, aux = "binomial_probit", binomial["k"], binomial["n"]
                     line = np.column_stack([stats.ybar, stats.sxy / stats.sxx])
-                xs, ys, ts, mask = padded_pairs(design.pair_idx, n_pairs, design.x, target,
-                                                np.ones_like(target) if trials is None
-                                                else trials)
+                elif group is not None:
+                    units = design.observation_units()
+                    model, target = "normal_grouped", design.y
+                    aux = design.unit_group[units].astype(float)
+                else:
+                    model, target, aux = "student_t", design.y, np.ones_like(design.y)
+                xs, ys, aux_p, mask = padded_pairs(design.pair_idx, n_pairs, design.x,
+                                                   target, aux)
                 sample_pairs(
-                    model, k_pairs, xs, ys, ts, mask, line, plug_in,
+                    model, k_pairs, xs, ys, aux_p, mask, line, plug_in,
                     prior_specs["sigma"]["sigma"], chains, draws, tune, target_accept,
-                    chunk_size, sums.add, progress=None if bar is None else bar.update)
+                    chunk_size, sums.add, progress=None if bar is None else bar.update,
+                    n_groups=len(design.groups))
             else:
                 draw_pairs(k_pairs, stats, post.params, chunk_size, sums.add,
                            progress=None if bar is None else bar.update)
@@ -416,8 +429,10 @@ def fit_transfer_matrix(
     tm = TransferMatrix(
         design=design, table=table, population=population, sampler_stats=sampler_stats,
         draws=draws_ds, priors=prior_specs,
-        settings={"method": f"per-pair-nuts-{likelihood}" if robust else "collapsed-gaussian",
-                  "likelihood": likelihood, "sigma": "pair" if robust else sigma,
+        settings={"method": (f"per-pair-nuts-{likelihood}" + ("-grouped" if group else "")
+                             if robust else "collapsed-gaussian"),
+                  "likelihood": likelihood, "group": group,
+                  "sigma": "pair" if robust else sigma,
                   "population_prior": plug_in if robust else "sampled", "n_eval": (
                       binomial["n_eval"] if binomial is not None else None), "draws": draws,
                   "tune": tune, "chains": chains, "target_accept": target_accept,

@@ -1,8 +1,10 @@
 """Non-Gaussian pairs: per-pair NUTS (blackjax) over pairs and chains, in chunks.
 
-Two pair likelihoods: Student-t residuals on the standardized target (``"student_t"``) and
-binomial counts of a target accuracy with a probit link (``"binomial_probit"``). Neither has
-a conjugate form, so each pair's coefficients are sampled by NUTS. The pairs are
+Three pair models: Student-t residuals on the standardized target (``"student_t"``),
+binomial counts of a target accuracy with a probit link (``"binomial_probit"``), and
+Gaussian residuals plus a random intercept per unit group (``"normal_grouped"``, e.g.
+checkpoints of one model). None is handled by the collapsed fast path, so each pair's
+coefficients are sampled by NUTS. The pairs are
 independent given the population prior, so one compiled program runs window adaptation and
 NUTS for a whole chunk of pairs and is reused for every chunk (the last one padded); two
 chunks run at a time on separate threads (JAX releases the GIL).
@@ -23,7 +25,9 @@ Per pair, with the source standardized (``z_A``)::
     student_t:        z_B,i ~ StudentT(nu_p, a_p + b_p z_A,i, sigma_p)
                       sigma_p ~ HalfNormal(prior sigma),  nu_p ~ Gamma(2, rate 0.1)
     binomial_probit:  k_B,i ~ Binomial(n_B, Phi(a_p + b_p z_A,i))
-    both:             (a_p, b_p) ~ MVNormal(mu, Sigma)          (population plug-in)
+    normal_grouped:   z_B,i ~ Normal(a_p + b_p z_A,i + tau_p w_p,g(i), sigma_p)
+                      w_p,g ~ Normal(0, 1),  tau_p ~ HalfNormal(1),  sigma_p as above
+    all:              (a_p, b_p) ~ MVNormal(mu, Sigma)          (population plug-in)
 
 Importing this module imports JAX; float64 is switched on only inside the public function.
 """
@@ -90,7 +94,7 @@ def _log_prior_coef(a, b, mu, chol_inv):
     return -0.5 * jnp.sum(z * z)
 
 
-def _logdensity_student_t(position, x, y, trials, mask, mu, chol_inv, sigma_scale):
+def _logdensity_student_t(position, x, y, aux, mask, mu, chol_inv, sigma_scale):
     """Unconstrained log posterior of one pair (Jacobians of the log transforms included)."""
     a, b = position["intercept"], position["slope"]
     sigma, nu = jnp.exp(position["log_sigma"]), jnp.exp(position["log_nu"])
@@ -101,38 +105,61 @@ def _logdensity_student_t(position, x, y, trials, mask, mu, chol_inv, sigma_scal
     return lp + student_t_loglik(y, a + b * x, sigma, nu, mask)
 
 
-def _logdensity_binomial_probit(position, x, y, trials, mask, mu, chol_inv, sigma_scale):
-    """Log posterior of one pair: ``y`` holds the successes, ``trials`` the counts."""
+def _logdensity_binomial_probit(position, x, y, aux, mask, mu, chol_inv, sigma_scale):
+    """Log posterior of one pair: ``y`` holds the successes, ``aux`` the counts."""
     a, b = position["intercept"], position["slope"]
     return (_log_prior_coef(a, b, mu, chol_inv)
-            + binomial_probit_loglik(y, trials, a + b * x, mask))
+            + binomial_probit_loglik(y, aux, a + b * x, mask))
 
 
-def _init_student_t(u, a0, b0):
+def _logdensity_normal_grouped(position, x, y, aux, mask, mu, chol_inv, sigma_scale):
+    """One pair with a random intercept per unit group (``aux``: group index per point).
+
+    Non-centered: ``u_g = tau * z_g``, ``z_g ~ Normal(0, 1)``, ``tau ~ HalfNormal(1)``.
+    """
+    a, b = position["intercept"], position["slope"]
+    log_sigma, log_tau, z = position["log_sigma"], position["log_tau"], position["z"]
+    sigma, tau = jnp.exp(log_sigma), jnp.exp(log_tau)
+    lp = _log_prior_coef(a, b, mu, chol_inv)
+    lp += -0.5 * jnp.square(sigma / sigma_scale) + log_sigma
+    lp += -0.5 * jnp.square(tau) + log_tau - 0.5 * jnp.sum(z * z)
+    eta = a + b * x + tau * z[aux.astype(jnp.int32)]
+    r = (y - eta) / sigma
+    return lp + jnp.sum(mask * (-0.5 * r * r - log_sigma - 0.5 * math.log(2.0 * math.pi)))
+
+
+def _init_student_t(u, a0, b0, n_groups):
     return {"intercept": a0 + u[0], "slope": b0 + u[1],
             "log_sigma": math.log(0.7) + u[2], "log_nu": math.log(10.0) + u[3]}
 
 
-def _init_binomial_probit(u, a0, b0):
+def _init_binomial_probit(u, a0, b0, n_groups):
     return {"intercept": a0 + u[0], "slope": b0 + u[1]}
 
 
-# name -> (log density, initial position from 4 uniforms and the pair's starting line)
+def _init_normal_grouped(u, a0, b0, n_groups):
+    return {"intercept": a0 + u[0], "slope": b0 + u[1], "log_sigma": math.log(0.7) + u[2],
+            "log_tau": math.log(0.3) + u[3], "z": jnp.zeros(n_groups)}
+
+
+# name -> (log density, initial position from 4 uniforms, the pair's starting line and
+# the number of unit groups)
 MODELS = {
     "student_t": (_logdensity_student_t, _init_student_t),
     "binomial_probit": (_logdensity_binomial_probit, _init_binomial_probit),
+    "normal_grouped": (_logdensity_normal_grouped, _init_normal_grouped),
 }
 
 
-@partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12))
-def _run_chunk(x, y, trials, mask, keys, prior_arrays, init_line, model, chains, draws, tune,
-               target_accept, vectorize):
-    # x, y, trials, mask: (C, n_max); keys: (C,) per-pair keys; init_line: (C, 2) a0, b0.
+@partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13))
+def _run_chunk(x, y, aux, mask, keys, prior_arrays, init_line, model, chains, draws, tune,
+               target_accept, vectorize, n_groups):
+    # x, y, aux, mask: (C, n_max); keys: (C,) per-pair keys; init_line: (C, 2) a0, b0.
     mu, chol_inv, sigma_scale = prior_arrays
     density, initial = MODELS[model]
 
     def one_pair(xp, yp, tp, mp, key, line):
-        logdensity = partial(density, x=xp, y=yp, trials=tp, mask=mp, mu=mu,
+        logdensity = partial(density, x=xp, y=yp, aux=tp, mask=mp, mu=mu,
                              chol_inv=chol_inv, sigma_scale=sigma_scale)
         warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
                                             target_acceptance_rate=target_accept)
@@ -140,7 +167,7 @@ def _run_chunk(x, y, trials, mask, keys, prior_arrays, init_line, model, chains,
         def one_chain(chain_key):
             k_init, k_warm, k_draw = jax.random.split(chain_key, 3)
             u = jax.random.uniform(k_init, (4,), minval=-0.5, maxval=0.5)
-            (state, params), _ = warmup.run(k_warm, initial(u, line[0], line[1]),
+            (state, params), _ = warmup.run(k_warm, initial(u, line[0], line[1], n_groups),
                                             num_steps=tune)
             kernel = blackjax.nuts(logdensity, **params)
 
@@ -158,8 +185,8 @@ def _run_chunk(x, y, trials, mask, keys, prior_arrays, init_line, model, chains,
 
     # (C, chain, draw) each
     if vectorize:
-        return jax.vmap(one_pair)(x, y, trials, mask, keys, init_line)
-    return jax.lax.map(lambda args: one_pair(*args), (x, y, trials, mask, keys, init_line))
+        return jax.vmap(one_pair)(x, y, aux, mask, keys, init_line)
+    return jax.lax.map(lambda args: one_pair(*args), (x, y, aux, mask, keys, init_line))
 
 
 def sample_pairs(
@@ -167,7 +194,7 @@ def sample_pairs(
     key,
     x: np.ndarray,
     y: np.ndarray,
-    trials: np.ndarray | None,
+    aux: np.ndarray | None,
     mask: np.ndarray,
     init_line: np.ndarray,
     population: Mapping[str, float],
@@ -180,6 +207,7 @@ def sample_pairs(
     on_chunk: Callable,
     progress: Callable[[int], None] | None = None,
     vectorize: bool | None = None,
+    n_groups: int = 0,
 ) -> None:
     """Per-pair NUTS, chunk by chunk; each chunk's draws go to ``on_chunk``.
 
@@ -196,8 +224,9 @@ def sample_pairs(
     x, y, mask : ndarray, shape (P, n_max)
         Standardized source scores, the target (standardized scores, or successes for the
         binomial) per pair, padded; ``mask`` 1 on real points.
-    trials : ndarray, shape (P, n_max), optional
-        Binomial counts (``binomial_probit`` only).
+    aux : ndarray, shape (P, n_max), optional
+        Per-point data of the model: binomial counts (``binomial_probit``) or the unit's
+        group index (``normal_grouped``).
     init_line : ndarray, shape (P, 2)
         Intercept and slope near which each pair's chains start.
     population : mapping
@@ -221,13 +250,15 @@ def sample_pairs(
         no lane waits for another's deeper tree); default: vmap unless JAX's default
         backend is the CPU. With vmap the draws depend on the chunk size (rounding of
         vectorized math differs with the batch width and NUTS amplifies it).
+    n_groups : int, default 0
+        Unit groups (``normal_grouped``: one random intercept each, in every pair).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     if vectorize is None:
         vectorize = jax.default_backend() != "cpu"
-    if trials is None:
-        trials = np.ones_like(y)
+    if aux is None:
+        aux = np.ones_like(y)
     with jax.enable_x64(True):
         sa, sb, rho = (population["intercept_sigma"], population["slope_sigma"],
                        population["corr"])
@@ -245,9 +276,10 @@ def sample_pairs(
                 take = np.minimum(idx, stop - 1)  # padding repeats the last real pair
                 keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
                 out = _run_chunk(jnp.asarray(x[take]), jnp.asarray(y[take]),
-                                 jnp.asarray(trials[take]), jnp.asarray(mask[take]), keys,
+                                 jnp.asarray(aux[take]), jnp.asarray(mask[take]), keys,
                                  prior, jnp.asarray(init_line[take]), model, int(chains),
-                                 int(draws), int(tune), float(target_accept), bool(vectorize))
+                                 int(draws), int(tune), float(target_accept), bool(vectorize),
+                                 int(n_groups))
                 return stop, [np.asarray(v)[: stop - start] for v in out]
 
         starts = list(range(0, n_pairs, chunk_size))
