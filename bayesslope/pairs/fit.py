@@ -56,9 +56,15 @@ class _ChunkSummaries:
         """Summarize pairs ``start:stop`` from draws of shape (chain, draw, stop - start)."""
         cols, sl = self.cols, slice(start, stop)
         t0 = time.perf_counter()
-        self.pending.append((sl, self.pool.submit(slope)))
+        # Quarter chunks for the workers, so that they finish close together at the end.
+        n = stop - start
+        step = max(1, -(-n // 4)) if self.pool.workers else n
+        for lo in range(0, n, step):
+            hi = min(lo + step, n)
+            self.pending.append((slice(start + lo, start + hi),
+                                 self.pool.submit(slope[..., lo:hi])))
         # Bounded memory: at most a few chunks of draws wait for a worker.
-        while len(self.pending) > 2 * max(1, self.pool.workers):
+        while len(self.pending) > 8 * max(1, self.pool.workers):
             self._collect_oldest()
         self.diag_s += time.perf_counter() - t0
         cols["slope_mean"][sl] = slope.mean(axis=(0, 1))
