@@ -92,6 +92,22 @@ class _ChunkSummaries:
         self.diag_s += time.perf_counter() - t0
 
 
+def _pair_model_data(design, stats, binomial: dict | None, grouped: bool) -> tuple:
+    """Per-pair NUTS: model name, target per point, auxiliary data per point, start lines.
+
+    The chains start near each pair's least-squares line: ``(0, r)`` on the standardized
+    scores, or the line fitted to the probit of the smoothed accuracy for the binomial.
+    """
+    line = np.column_stack([np.zeros(design.n_pairs), design.r])
+    if binomial is not None:
+        line = np.column_stack([stats.ybar, stats.sxy / stats.sxx])
+        return "binomial_probit", binomial["k"], binomial["n"], line
+    if grouped:
+        groups = design.unit_group[design.observation_units()].astype(float)
+        return "normal_grouped", design.y, groups, line
+    return "student_t", design.y, np.ones_like(design.y), line
+
+
 def _resolve_n_eval(n_eval, df: pd.DataFrame, task: str, tasks) -> dict:
     """``n_eval`` (int, mapping task -> int, or column name) -> ``{task: int}``."""
     if isinstance(n_eval, str) and n_eval in df.columns:
@@ -346,16 +362,8 @@ def fit_transfer_matrix(
 
                 plug_in = {k: float(np.mean(post.params[k])) for k in (
                     "intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
-                line = np.column_stack([np.zeros(n_pairs), design.r])
-                if binomial is not None:
-                    model, target, aux = "binomial_probit", binomial["k"], binomial["n"]
-                    line = np.column_stack([stats.ybar, stats.sxy / stats.sxx])
-                elif group is not None:
-                    units = design.observation_units()
-                    model, target = "normal_grouped", design.y
-                    aux = design.unit_group[units].astype(float)
-                else:
-                    model, target, aux = "student_t", design.y, np.ones_like(design.y)
+                model, target, aux, line = _pair_model_data(design, stats, binomial,
+                                                             group is not None)
                 xs, ys, aux_p, mask = padded_pairs(design.pair_idx, n_pairs, design.x,
                                                    target, aux)
                 sample_pairs(
