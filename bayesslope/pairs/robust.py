@@ -211,14 +211,14 @@ def sample_pairs(
 ) -> None:
     """Per-pair NUTS, chunk by chunk; each chunk's draws go to ``on_chunk``.
 
-    Pair ``p`` uses ``fold_in(key, p)``, so results do not depend on ``chunk_size``; the
-    last chunk is padded with copies of its last pair (discarded) so that one compiled
-    program serves every chunk.
+    Pair ``p`` uses ``fold_in(key, p)``, so (with ``lax.map``) results do not depend on
+    ``chunk_size``; the last chunk is padded with copies of its last pair (discarded) so
+    that one compiled program serves every chunk.
 
     Parameters
     ----------
-    model : {'student_t', 'binomial_probit'}
-        Pair likelihood (:data:`MODELS`).
+    model : {'student_t', 'binomial_probit', 'normal_grouped'}
+        Pair model (:data:`MODELS`).
     key : jax.Array
         PRNG key.
     x, y, mask : ndarray, shape (P, n_max)
@@ -233,7 +233,8 @@ def sample_pairs(
         Plug-in population: ``intercept_mu``, ``slope_mu``, ``intercept_sigma``,
         ``slope_sigma``, ``corr`` (floats).
     sigma_scale : float
-        Scale of the HalfNormal prior of each pair's residual sd (``student_t``).
+        Scale of the HalfNormal prior of each pair's residual sd (``student_t``,
+        ``normal_grouped``).
     chains, draws, tune : int
         Chains per pair, kept draws per chain, adaptation steps.
     target_accept : float
