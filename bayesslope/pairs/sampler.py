@@ -1,8 +1,9 @@
 """The Gaussian fast path: NUTS on the population parameters, exact per-pair draws in JAX.
 
 The pair coefficients are integrated out with :mod:`bayesslope.collapsed` (the one
-likelihood shared with the PyMC models), so NUTS (blackjax, window adaptation, chains
-vmapped) only sees the five population parameters plus the residual scale(s). With one
+likelihood shared with the PyMC models), so NUTS (blackjax, window adaptation; chains one
+after the other on CPU, vmapped on accelerators) only sees the five population parameters
+plus the residual scale(s). With one
 shared residual scale, pairs of equal size have the same standardized design and are
 pooled (:func:`~bayesslope.collapsed.group_sufficient_stats`), so each log-density
 evaluation costs O(distinct pair sizes), not O(pairs). Every pair's
@@ -197,16 +198,21 @@ def _pad_groups(groups: GroupedStats) -> GroupedStats:
     return GroupedStats(*(np.pad(v, (0, size - v.size)) for v in groups))
 
 
-@partial(jax.jit, static_argnums=(4, 5, 6, 7))
-def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, target_accept):
+@partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
+def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, target_accept,
+              vectorize):
     # Module-level and jitted with the data as arguments, so fits of same-shaped problems
-    # reuse one compilation (compiling window adaptation + NUTS costs tens of seconds).
+    # reuse one compilation (compiling window adaptation + NUTS costs seconds).
+    # Chains: lax.map on CPU (a vmapped NUTS step waits for the deepest tree of the batch;
+    # 10,100 pairs, shared sigma: compile + run 4.7 s vs 8.1 s, rerun 0.09 s vs 0.48 s),
+    # vmap on accelerators.
     priors = {k: dict(v) for k, v in frozen_priors}
     logdensity = make_logdensity(stats, priors)
     warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
                                         target_acceptance_rate=target_accept)
 
-    def one_chain(position, warm_key, draw_key):
+    def one_chain(args):
+        position, warm_key, draw_key = args
         (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
         kernel = blackjax.nuts(logdensity, **params)
 
@@ -218,7 +224,9 @@ def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, tar
         _, trace = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
         return trace, params["step_size"]
 
-    return jax.vmap(one_chain)(init, warm_keys, draw_keys)
+    if vectorize:
+        return jax.vmap(one_chain)((init, warm_keys, draw_keys))
+    return jax.lax.map(one_chain, (init, warm_keys, draw_keys))
 
 
 def _sample_population(
@@ -261,7 +269,7 @@ def _sample_population(
     data = type(data)(*(jnp.asarray(s, dtype=jnp.float64) for s in data))
     (positions, diverging, n_steps, accept), step_size = _run_nuts(
         data, init, jax.random.split(k_warm, chains), jax.random.split(k_draw, chains),
-        frozen, int(draws), int(tune), float(target_accept),
+        frozen, int(draws), int(tune), float(target_accept), jax.default_backend() != "cpu",
     )
     params = {k: np.asarray(v) for k, v in constrain(positions).items()}
     return PopulationPosterior(
