@@ -113,6 +113,21 @@ class PairDesign:
                                          names=["source", "target"])
 
 
+def constant_within(df: pd.DataFrame, key: str, column: str, keys: list, what: str) -> dict:
+    """``{k: value}`` of ``column`` for each ``k`` of ``keys`` (values of ``df[key]``).
+
+    Raises a :class:`DataValidationError` naming the first offenders when ``column`` is
+    not constant within a ``key`` group (``what`` names the group in the message).
+    """
+    per = df.groupby(key, sort=False)[column].agg(lambda s: s.unique().tolist())
+    mixed = {k: per[k] for k in keys if len(per[k]) != 1}
+    if mixed:
+        examples = dict(list(mixed.items())[:3])
+        raise DataValidationError(
+            f"column {column!r} must be constant within a {what}; e.g. {examples}")
+    return {k: per[k][0] for k in keys}
+
+
 def _orientation(better, df: pd.DataFrame, task: str, tasks: list) -> dict:
     """Resolve ``better`` (str, mapping, or column name) to ``{task: higher_is_better}``."""
     def parse(value, where: str) -> bool:
@@ -135,16 +150,8 @@ def _orientation(better, df: pd.DataFrame, task: str, tasks: list) -> dict:
             raise DataValidationError(f"better gives no orientation for tasks {absent[:10]}")
         return {t: parse(better[t], f"better[{t!r}]") for t in tasks}
     if isinstance(better, str) and better in df.columns:
-        per_task = df.groupby(task, sort=False)[better].agg(lambda s: s.unique().tolist())
-        out = {}
-        for t in tasks:
-            values = per_task[t]
-            if len(values) != 1:
-                raise DataValidationError(
-                    f"column {better!r} must be constant within a task; task {t!r} has {values}"
-                )
-            out[t] = parse(values[0], f"column {better!r}, task {t!r}")
-        return out
+        values = constant_within(df, task, better, tasks, "task")
+        return {t: parse(v, f"column {better!r}, task {t!r}") for t, v in values.items()}
     raise DataValidationError(
         f"better must be 'higher', 'lower', a dict task -> 'higher'/'lower', or a column "
         f"name of the frame; got {better!r}"
@@ -315,12 +322,6 @@ def _unit_groups(df: pd.DataFrame, unit: str, group: str, units) -> tuple:
     if df[group].isna().any():
         rows = df.index[df[group].isna()].tolist()[:10]
         raise DataValidationError(f"missing {group!r} labels in rows {rows}")
-    per_unit = df.groupby(unit, sort=False)[group].agg(lambda s: s.unique().tolist())
-    mixed = {u: g for u, g in per_unit.items() if len(g) != 1}
-    if mixed:
-        examples = dict(list(mixed.items())[:3])
-        raise DataValidationError(
-            f"column {group!r} must be constant within a unit; e.g. {examples}")
-    labels = per_unit.reindex(units).str[0]
-    codes, uniques = pd.factorize(labels)
+    labels = constant_within(df, unit, group, list(units), "unit")
+    codes, uniques = pd.factorize(pd.Series([labels[u] for u in units]))
     return codes.astype(np.int64), tuple(uniques)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError, SamplingWarning
-from .design import build_pair_design
+from .design import build_pair_design, constant_within
 from .parallel import DiagnosticsPool
 
 __all__ = ["fit_transfer_matrix"]
@@ -111,13 +111,7 @@ def _pair_model_data(design, stats, binomial: dict | None, grouped: bool) -> tup
 def _resolve_n_eval(n_eval, df: pd.DataFrame, task: str, tasks) -> dict:
     """``n_eval`` (int, mapping task -> int, or column name) -> ``{task: int}``."""
     if isinstance(n_eval, str) and n_eval in df.columns:
-        per_task = df.groupby(task, sort=False)[n_eval].agg(lambda s: s.unique().tolist())
-        bad = {t: v for t, v in per_task.items() if t in tasks and len(v) != 1}
-        if bad:
-            examples = dict(list(bad.items())[:5])
-            raise DataValidationError(
-                f"column {n_eval!r} must be constant within a task; got {examples}")
-        values = {t: per_task[t][0] for t in tasks}
+        values = constant_within(df, task, n_eval, list(tasks), "task")
     elif isinstance(n_eval, Mapping):
         absent = [t for t in tasks if t not in n_eval]
         if absent:
