@@ -6,6 +6,7 @@ modules need are made once per session here and reused (read-only) by the tests.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -88,6 +89,13 @@ def fit_quietly(df, *, quiet: bool = True, **kwargs):
             # the tests that use them assert the diagnostics they rely on by value.
             warnings.simplefilter("ignore", SamplingWarning)
         return bs.fit_hierarchical(df, **kw)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_cache_outside_home(tmp_path_factory):
+    """The transfer-matrix fits cache compiled JAX programs (``BAYESSLOPE_JAX_CACHE``):
+    the tests' go to a temporary folder, not the user's home (an explicit setting wins)."""
+    os.environ.setdefault("BAYESSLOPE_JAX_CACHE", str(tmp_path_factory.mktemp("jax-cache")))
 
 
 @pytest.fixture(scope="session")

@@ -329,6 +329,51 @@ def test_import_does_not_load_jax():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_compile_cache_folder_from_environment(monkeypatch, tmp_path):
+    from bayesslope.pairs.compile_cache import ENV_VAR, cache_dir
+
+    for off in ("off", "0", "", "None"):
+        monkeypatch.setenv(ENV_VAR, off)
+        assert cache_dir() is None
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "bayesslope" / "jax"
+
+
+def test_fit_writes_compiled_programs_to_the_cache(planted):
+    # The session fixture points BAYESSLOPE_JAX_CACHE at a temporary folder: the fit
+    # turned JAX's persistent cache on there and stored its programs.
+    import os
+
+    _, tm = planted
+    folder = tm.settings["jax_compilation_cache"]
+    assert folder == os.environ["BAYESSLOPE_JAX_CACHE"]
+    assert any("run_nuts" in name for name in os.listdir(folder))
+
+
+def test_compile_cache_keeps_the_users_own_setting(tmp_path, monkeypatch):
+    import jax
+
+    from bayesslope.pairs.compile_cache import ENV_VAR, ensure_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path / "users"))
+        assert ensure_compilation_cache() == str(tmp_path / "users")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "users")
+        jax.config.update("jax_compilation_cache_dir", None)
+        monkeypatch.setenv(ENV_VAR, "off")
+        assert ensure_compilation_cache() is None
+        assert jax.config.jax_compilation_cache_dir is None
+        target = tmp_path / "ours"
+        monkeypatch.setenv(ENV_VAR, str(target))
+        assert ensure_compilation_cache() == str(target) and target.is_dir()
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+
+
 def test_population_and_pair_slopes_recover_simulation_truth():
     """Simulate 20 pairs from the model itself; NUTS + exact draws recover the truth.
 

@@ -288,6 +288,7 @@ def fit_transfer_matrix(
     import jax
     import xarray as xr
 
+    from .compile_cache import ensure_compilation_cache
     from .result import TransferMatrix
     from .sampler import draw_pairs, sample_population
 
@@ -323,6 +324,7 @@ def fit_transfer_matrix(
         binomial = _binomial_counts(design, _resolve_n_eval(n_eval, df, task, design.tasks))
         stats = binomial["stats"]
     timings = {}
+    jax_cache = ensure_compilation_cache()
 
     bytes_per_pair = 8 * chains * draws * 2
     if keep_draws is None:
@@ -445,7 +447,8 @@ def fit_transfer_matrix(
                       binomial["n_eval"] if binomial is not None else None), "draws": draws,
                   "tune": tune, "chains": chains, "target_accept": target_accept,
                   "random_seed": random_seed, "chunk_size": chunk_size, "ci_prob": ci_prob,
-                  "keep_draws": keep_draws, "timings": timings},
+                  "keep_draws": keep_draws, "timings": timings,
+                  "jax_compilation_cache": jax_cache},
     )
     diag = tm.diagnostics()
     if not diag["ok"]:
