@@ -14,9 +14,11 @@ finds the compiled programs ``fast`` left in the persistent cache), ``closed`` (
 every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries), ``loop``
 (``pm.sample(nuts_sampler="pymc")`` on a few single pairs, extrapolated), ``real``
 (OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects; heatmaps to docs/img/),
-``robust`` (``likelihood="student_t"`` on ``--robust-tasks`` tasks: per-pair NUTS vmapped,
-cold and warm) and ``robust_loop`` (the same Student-t pair model, one ``pm.sample`` per
-pair, on ``--loop-pairs`` pairs).
+``robust`` (``likelihood="student_t"``, or ``"binomial"`` with ``--robust-likelihood binomial``
+on accuracies over 500 questions, or ``group=`` with ``--robust-likelihood grouped``, on
+``--robust-tasks`` tasks: per-pair NUTS, cold and warm)
+and ``robust_loop`` (the same pair model, one ``pm.sample`` per pair, on ``--loop-pairs``
+pairs).
 """
 
 from __future__ import annotations
@@ -50,6 +52,41 @@ def simulate(n_tasks: int, n_units: int, seed: int = 0) -> pd.DataFrame:
         "task": np.tile([f"t{k:03d}" for k in range(n_tasks)], n_units),
         "y": s.ravel(),
     })
+
+
+N_EVAL = 500  # questions per task in the binomial benchmark
+
+
+def simulate_accuracy(n_tasks: int, n_units: int, seed: int = 0) -> pd.DataFrame:
+    """Accuracies on N_EVAL questions: probit of the latent scores of :func:`simulate`."""
+    from scipy.special import ndtr
+
+    df = simulate(n_tasks, n_units, seed)
+    rng = np.random.default_rng(seed + 1)
+    p = ndtr(0.4 * df["y"].to_numpy())
+    return df.assign(y=rng.binomial(N_EVAL, p) / N_EVAL)
+
+
+def simulate_grouped(n_tasks: int, n_units: int, seed: int = 0, size: int = 4) -> pd.DataFrame:
+    """:func:`simulate` with units in groups of ``size`` (e.g. checkpoints of one model)
+    sharing a random offset per task."""
+    df = simulate(n_tasks, n_units, seed)
+    rng = np.random.default_rng(seed + 2)
+    unit = df["model"].str[1:].astype(int).to_numpy()
+    task = df["task"].str[1:].astype(int).to_numpy()
+    offset = 0.5 * rng.normal(size=(n_units // size + 1, n_tasks))
+    return df.assign(family=[f"f{u // size}" for u in unit],
+                     y=df["y"].to_numpy() + offset[unit // size, task])
+
+
+def _robust_frame(args) -> tuple[pd.DataFrame, dict]:
+    if args.robust_likelihood == "grouped":
+        return (simulate_grouped(args.robust_tasks, args.units),
+                {"likelihood": "gaussian", "group": "family"})
+    if args.robust_likelihood == "binomial":
+        return (simulate_accuracy(args.robust_tasks, args.units),
+                {"likelihood": "binomial", "n_eval": N_EVAL})
+    return simulate(args.robust_tasks, args.units), {"likelihood": "student_t"}
 
 
 def peak_mb() -> float:
@@ -136,14 +173,13 @@ def part_loop(args) -> dict:
 def part_robust(args) -> dict:
     from bayesslope.pairs import fit_transfer_matrix
 
-    df = simulate(args.robust_tasks, args.units)
-    out = {}
+    df, kw = _robust_frame(args)
+    out = {"likelihood": args.robust_likelihood}
     for label, seed in (("cold", 1), ("warm", 2)):
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tm = fit_transfer_matrix(df, likelihood="student_t", random_seed=seed,
-                                     keep_draws=False)
+            tm = fit_transfer_matrix(df, random_seed=seed, keep_draws=False, **kw)
         wall = time.perf_counter() - t0
         out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0,
                       "per_pair_s": wall / tm.design.n_pairs, **tm.settings["timings"],
@@ -156,21 +192,35 @@ def part_robust_loop(args) -> dict:
 
     from bayesslope.pairs.design import build_pair_design
 
-    d = build_pair_design(simulate(args.robust_tasks, args.units))
+    df, kw = _robust_frame(args)
+    d = build_pair_design(df, group=kw.get("group"))
+    units = d.observation_units()
     times = []
     for p in range(args.loop_pairs):
-        x, y = d.x[d.pair_idx == p], d.y[d.pair_idx == p]
+        m = d.pair_idx == p
+        x, y = d.x[m], d.y[m]
         t0 = time.perf_counter()
         with pm.Model():
             coef = pm.Normal("coef", 0.0, 1.0, shape=2)
-            s = pm.HalfNormal("sigma", 1.0)
-            nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
-            pm.StudentT("y", nu=nu, mu=coef[0] + coef[1] * x, sigma=s, observed=y)
+            if args.robust_likelihood == "grouped":
+                g = d.unit_group[units[m]]
+                s = pm.HalfNormal("sigma", 1.0)
+                tau = pm.HalfNormal("tau", 1.0)
+                z = pm.Normal("z", 0.0, 1.0, shape=len(d.groups))
+                pm.Normal("y", coef[0] + coef[1] * x + tau * z[g], s, observed=y)
+            elif args.robust_likelihood == "binomial":
+                k = np.round(d.scores[units[m], d.target[p]] * N_EVAL)
+                pm.Binomial("k", n=N_EVAL, p=pm.math.invprobit(coef[0] + coef[1] * x),
+                            observed=k)
+            else:
+                s = pm.HalfNormal("sigma", 1.0)
+                nu = pm.Gamma("nu", alpha=2.0, beta=0.1)
+                pm.StudentT("y", nu=nu, mu=coef[0] + coef[1] * x, sigma=s, observed=y)
             pm.sample(draws=1000, tune=1000, chains=4, cores=2, nuts_sampler="pymc",
                       random_seed=p, progressbar=False, compute_convergence_checks=False)
         times.append(time.perf_counter() - t0)
-    return {"per_pair_s": times, "load_avg": os.getloadavg(), "mean_s": float(np.mean(times)),
-            "pairs": d.n_pairs}
+    return {"likelihood": args.robust_likelihood, "per_pair_s": times, "load_avg": os.getloadavg(),
+            "mean_s": float(np.mean(times)), "pairs": d.n_pairs}
 
 
 def _real_frames() -> dict:
@@ -233,6 +283,10 @@ def main(argv=None) -> None:
     ap.add_argument("--loop-pairs", type=int, default=3)
     ap.add_argument("--robust-tasks", type=int, default=12,
                     help="tasks of the Student-t parts (pairs = K(K-1))")
+    ap.add_argument("--robust-likelihood", default="student_t",
+                    choices=["student_t", "binomial", "grouped"],
+                    help="model of the robust parts (binomial: accuracies on 500 questions; "
+                         "grouped: Gaussian with a random intercept per group of 4 units)")
     ap.add_argument("--runs", default="cold,warm",
                     help="fast-path fits: any of cold,warm,warm_keep_draws")
     ap.add_argument("--real", action="store_true", help="also run the bundled real data")
