@@ -728,6 +728,29 @@ def test_grouped_units_match_pymc_and_find_negative_task(grouped_fits):
     assert row["slope_sd"] == pytest.approx(ref.std(), rel=0.1)
 
 
+def test_grouped_loglik_matches_dense_multivariate_normal():
+    # Random intercepts integrated out == the dense MVN with covariance
+    # sigma^2 I + tau^2 Z Z' (Z: unit -> group indicator), padding masked, one empty group.
+    import jax
+    from scipy import stats as sps
+
+    from bayesslope.pairs.robust import grouped_normal_loglik
+
+    rng = np.random.default_rng(4)
+    group = np.array([0, 0, 1, 1, 1, 3, 3, 0, 2, 2])  # 5 groups below: group 4 is empty
+    r = rng.normal(size=group.size)
+    mask = np.ones(group.size)
+    mask[-1] = 0.0
+    sigma, tau = 0.7, 1.3
+    keep = mask == 1
+    z = np.eye(5)[group[keep]]
+    cov = sigma**2 * np.eye(keep.sum()) + tau**2 * z @ z.T
+    ref = sps.multivariate_normal(np.zeros(keep.sum()), cov).logpdf(r[keep])
+    with jax.enable_x64(True):
+        got = float(grouped_normal_loglik(r, group.astype(float), mask, sigma, tau, 5))
+    assert got == pytest.approx(ref, rel=1e-12)
+
+
 def test_group_column_errors():
     df = clustered_frame()
     bad = df.copy()

@@ -26,7 +26,8 @@ Per pair, with the source standardized (``z_A``)::
                       sigma_p ~ HalfNormal(prior sigma),  nu_p ~ Gamma(2, rate 0.1)
     binomial_probit:  k_B,i ~ Binomial(n_B, Phi(a_p + b_p z_A,i))
     normal_grouped:   z_B,i ~ Normal(a_p + b_p z_A,i + tau_p w_p,g(i), sigma_p)
-                      w_p,g ~ Normal(0, 1),  tau_p ~ HalfNormal(1),  sigma_p as above
+                      w_p,g ~ Normal(0, 1) (integrated out analytically),
+                      tau_p ~ HalfNormal(1),  sigma_p as above
     all:              (a_p, b_p) ~ MVNormal(mu, Sigma)          (population plug-in)
 
 Importing this module imports JAX; float64 is switched on only inside the public function.
@@ -48,7 +49,7 @@ import numpy as np
 from jax.scipy.special import gammaln, log_ndtr
 
 __all__ = ["NU_PRIOR", "MODELS", "padded_pairs", "student_t_loglik", "binomial_probit_loglik",
-           "sample_pairs"]
+           "grouped_normal_loglik", "sample_pairs"]
 
 NU_PRIOR = {"alpha": 2.0, "rate": 0.1}  # Gamma(2, 0.1), as fit_hierarchical's student_t
 
@@ -112,20 +113,40 @@ def _logdensity_binomial_probit(position, x, y, aux, mask, mu, chol_inv, sigma_s
             + binomial_probit_loglik(y, aux, a + b * x, mask))
 
 
-def _logdensity_normal_grouped(position, x, y, aux, mask, mu, chol_inv, sigma_scale):
+def grouped_normal_loglik(r, group, mask, sigma, tau, n_groups):
+    """Summed log density of masked residuals with a Normal(0, tau) offset per unit group.
+
+    The offsets are integrated out. Within group ``g`` (``n_g`` points, residual sum
+    ``S_g``) the covariance is ``sigma^2 I + tau^2 11'``, with log determinant
+    ``(n_g - 1) log sigma^2 + log(sigma^2 + n_g tau^2)`` and inverse
+    ``(I - tau^2 / (sigma^2 + n_g tau^2) 11') / sigma^2`` (Sherman-Morrison); a group
+    without points adds nothing. A test pins it to the dense multivariate normal.
+    """
+    w = jax.nn.one_hot(group.astype(jnp.int32), n_groups) * mask[:, None]  # (n, G)
+    n_g, s_g = jnp.sum(w, axis=0), w.T @ r
+    s2, t2 = sigma * sigma, tau * tau
+    d_g = s2 + n_g * t2
+    n = jnp.sum(mask)
+    logdet = (n - n_groups) * jnp.log(s2) + jnp.sum(jnp.log(d_g))
+    quad = (jnp.sum(mask * r * r) - t2 * jnp.sum(s_g * s_g / d_g)) / s2
+    return -0.5 * (n * math.log(2.0 * math.pi) + logdet + quad)
+
+
+def _logdensity_normal_grouped(position, x, y, aux, mask, mu, chol_inv, sigma_scale,
+                               n_groups=1):
     """One pair with a random intercept per unit group (``aux``: group index per point).
 
-    Non-centered: ``u_g = tau * z_g``, ``z_g ~ Normal(0, 1)``, ``tau ~ HalfNormal(1)``.
+    The group intercepts are integrated out (:func:`grouped_normal_loglik`), leaving
+    four dimensions; sampling them explicitly (non-centered) took ~0.3 s per pair with a
+    few divergences in the tau funnel.
     """
     a, b = position["intercept"], position["slope"]
-    log_sigma, log_tau, z = position["log_sigma"], position["log_tau"], position["z"]
+    log_sigma, log_tau = position["log_sigma"], position["log_tau"]
     sigma, tau = jnp.exp(log_sigma), jnp.exp(log_tau)
     lp = _log_prior_coef(a, b, mu, chol_inv)
     lp += -0.5 * jnp.square(sigma / sigma_scale) + log_sigma
-    lp += -0.5 * jnp.square(tau) + log_tau - 0.5 * jnp.sum(z * z)
-    eta = a + b * x + tau * z[aux.astype(jnp.int32)]
-    r = (y - eta) / sigma
-    return lp + jnp.sum(mask * (-0.5 * r * r - log_sigma - 0.5 * math.log(2.0 * math.pi)))
+    lp += -0.5 * jnp.square(tau) + log_tau  # tau ~ HalfNormal(1)
+    return lp + grouped_normal_loglik(y - a - b * x, aux, mask, sigma, tau, n_groups)
 
 
 def _init_student_t(u, a0, b0, n_groups):
@@ -139,7 +160,7 @@ def _init_binomial_probit(u, a0, b0, n_groups):
 
 def _init_normal_grouped(u, a0, b0, n_groups):
     return {"intercept": a0 + u[0], "slope": b0 + u[1], "log_sigma": math.log(0.7) + u[2],
-            "log_tau": math.log(0.3) + u[3], "z": jnp.zeros(n_groups)}
+            "log_tau": math.log(0.3) + u[3]}
 
 
 # name -> (log density, initial position from 4 uniforms, the pair's starting line and
@@ -159,8 +180,9 @@ def _run_chunk(x, y, aux, mask, keys, prior_arrays, init_line, model, chains, dr
     density, initial = MODELS[model]
 
     def one_pair(xp, yp, tp, mp, key, line):
+        extra = {"n_groups": n_groups} if model == "normal_grouped" else {}
         logdensity = partial(density, x=xp, y=yp, aux=tp, mask=mp, mu=mu,
-                             chol_inv=chol_inv, sigma_scale=sigma_scale)
+                             chol_inv=chol_inv, sigma_scale=sigma_scale, **extra)
         warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
                                             target_acceptance_rate=target_accept)
 
