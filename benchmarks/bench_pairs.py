@@ -14,6 +14,7 @@ finds the compiled programs ``fast`` left in the persistent cache), ``closed`` (
 every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries), ``loop``
 (``pm.sample(nuts_sampler="pymc")`` on a few single pairs, extrapolated), ``real``
 (OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects; heatmaps to docs/img/),
+``mmlu_grouped`` (19 MMLU subjects, checkpoints as independent units vs ``group="model"``),
 ``robust`` (``likelihood="student_t"``, or ``"binomial"`` with ``--robust-likelihood binomial``
 on accuracies over 500 questions, or ``group=`` with ``--robust-likelihood grouped``, on
 ``--robust-tasks`` tasks: per-pair NUTS, cold and warm)
@@ -264,6 +265,45 @@ def part_real(args) -> dict:
     return out
 
 
+def part_mmlu_grouped(args) -> dict:
+    """Pythia MMLU, every third subject (19): units as independent vs ``group="model"``.
+
+    The 240 units are 15 checkpoints of 16 models; grouping gives each pair a random
+    intercept per model, so a model's shared offset on the target is not read as transfer.
+    """
+    from bayesslope.pairs import fit_transfer_matrix
+
+    df, unit, better = _real_frames()["mmlu"]
+    subjects = sorted(df["task"].unique())[::3]
+    df = df[df["task"].isin(subjects)]
+    out, tables = {"subjects": subjects}, {}
+    for label, kw in (("independent", {}), ("grouped", {"group": "model"})):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm = fit_transfer_matrix(df, unit=unit, task="task", score="y", better=better,
+                                     random_seed=1, keep_draws=False, **kw)
+        s = tables[label] = tm.summary()
+        out[label] = {"wall_s": time.perf_counter() - t0, "method": tm.settings["method"],
+                      **tm.settings["timings"], **diag_line(tm),
+                      "median_slope_sd": float(s["slope_sd"].median()),
+                      "n_p_negative_gt_0.9": int((s["p_negative"] > 0.9).sum()),
+                      "n_p_negative_lt_0.1": int((s["p_negative"] < 0.1).sum())}
+    a, b = tables["independent"], tables["grouped"]
+    ratio = b["slope_sd"] / a["slope_sd"]
+    out["compare"] = {
+        "sd_ratio_median": float(ratio.median()),
+        "sd_ratio_iqr": ratio.quantile([0.25, 0.75]).tolist(),
+        "slope_mean_corr": float(np.corrcoef(a["slope_mean"], b["slope_mean"])[0, 1]),
+        "slope_mean_abs_diff_median": float((a["slope_mean"] - b["slope_mean"]).abs().median()),
+        "negative_only_independent": int(((a["p_negative"] > 0.9)
+                                          & (b["p_negative"] <= 0.9)).sum()),
+        "negative_only_grouped": int(((b["p_negative"] > 0.9)
+                                      & (a["p_negative"] <= 0.9)).sum()),
+    }
+    return out
+
+
 def part_fast_cached(args) -> dict:
     """A cold fit in a fresh process whose JAX compilation cache the ``fast`` part filled."""
     args = argparse.Namespace(**{**vars(args), "runs": "cold"})
@@ -271,7 +311,8 @@ def part_fast_cached(args) -> dict:
 
 
 PARTS = {"fast": part_fast, "fast_cached": part_fast_cached, "closed": part_closed,
-         "loop": part_loop, "real": part_real, "robust": part_robust,
+         "loop": part_loop, "real": part_real, "mmlu_grouped": part_mmlu_grouped,
+         "robust": part_robust,
          "robust_loop": part_robust_loop}
 
 
