@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..exceptions import DataValidationError, SamplingWarning
 from .design import build_pair_design, constant_within
-from .parallel import DiagnosticsPool
+from .parallel import DeviceDiagnostics, DiagnosticsPool
 
 __all__ = ["fit_transfer_matrix"]
 
@@ -350,7 +350,11 @@ def fit_transfer_matrix(
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_pairs, desc="pairs", unit="pair")
-        sums = _ChunkSummaries(n_pairs, chains, draws, ci_prob, keep_draws, pool)
+        # On an accelerator the R-hat/ESS of the pair draws run there too (the forked
+        # workers, made before JAX started, are then left idle).
+        on_device = jax.default_backend() != "cpu"
+        sums = _ChunkSummaries(n_pairs, chains, draws, ci_prob, keep_draws,
+                               DeviceDiagnostics() if on_device else pool)
         t0 = time.perf_counter()
         try:
             if robust:
@@ -378,7 +382,8 @@ def fit_transfer_matrix(
     # arviz_stats R-hat / ESS: main-process time computing or waiting for them (pairs_s
     # includes it); with worker processes most of their work overlaps the draws.
     timings["pair_diagnostics_s"] = sums.diag_s
-    timings["diagnostics_workers"] = workers
+    timings["diagnostics_workers"] = 0 if on_device else workers
+    timings["diagnostics_on"] = "device (blackjax)" if on_device else "cpu (arviz-stats)"
     cols, kept = sums.cols, sums.kept
     sums.kept = None  # the local name below is the only reference left
 
