@@ -19,6 +19,7 @@ thread exists yet when they are forked; workers only run numpy / scipy / arviz-s
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import warnings
@@ -43,6 +44,20 @@ def _warm_up() -> int:
     return os.getpid()
 
 
+@functools.cache
+def _device_rhat_ess():
+    # Built on first use (importing JAX at module level would load it eagerly); one jitted
+    # function, so later fits and chunks of the same shape reuse its compilation.
+    import jax
+    from blackjax import diagnostics
+
+    def both(slope):
+        return (diagnostics.rhat(slope, chain_axis=0, sample_axis=1),
+                diagnostics.ess_bulk(slope, chain_axis=0, sample_axis=1))
+
+    return jax.jit(both)
+
+
 class DeviceDiagnostics:
     """R-hat and bulk ESS of each chunk by ``blackjax.diagnostics`` on JAX's default device.
 
@@ -51,20 +66,12 @@ class DeviceDiagnostics:
 
     workers = 0
 
-    def __init__(self):
-        import jax
-        from blackjax import diagnostics
-
-        def both(slope):
-            return (diagnostics.rhat(slope, chain_axis=0, sample_axis=1),
-                    diagnostics.ess_bulk(slope, chain_axis=0, sample_axis=1))
-
-        self._jax, self._both = jax, jax.jit(both)
-
     def submit(self, slope: np.ndarray) -> Future:
         """The ``(r_hat, ess)`` of draws shaped (chain, draw, pair), as a finished future."""
-        with self._jax.enable_x64(True):
-            r_hat, ess = self._both(self._jax.numpy.asarray(slope, dtype=np.float64))
+        import jax
+
+        with jax.enable_x64(True):
+            r_hat, ess = _device_rhat_ess()(jax.numpy.asarray(slope, dtype=np.float64))
             future: Future = Future()
             future.set_result((np.asarray(r_hat), np.asarray(ess)))
         return future
