@@ -13,7 +13,8 @@ compilation cache, then warm = a second fit of the same shapes; ``--runs`` also 
 finds the compiled programs ``fast`` left in the persistent cache), ``closed`` (conjugate draws of
 every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries), ``loop``
 (``pm.sample(nuts_sampler="pymc")`` on a few single pairs, extrapolated), ``real``
-(OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects; heatmaps to docs/img/),
+(OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects with checkpoints as independent
+units and with ``group="model"``; heatmaps to docs/img/; ``--real-only`` picks some),
 ``mmlu_grouped`` (19 MMLU subjects, checkpoints as independent units vs ``group="model"``),
 ``robust`` (``likelihood="student_t"``, or ``"binomial"`` with ``--robust-likelihood binomial``
 on accuracies over 500 questions, or ``group=`` with ``--robust-likelihood grouped``, on
@@ -233,7 +234,10 @@ def _real_frames() -> dict:
     p = pd.read_csv(os.path.join(DATA, "pythia_lambada", "pythia_lambada_vs_mmlu.csv"))
     p = p.assign(unit=p["model"] + "@" + p["step"].astype(str),
                  task=p["task"].str.replace("mmlu_", "", regex=False))
-    return {"openclip": (o, "model", "y_higher_is_better"), "mmlu": (p, "unit", "higher")}
+    return {"openclip": (o, "model", "y_higher_is_better", {}),
+            "mmlu": (p, "unit", "higher", {}),
+            # 15 checkpoints of each of 16 models: a random intercept per model and pair
+            "mmlu_grouped": (p, "unit", "higher", {"group": "model"})}
 
 
 def part_real(args) -> dict:
@@ -243,19 +247,22 @@ def part_real(args) -> dict:
     from bayesslope.pairs import fit_transfer_matrix
 
     out = {}
-    for name, (df, unit, better) in _real_frames().items():
+    frames = _real_frames()
+    for name in args.real_only.split(",") if args.real_only else frames:
+        df, unit, better, extra = frames[name]
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             tm = fit_transfer_matrix(df, unit=unit, task="task", score="y", better=better,
-                                     random_seed=1, keep_draws=False)
+                                     random_seed=1, keep_draws=False, **extra)
         wall = time.perf_counter() - t0
         fig = tm.plot()
         path = os.path.join(ROOT, "docs", "img", f"pairs_{name}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
         s = tm.summary()
         out[name] = {"tasks": tm.design.n_tasks, "units": len(tm.design.units),
-                     "wall_s": wall, **tm.settings["timings"], **diag_line(tm),
+                     "wall_s": wall, "method": tm.settings["method"],
+                     **tm.settings["timings"], **diag_line(tm),
                      "n_p_negative_gt_0.9": int((s["p_negative"] > 0.9).sum()),
                      "warnings": sorted({str(w.message)[:160] for w in caught}),
                      "most_negative": s.nsmallest(5, "slope_mean")[
@@ -273,7 +280,7 @@ def part_mmlu_grouped(args) -> dict:
     """
     from bayesslope.pairs import fit_transfer_matrix
 
-    df, unit, better = _real_frames()["mmlu"]
+    df, unit, better, _ = _real_frames()["mmlu"]
     subjects = sorted(df["task"].unique())[::3]
     df = df[df["task"].isin(subjects)]
     out, tables = {"subjects": subjects}, {}
@@ -331,6 +338,7 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", default="cold,warm",
                     help="fast-path fits: any of cold,warm,warm_keep_draws")
     ap.add_argument("--real", action="store_true", help="also run the bundled real data")
+    ap.add_argument("--real-only", help="comma-separated subset of openclip,mmlu,mmlu_grouped")
     ap.add_argument("--parts", default="fast,closed,loop")
     ap.add_argument("--part", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--out", help="write a markdown report here")
