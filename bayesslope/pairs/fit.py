@@ -33,9 +33,9 @@ _POOL_MIN_PAIRS = 2000
 class _ChunkSummaries:
     """Per-pair summaries (and optionally the draws) filled chunk by chunk.
 
-    R-hat and bulk ESS go through ``pool`` (a :class:`~.parallel.DiagnosticsPool`), so with
-    worker processes they overlap the drawing of the next chunks; :meth:`finish` collects
-    them.
+    R-hat and bulk ESS go through ``pool`` (a :class:`~.parallel.DiagnosticsPool`, or a
+    :class:`~.parallel.DeviceDiagnostics` on accelerators), so with worker processes they
+    overlap the drawing of the next chunks; :meth:`finish` collects them.
     """
 
     def __init__(self, n_pairs: int, chains: int, draws: int, ci_prob: float,
