@@ -6,10 +6,14 @@ Usage::
     python -m validation.run --sims 50 --variants gaussian collapsed --workers 2 --seed 1
     python -m validation.run --list               # registered variants
     python -m validation.run --report-only        # rebuild RESULTS.md from results/*.json
+    python -m validation.run --variants full --seed 7 --replication   # another seed
+
 
 Each variant writes ``validation/results/<variant>.json`` (every table and the raw
 ranks), ``validation/<variant>_ranks.png`` and ``validation/<variant>_ecdf.png``;
-``validation/RESULTS.md`` is then rebuilt from all result files present.
+``validation/RESULTS.md`` is then rebuilt from all result files present. A run with
+``--replication`` (another ``--seed`` of a variant already reported) writes only
+``validation/results/replications/<variant>-seed<S>.json``, listed in its own table.
 """
 
 from __future__ import annotations
@@ -176,6 +180,31 @@ def _pooled_calibration(results: list[dict]) -> list[str]:
             *_calibration_markdown(table), ""]
 
 
+def _replications_markdown(out_dir: Path) -> list[str]:
+    """One row per replication run (another seed of a reported variant)."""
+    files = sorted((out_dir / "results" / "replications").glob("*.json"))
+    if not files:
+        return []
+    lines = ["## Replications with other seeds", "",
+             "Independent reruns (fresh simulated data sets) of variants reported below, "
+             "written by `--replication`; the rank tests' smallest p-value over the "
+             "parameters and the pooled tests.", "",
+             "| variant | seed | sims | uniformity (smallest p) | 90% coverage | 50% coverage "
+             "| p_negative | run | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for f in files:
+        r = json.loads(f.read_text())
+        cov = {c["ci_prob"]: c["coverage"] for c in r["coverage"]}
+        p_min = min([min(t["chi2_p"], t["pot_c_p"]) for t in r["ranks"]]
+                    + [t["p"] for t in r.get("pooled", {}).values()])
+        lines.append(
+            f"| `{r['variant']}` | {r['seed']} | {r['n_sims']} | "
+            f"{_fmt(r['passes']['uniformity'])} ({p_min:.3f}) | {_fmt(cov.get(0.9))} "
+            f"{_fmt(r['passes']['coverage90'])} | {_fmt(cov.get(0.5))} | "
+            f"{_fmt(r['passes']['p_negative'])} | {r['date_utc']} on {r['git']} | "
+            f"`{r['command']}` |")
+    return [*lines, ""]
+
+
 def write_results_markdown(out_dir: Path, notes: str = "") -> Path:
     """Rebuild ``RESULTS.md`` from every ``results/*.json`` in ``out_dir``."""
     files = sorted((out_dir / "results").glob("*.json"))
@@ -215,6 +244,7 @@ def write_results_markdown(out_dir: Path, notes: str = "") -> Path:
         lines += [notes_file.read_text().rstrip(), ""]
     if notes:
         lines += [notes, ""]
+    lines += _replications_markdown(out_dir)
     lines += _pooled_calibration(results)
     lines.append("## Per variant")
     lines.append("")
@@ -241,6 +271,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--from-checkpoints", action="store_true",
                    help="fit nothing: summarize, per variant, the finished simulations "
                         "0..n-1 of its checkpoint folder (at most --sims)")
+    p.add_argument("--replication", action="store_true",
+                   help="a rerun with another --seed: write only "
+                        "results/replications/<variant>-seed<S>.json (no figures; the "
+                        "variant's main result is kept)")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild RESULTS.md from the saved results")
     return p
@@ -286,7 +320,7 @@ def _progress(name: str, start: float):
 def main(argv: list[str] | None = None) -> int:
     """Run the SBC of the chosen variants and rebuild ``RESULTS.md``; returns 0 if all pass."""
     args = _parser().parse_args(argv)
-    from . import variants  # noqa: F401  (registers the variants)
+    from . import pair_variants, variants  # noqa: F401  (register the variants)
 
     if args.list:
         for name, v in sbc.VARIANTS.items():
@@ -318,9 +352,14 @@ def main(argv: list[str] | None = None) -> int:
         summary = sbc.summarize(result)
         all_pass &= all(v is not False for v in summary["passes"].values())
         record = result_to_json(result, summary, fitted_by)
-        (out / "results" / f"{name}.json").write_text(json.dumps(record, indent=1))
-        plot_rank_histograms(result, out / f"{name}_ranks.png")
-        plot_ecdf_differences(result, out / f"{name}_ecdf.png")
+        if args.replication:
+            folder = out / "results" / "replications"
+            folder.mkdir(exist_ok=True)
+            (folder / f"{name}-seed{args.seed}.json").write_text(json.dumps(record, indent=1))
+        else:
+            (out / "results" / f"{name}.json").write_text(json.dumps(record, indent=1))
+            plot_rank_histograms(result, out / f"{name}_ranks.png")
+            plot_ecdf_differences(result, out / f"{name}_ecdf.png")
         print(summary["ranks"].round(3).to_string())
         print(summary["coverage"].round(3).to_string())
         print(summary["passes"], f"wall {result.wall_s / 60:.1f} min", flush=True)

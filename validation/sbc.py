@@ -132,7 +132,7 @@ def register_variant(variant: Variant) -> Variant:
 
 def get_variant(name: str) -> Variant:
     """Look a variant up by name; the error lists the registered ones."""
-    from . import variants  # noqa: F401  (registers the bayesslope variants)
+    from . import pair_variants, variants  # noqa: F401  (register the variants)
 
     if name not in VARIANTS:
         raise KeyError(f"unknown variant {name!r}; registered: {sorted(VARIANTS)}")
