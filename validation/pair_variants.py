@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant
-from .variants import POPULATION, PRIORS, SAMPLING, _half_normal, sample_population
+from .variants import (
+    POPULATION,
+    PRIORS,
+    SAMPLING,
+    _half_normal,
+    draw_diagnostics,
+    sample_population,
+)
 
 __all__ = ["NU_PRIOR", "TAU_SCALE", "sample_pairs_truth", "simulate_pairs", "fit_pairs_robust",
            "pair_variants"]
@@ -110,7 +117,6 @@ def fit_pairs_robust(df: pd.DataFrame, seed: int, *, model: str, n_groups: int =
     the transfer matrix reports them.
     """
     import jax
-    from arviz_stats.base import array_stats
 
     from bayesslope.pairs.robust import sample_pairs
 
@@ -138,16 +144,8 @@ def fit_pairs_robust(df: pd.DataFrame, seed: int, *, model: str, n_groups: int =
     intervals = {p: tuple(np.quantile(flat, [(1 - p) / 2, (1 + p) / 2], axis=0))
                  for p in COVERAGE_PROBS}
     both = np.concatenate([draws["intercept"], draws["slope"]], axis=-1)
-    return FitDraws(
-        draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
-        diagnostics={
-            "divergences": out["divergences"],
-            "r_hat_max": float(np.max(array_stats.rhat(both, chain_axis=0, draw_axis=1))),
-            "ess_bulk_min": float(np.min(array_stats.ess(both, chain_axis=0, draw_axis=1))),
-            "ess_tail_min": float(np.min(array_stats.ess(both, chain_axis=0, draw_axis=1,
-                                                         method="tail", prob=0.05))),
-        },
-    )
+    return FitDraws(draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
+                    diagnostics=draw_diagnostics(both, out["divergences"]))
 
 
 def pair_variants(n_pairs: int = 12, n_points: int = 20) -> list[Variant]:

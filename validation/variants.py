@@ -398,20 +398,22 @@ def fit_pairs_core(df: pd.DataFrame, seed: int, *, per_pair_sigma: bool = True) 
     flat = draws["slope"].reshape(-1, codes.size)
     intervals = {p: tuple(np.quantile(flat, [(1 - p) / 2, (1 + p) / 2], axis=0))
                  for p in COVERAGE_PROBS}
+    ranked = np.stack([draws[k] for k in POPULATION], axis=-1)
+    return FitDraws(draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
+                    diagnostics=draw_diagnostics(ranked, int(post.diverging.sum())))
+
+
+def draw_diagnostics(draws: np.ndarray, divergences: int) -> dict:
+    """Worst R-hat and bulk/tail ESS (arviz-stats) over ``draws`` (chain, draw, k)."""
     from arviz_stats.base import array_stats
 
-    ranked = np.stack([draws[k] for k in POPULATION], axis=-1)
-    return FitDraws(
-        draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
-        diagnostics={
-            "divergences": int(post.diverging.sum()),
-            "r_hat_max": float(np.max(array_stats.rhat(ranked, chain_axis=0, draw_axis=1))),
-            "ess_bulk_min": float(np.min(array_stats.ess(ranked, chain_axis=0,
-                                                         draw_axis=1))),
-            "ess_tail_min": float(np.min(array_stats.ess(ranked, chain_axis=0, draw_axis=1,
-                                                         method="tail", prob=0.05))),
-        },
-    )
+    return {
+        "divergences": divergences,
+        "r_hat_max": float(np.max(array_stats.rhat(draws, chain_axis=0, draw_axis=1))),
+        "ess_bulk_min": float(np.min(array_stats.ess(draws, chain_axis=0, draw_axis=1))),
+        "ess_tail_min": float(np.min(array_stats.ess(draws, chain_axis=0, draw_axis=1,
+                                                     method="tail", prob=0.05))),
+    }
 
 
 def _gaussian_variant(name: str, description: str, *, n_tasks: int, n_points: int,
