@@ -14,6 +14,7 @@ __all__ = [
     "load_fit",
     "load_dataset",
     "list_datasets",
+    "dataset_readme",
     "TransferFit",
     "fit_transfer_matrix",
     "TransferMatrix",
@@ -30,6 +31,7 @@ _LAZY = {
     "TransferFit": ".result",
     "load_dataset": ".datasets",
     "list_datasets": ".datasets",
+    "dataset_readme": ".datasets",
     "fit_transfer_matrix": ".pairs",
     "TransferMatrix": ".pairs",
 }
