@@ -5,7 +5,7 @@ Importing the package is cheap: PyMC, JAX and plotting are imported when first u
 
 from importlib import import_module
 
-from .exceptions import DataValidationError, SamplingWarning, WeakDataWarning
+from .exceptions import DataValidationError, DependenceWarning, SamplingWarning, WeakDataWarning
 
 __version__ = "0.1.0"
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "fit_transfer_matrix",
     "TransferMatrix",
     "DataValidationError",
+    "DependenceWarning",
     "SamplingWarning",
     "WeakDataWarning",
 ]

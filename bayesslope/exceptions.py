@@ -1,6 +1,6 @@
 """Exceptions and warning categories raised by bayesslope."""
 
-__all__ = ["DataValidationError", "SamplingWarning", "WeakDataWarning"]
+__all__ = ["DataValidationError", "DependenceWarning", "SamplingWarning", "WeakDataWarning"]
 
 
 class DataValidationError(ValueError):
@@ -13,3 +13,7 @@ class SamplingWarning(RuntimeWarning):
 
 class WeakDataWarning(UserWarning):
     """Valid but weakly informative data (e.g. a task with 1-2 points or constant x)."""
+
+
+class DependenceWarning(UserWarning):
+    """Residuals cluster by a column the model does not use: intervals are too narrow."""
