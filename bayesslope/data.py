@@ -17,20 +17,15 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataValidationError, WeakDataWarning
+from .options import BETTER_WORDS, X_FLAG, Y_FLAG, check_y_better_arg, y_better_words
+from .options import check_better as _check_better
+from .options import flag_to_word as _flag_to_word
+from .options import rows_text as _rows
 
 __all__ = ["TransferDesign", "prepare_design", "BETTER_WORDS"]
 
-BETTER_WORDS = ("lower", "higher")
-_X_FLAG = "x_higher_is_better"
-_Y_FLAG = "y_higher_is_better"
-_MAX_LISTED = 10  # rows quoted in an error message; the count is always given
-
-
-def _rows(labels) -> str:
-    labels = list(labels)
-    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in labels[:_MAX_LISTED])
-    more = f" (and {len(labels) - _MAX_LISTED} more)" if len(labels) > _MAX_LISTED else ""
-    return f"[{shown}]{more}"
+_X_FLAG = X_FLAG
+_Y_FLAG = Y_FLAG
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,46 +160,6 @@ def ordered_levels(values: pd.Series) -> tuple[str, ...]:
     return tuple(sorted(labels.unique()))
 
 
-def _check_better(value, what: str) -> str:
-    if value not in BETTER_WORDS:
-        raise DataValidationError(
-            f"{what} should be one of {list(BETTER_WORDS)} but got {value!r}"
-        )
-    return value
-
-
-def _flag_to_word(frame: pd.DataFrame, column: str, by: pd.Series | None) -> object:
-    """Read a boolean orientation column; constant overall (by=None) or per task."""
-    col = frame[column]
-    if col.isna().any():
-        raise DataValidationError(
-            f"column {column!r} has missing values at rows {_rows(frame.index[col.isna()])}"
-        )
-    vals = col.map(lambda v: {True: True, False: False, "True": True, "False": False}.get(v, v))
-    if not vals.isin([True, False]).all():
-        bad = frame.index[~vals.isin([True, False])]
-        raise DataValidationError(
-            f"column {column!r} should be boolean but has {col[bad[0]]!r} at rows {_rows(bad)}"
-        )
-    if by is None:
-        uniq = vals.unique()
-        if len(uniq) > 1:
-            raise DataValidationError(
-                f"column {column!r} mixes True and False; x must have one orientation: "
-                "pass x_better='lower' or 'higher'"
-            )
-        return "higher" if bool(uniq[0]) else "lower"
-    per_task = vals.groupby(by, sort=False).nunique()
-    mixed = per_task.index[per_task > 1]
-    if len(mixed):
-        raise DataValidationError(
-            f"column {column!r} mixes True and False within task(s) {_rows(mixed)}; "
-            "pass y_better explicitly"
-        )
-    first = vals.groupby(by, sort=False).first()
-    return {str(t): ("higher" if bool(v) else "lower") for t, v in first.items()}
-
-
 def _numeric_column(frame: pd.DataFrame, name: str, role: str) -> pd.Series:
     col = frame[name]
     if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
@@ -278,16 +233,7 @@ def prepare_design(
         raise DataValidationError("the data frame is empty: there is nothing to fit")
     if x_better is not None:
         _check_better(x_better, "x_better")
-    if isinstance(y_better, str) or y_better is None:
-        if y_better is not None:
-            _check_better(y_better, "y_better")
-    elif isinstance(y_better, Mapping):
-        for t, word in y_better.items():
-            _check_better(word, f"y_better[{t!r}]")
-    else:
-        raise DataValidationError(
-            f"y_better should be 'lower', 'higher' or a dict of task -> word, got {y_better!r}"
-        )
+    check_y_better_arg(y_better)
 
     frame = df
     xs = _numeric_column(frame, x, "x")
@@ -346,21 +292,7 @@ def prepare_design(
     # Orientation: explicit words win, then the bundled boolean columns, then defaults.
     if x_better is None:
         x_better = _flag_to_word(frame, _X_FLAG, None) if _X_FLAG in frame.columns else "lower"
-    if y_better is None:
-        if _Y_FLAG in frame.columns:
-            y_better = _flag_to_word(frame, _Y_FLAG, task_str)
-        else:
-            y_better = "higher"
-    if isinstance(y_better, str):
-        y_words = tuple(y_better for _ in tasks)
-    else:
-        unknown = sorted(set(map(str, y_better)) - set(tasks))
-        absent = [t for t in tasks if t not in {str(k) for k in y_better}]
-        if unknown or absent:
-            raise DataValidationError(
-                f"y_better dict must name every task exactly: unknown {unknown}, missing {absent}"
-            )
-        y_words = tuple({str(k): v for k, v in y_better.items()}[t] for t in tasks)
+    y_words = y_better_words(y_better, frame, task_str, tasks)
 
     # Canonical order: tasks by name (or category order), rows by (task, x, y).
     code = {t: k for k, t in enumerate(tasks)}
