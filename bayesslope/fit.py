@@ -11,6 +11,7 @@ import pandas as pd
 from .data import prepare_design
 from .diagnostics import check_sampling
 from .exceptions import DataValidationError
+from .options import check_bool
 from .model import (
     POSTERIOR_VARS,
     VARIANT_VARS,
@@ -167,6 +168,10 @@ def fit_hierarchical(
     >>> fit = bs.fit_hierarchical(df, random_seed=1)  # doctest: +SKIP
     >>> fit.summary()[["mean", "p_negative"]]  # doctest: +SKIP
     """
+    correlated = check_bool("correlated", correlated)
+    per_task_sigma = check_bool("per_task_sigma", per_task_sigma, allow=("pooled",))
+    dropna = check_bool("dropna", dropna)
+    log_likelihood = check_bool("log_likelihood", log_likelihood)
     if formulation not in FORMULATIONS:
         raise DataValidationError(
             f"formulation should be one of {list(FORMULATIONS)}, got {formulation!r}"

@@ -38,21 +38,13 @@ class SamplerConfig:
     jitter: bool = True
 
     def __post_init__(self):
-        for name in ("draws", "tune", "chains"):
-            value = getattr(self, name)
-            positive = 1 if name != "tune" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < positive:
-                kind = "a positive integer" if positive else "a non-negative integer"
-                raise DataValidationError(f"{name} must be {kind}, got {value!r}")
-        ta = self.target_accept
-        if isinstance(ta, bool) or not isinstance(ta, int | float) or not 0 < ta < 1:
-            raise DataValidationError(f"target_accept should be in (0, 1) but got {ta!r}")
-        if self.random_seed is not None and (
-            isinstance(self.random_seed, bool) or not isinstance(self.random_seed, int)
-        ):
-            raise DataValidationError(
-                f"random_seed must be an integer or None, got {self.random_seed!r}"
-            )
+        from .options import check_bool, check_sampler_settings
+
+        checked = check_sampler_settings(self.draws, self.tune, self.chains,
+                                         self.target_accept, self.random_seed)
+        checked["progressbar"] = check_bool("progressbar", self.progressbar)
+        for name, value in checked.items():  # numpy integers -> int (JSON-safe spec)
+            object.__setattr__(self, name, value)
         if self.sampler not in SAMPLERS:
             raise DataValidationError(
                 f"{self.sampler!r} is not a supported sampler. Must be one of: {list(SAMPLERS)}"

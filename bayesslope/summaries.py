@@ -47,14 +47,15 @@ def _draws(posterior, var: str) -> np.ndarray:
 
 
 def _ci_names(ci_prob: float) -> tuple[str, str]:
-    pct = round(100 * ci_prob, 6)
-    tag = f"{pct:g}".replace(".", "_")
-    return f"eti{tag}_lb", f"eti{tag}_ub"
+    from .options import ci_names
+
+    return ci_names(ci_prob)
 
 
 def _check_ci_prob(ci_prob: float) -> None:
-    if not 0 < ci_prob < 1:
-        raise ValueError(f"ci_prob should be in (0, 1) but got {ci_prob!r}")
+    from .options import check_ci_prob
+
+    check_ci_prob(ci_prob)
 
 
 def _var_table(posterior, var: str, ci_prob: float, cache: dict | None = None
