@@ -5,7 +5,14 @@ Importing the package is cheap: PyMC, JAX and plotting are imported when first u
 
 from importlib import import_module
 
-from .exceptions import DataValidationError, DependenceWarning, SamplingWarning, WeakDataWarning
+from .exceptions import (
+    BelowChanceWarning,
+    DataValidationError,
+    DependenceWarning,
+    DuplicateRowsWarning,
+    SamplingWarning,
+    WeakDataWarning,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -22,6 +29,8 @@ __all__ = [
     "DependenceWarning",
     "SamplingWarning",
     "WeakDataWarning",
+    "DuplicateRowsWarning",
+    "BelowChanceWarning",
 ]
 
 # Public name -> module that defines it, imported on first attribute access (PEP 562)

@@ -1,6 +1,9 @@
 """Exceptions and warning categories raised by bayesslope."""
 
-__all__ = ["DataValidationError", "DependenceWarning", "SamplingWarning", "WeakDataWarning"]
+__all__ = [
+    "DataValidationError", "DependenceWarning", "SamplingWarning", "WeakDataWarning",
+    "DuplicateRowsWarning", "BelowChanceWarning",
+]
 
 
 class DataValidationError(ValueError):
@@ -17,3 +20,11 @@ class WeakDataWarning(UserWarning):
 
 class DependenceWarning(UserWarning):
     """Residuals cluster by a column the model does not use: intervals are too narrow."""
+
+
+class DuplicateRowsWarning(UserWarning):
+    """Rows that exactly repeat another row: fitted as separate observations, counted."""
+
+
+class BelowChanceWarning(UserWarning):
+    """Scores below their chance floor (the model reads them as noise at chance level)."""
