@@ -131,15 +131,65 @@ class TransferFit:
         """The priors actually used (data units)."""
         return self.spec["model"]["priors"]
 
-    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+    def summary(self, ci_prob: float = 0.9, rope=None, decision_prob: float = 0.95
+                ) -> pd.DataFrame:
         """Per-task transfer slopes; see :func:`bayesslope.summaries.slope_summary`.
 
         Includes the orientation (``x_better``, ``y_better``) of each row.
+
+        Parameters
+        ----------
+        ci_prob : float, default 0.9
+        rope : float or (float, float), optional
+            Region of practical equivalence for the oriented slope (data units): a
+            half-width ``r > 0`` (the region ``[-r, r]``) or bounds ``(lo, hi)`` with
+            ``lo <= 0 <= hi``. Without it ``p_negative`` is P(slope < 0). With it
+            ``p_negative`` becomes P(slope < lo) ("negative" means below the ROPE) and
+            ``p_rope`` = P(lo <= slope <= hi), ``p_positive`` = P(slope > hi) (the three
+            sum to 1) and ``decision`` follow; see :mod:`bayesslope.decisions`.
+        decision_prob : float, default 0.95
+            With ``rope``: ``decision`` is "negative", "practically zero" or "positive"
+            when that region has at least this posterior probability, else "undecided".
+            Must be in (0.5, 1).
         """
+        from . import decisions
+
+        if rope is None:
+            decisions._check_prob("decision_prob", decision_prob, lo=0.5)
         table = summaries.slope_summary(self.posterior, self.design.task_table(), ci_prob,
                                         self._diagnostics_cache)
         table["x_better"] = self.design.x_better
         table["y_better"] = list(self.design.y_better)
+        if rope is not None:
+            table = decisions.add_rope_columns(table, self.posterior, rope, decision_prob)
+        return table
+
+    def rank_tasks(self, *, k: int = 3, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Posterior of each task's rank by transfer slope (1 = flattest / most negative).
+
+        Mean rank, equal-tailed rank interval, ``p_flattest``, ``p_bottom_<k>``,
+        ``p_negative``, sorted by mean rank; see :func:`bayesslope.decisions.rank_summary`.
+        """
+        from .decisions import rank_summary
+
+        return rank_summary(self.posterior, k=k, ci_prob=ci_prob)
+
+    def negative_tasks(self, max_false_sign_rate: float = 0.05, rope=None) -> pd.DataFrame:
+        """The largest list of tasks to call negative at an expected false-sign rate.
+
+        Tasks by decreasing P(negative) while the mean of ``1 - P(negative)`` over the list
+        stays at most ``max_false_sign_rate``; with ``rope`` "negative" means below the
+        ROPE (as in :meth:`summary`). See :func:`bayesslope.decisions.negative_task_set`.
+        """
+        from . import decisions
+
+        if rope is None:
+            p = summaries.prob_negative_transfer(self.posterior)
+        else:
+            p = decisions.rope_probabilities(self.posterior, rope)["p_negative"]
+        table = decisions.negative_task_set(p, max_false_sign_rate)
+        if rope is not None:
+            table.attrs["rope"] = decisions.parse_rope(rope)
         return table
 
     def p_negative_transfer(self) -> pd.Series:
@@ -167,6 +217,12 @@ class TransferFit:
         from .plots import plot_slopes
 
         return plot_slopes(self, **kwargs)
+
+    def plot_ranks(self, ax=None, **kwargs):
+        """Posterior ranks by transfer slope with intervals. See plot_decisions.plot_ranks."""
+        from .plot_decisions import plot_ranks
+
+        return plot_ranks(self, ax=ax, **kwargs)
 
     # -- storage ------------------------------------------------------------------
     def to_netcdf(self, path: str | Path) -> Path:
