@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataValidationError, WeakDataWarning
-from .options import BETTER_WORDS, X_FLAG, Y_FLAG, check_y_better_arg, y_better_words
+from .exceptions import DataValidationError, DuplicateRowsWarning, WeakDataWarning
+from .options import (
+    BETTER_WORDS,
+    MAX_LISTED,
+    X_FLAG,
+    Y_FLAG,
+    check_y_better_arg,
+    string_labels,
+    y_better_words,
+)
 from .options import check_better as _check_better
 from .options import flag_to_word as _flag_to_word
 from .options import rows_text as _rows
@@ -162,7 +170,16 @@ def ordered_levels(values: pd.Series) -> tuple[str, ...]:
 
 def _numeric_column(frame: pd.DataFrame, name: str, role: str) -> pd.Series:
     col = frame[name]
-    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+    is_bool = pd.api.types.is_bool_dtype(col) or (
+        col.dtype == object and len(col) > 0
+        and col.map(lambda v: isinstance(v, bool | np.bool_)).any()
+    )
+    if is_bool:
+        raise DataValidationError(
+            f"column {name!r} ({role}) is boolean (True/False), not numbers; if 0/1 is "
+            f"meant, pass numbers: df[{name!r}] = df[{name!r}].astype(float)"
+        )
+    if not pd.api.types.is_numeric_dtype(col):
         coerced = pd.to_numeric(col, errors="coerce")
         text = coerced.isna() & col.notna()
         if text.any():
@@ -174,6 +191,22 @@ def _numeric_column(frame: pd.DataFrame, name: str, role: str) -> pd.Series:
             )
         col = coerced
     return col.astype("float64")
+
+
+def _warn_duplicates(frame: pd.DataFrame) -> None:
+    """Warn with the count of rows that exactly repeat an earlier row (all columns)."""
+    try:
+        dup = frame.duplicated(keep="first").to_numpy()
+    except TypeError:  # unhashable cells (lists, dicts): not comparable row by row
+        return
+    if dup.any():
+        warnings.warn(
+            f"{int(dup.sum())} of {len(frame)} rows exactly repeat an earlier row (rows "
+            f"{_rows(frame.index[dup])}); each is fitted as a separate observation (as for "
+            "repeated evaluations). If they are copies, drop them: df.drop_duplicates().",
+            DuplicateRowsWarning,
+            stacklevel=4,
+        )
 
 
 def prepare_design(
@@ -274,7 +307,23 @@ def prepare_design(
                 f"at rows {_rows(bad)}"
             )
 
-    task_str = ts.astype(str)
+    for name, s in ((x, xs), (y, ys)):
+        # The model centres and scales by the mean and sd: a spread that overflows float64
+        # (values near 1e300) turns them into inf/nan deep inside PyMC.
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = float(np.std(s.to_numpy())) if len(s) else 0.0
+            square = float(np.max(np.abs(s.to_numpy())) ** 2) if len(s) else 0.0
+        if not (np.isfinite(spread) and np.isfinite(square)):
+            big = frame.index[np.abs(s.to_numpy()) > np.sqrt(np.finfo(float).max)]
+            raise DataValidationError(
+                f"column {name!r}: values overflow (largest |value| "
+                f"{float(np.max(np.abs(s.to_numpy()))):.3g} at rows {_rows(big)}): their "
+                "squares exceed the float64 range. Rescale the column (e.g. to its log or "
+                "to other units)."
+            )
+
+    task_str = string_labels(ts, task)
+    _warn_duplicates(frame)
     tasks = ordered_levels(ts)
     if len(tasks) < 2:
         raise DataValidationError(
@@ -305,8 +354,11 @@ def prepare_design(
     x_arr, y_arr, t_idx = x_arr[order], y_arr[order], t_idx[order]
     if x_ref is None:
         x_ref = float(np.mean(x_arr))
-    elif not np.isfinite(x_ref):
-        raise DataValidationError(f"x_ref must be a finite number, got {x_ref!r}")
+    elif (isinstance(x_ref, bool) or not isinstance(x_ref, int | float | np.number)
+          or not np.isfinite(x_ref)):
+        raise DataValidationError(
+            f"x_ref must be a finite number (a value of {x!r}) or None, got {x_ref!r}"
+        )
 
     design = TransferDesign(
         tasks=tasks,
@@ -324,7 +376,10 @@ def prepare_design(
     )
     weak = design.weak_reasons()
     if weak and warn_weak:
-        listed = "; ".join(f"{t!r} ({', '.join(r)})" for t, r in weak.items())
+        items = list(weak.items())
+        listed = "; ".join(f"{t!r} ({', '.join(r)})" for t, r in items[:MAX_LISTED])
+        if len(items) > MAX_LISTED:
+            listed += f"; and {len(items) - MAX_LISTED} more"
         warnings.warn(
             f"{len(weak)} task(s) have data that barely inform their own slope: {listed}. "
             "They are fitted; their slopes come mostly from the population prior "

@@ -11,12 +11,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .exceptions import DataValidationError
 
 __all__ = [
     "PRIOR_NAMES", "default_priors", "resolve_priors", "create_prior_variable",
     "VARIANT_PRIOR_NAMES", "link_default_priors", "variant_default_priors",
+    "check_prior_spec", "PARAMETERIZATIONS",
 ]
+
+# The parameterizations a prior may use, per distribution: each is a complete set of
+# parameter names, all required (PyMC silently ignores an unknown keyword such as ``sd``
+# and fills a missing scale with 1, so both must be caught here). Every name is a keyword
+# of the PyMC distribution's ``dist`` (tests/test_bad_input.py checks this against the
+# installed PyMC); "LKJ" is the intercept-slope correlation prior (``pm.LKJCholeskyCov``).
+PARAMETERIZATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Normal": (("mu", "sigma"), ("mu", "tau")),
+    "StudentT": (("nu", "mu", "sigma"), ("nu", "mu", "lam")),
+    "Cauchy": (("alpha", "beta"),),
+    "Laplace": (("mu", "b"),),
+    "Logistic": (("mu", "s"),),
+    "Uniform": (("lower", "upper"),),
+    "HalfNormal": (("sigma",), ("tau",)),
+    "HalfStudentT": (("nu", "sigma"), ("nu", "lam")),
+    "HalfCauchy": (("beta",),),
+    "Exponential": (("lam",), ("scale",)),
+    "Gamma": (("alpha", "beta"), ("mu", "sigma")),
+    "InverseGamma": (("alpha", "beta"), ("mu", "sigma")),
+    "LogNormal": (("mu", "sigma"), ("mu", "tau")),
+    "Weibull": (("alpha", "beta"),),
+    "Beta": (("alpha", "beta"), ("mu", "sigma"), ("mu", "nu")),
+    "LKJ": (("eta",),),
+}
+# Parameters that must be > 0 wherever they appear (scales, shapes, rates, precisions);
+# ``mu`` must be > 0 in the (mu, sigma) forms of Gamma and InverseGamma.
+_POSITIVE = ("sigma", "tau", "lam", "nu", "b", "s", "beta", "alpha", "scale", "eta")
 
 # Which distributions may serve which parameter: locations on the real line, scales on
 # the positive half line; the intercept-slope correlation uses the LKJ prior.
@@ -193,6 +223,110 @@ def variant_default_priors(
     return out
 
 
+def _describe(dist: str) -> str:
+    forms = [", ".join(form) for form in PARAMETERIZATIONS[dist]]
+    return f"{dist} takes ({') or ('.join(forms)})"
+
+
+def check_prior_spec(
+    name: str, spec: Any, allowed_dists: tuple[str, ...] | None = None
+) -> dict:
+    """Validate one prior spec and return it as a plain dict of floats.
+
+    The parameter names are checked against the distribution's own (see
+    :data:`PARAMETERIZATIONS`): an unknown name (``sd`` for ``sigma``) or a missing one
+    is an error naming the prior, the parameter and what the distribution accepts. The
+    values must be finite numbers, positive where the parameter is a scale or shape,
+    and PyMC must be able to evaluate the distribution with them.
+
+    Parameters
+    ----------
+    name : str
+        The parameter the prior is for; used in messages only.
+    spec : mapping
+        ``{"dist": <PyMC distribution name>, <parameter>: <number>, ...}``.
+    allowed_dists : tuple of str, optional
+        The distributions accepted for ``name``; default any in :data:`PARAMETERIZATIONS`.
+
+    Returns
+    -------
+    dict
+        ``{"dist": dist, param: float, ...}`` in the order the user wrote.
+
+    Raises
+    ------
+    DataValidationError
+        For anything but a complete, valid spec.
+
+    Examples
+    --------
+    >>> check_prior_spec("slope_mu", {"dist": "Normal", "mu": 0, "sigma": 10})
+    {'dist': 'Normal', 'mu': 0.0, 'sigma': 10.0}
+    """
+    if not isinstance(spec, Mapping) or "dist" not in spec:
+        raise DataValidationError(
+            f"prior {name!r} should be a dict like {{'dist': 'Normal', 'mu': 0, 'sigma': 1}}, "
+            f"got {spec!r}"
+        )
+    dist = spec["dist"]
+    allowed = tuple(PARAMETERIZATIONS) if allowed_dists is None else tuple(allowed_dists)
+    if not isinstance(dist, str) or dist not in allowed or dist not in PARAMETERIZATIONS:
+        raise DataValidationError(
+            f"prior {name!r}: distribution {dist!r} is not supported here; "
+            f"use one of {list(allowed)}"
+        )
+    params: dict[str, float] = {}
+    for k, v in spec.items():
+        if k == "dist":
+            continue
+        try:
+            if isinstance(v, bool):
+                raise TypeError
+            v = float(v)
+        except (TypeError, ValueError):
+            raise DataValidationError(
+                f"prior {name!r}: parameter {k!r} must be a number, got {spec[k]!r}"
+            ) from None
+        if not np.isfinite(v):
+            raise DataValidationError(
+                f"prior {name!r}: parameter {k!r} must be a finite number, got {spec[k]!r}"
+            )
+        params[k] = v
+    forms = PARAMETERIZATIONS[dist]
+    accepted = sorted({p for form in forms for p in form})
+    unknown = [k for k in params if k not in accepted]
+    if unknown:
+        raise DataValidationError(
+            f"prior {name!r}: invalid parameters {params!r}: {dist} has no parameter "
+            f"{unknown[0]!r}; {_describe(dist)} (accepted names: {accepted})"
+        )
+    if not any(set(form) == set(params) for form in forms):
+        # The form the user was closest to: the one sharing most names.
+        best = max(forms, key=lambda form: len(set(form) & set(params)))
+        missing = [p for p in best if p not in params]
+        extra = [k for k in params if k not in best]
+        what = (f"missing parameter(s) {missing}" if missing and not extra
+                else f"parameters {sorted(params)} mix two parameterizations")
+        raise DataValidationError(
+            f"prior {name!r}: invalid parameters {params!r}: {what}; {_describe(dist)}"
+        )
+    bad = [k for k in _POSITIVE if k in params and not params[k] > 0]
+    if dist in ("Gamma", "InverseGamma") and "mu" in params and not params["mu"] > 0:
+        bad.insert(0, "mu")
+    if bad:
+        raise DataValidationError(
+            f"prior {name!r}: parameter {bad[0]!r} is {params[bad[0]]} but must be > 0"
+        )
+    if dist == "Uniform" and not params["lower"] < params["upper"]:
+        raise DataValidationError(
+            f"prior {name!r}: Uniform needs lower < upper, got lower={params['lower']}, "
+            f"upper={params['upper']}"
+        )
+    if dist != "LKJ":
+        _check_pymc_params(name, dist, params)
+    return {"dist": dist, **params}
+
+
 def _normalize(name: str, spec: Any) -> dict:
     """Turn one user prior into a validated plain dict."""
     if name not in _ALLOWED:
@@ -204,45 +338,20 @@ def _normalize(name: str, spec: Any) -> dict:
         # pymc-extras Prior: {"dist": "Normal", "kwargs": {...}}
         raw = spec.to_dict()
         spec = {"dist": raw.get("dist"), **dict(raw.get("kwargs", {}))}
-    if not isinstance(spec, Mapping) or "dist" not in spec:
-        raise DataValidationError(
-            f"prior {name!r} should be a dict like {{'dist': 'Normal', 'mu': 0, 'sigma': 1}}, "
-            f"got {spec!r}"
-        )
-    dist = spec["dist"]
-    allowed = _ALLOWED[name]
-    if dist not in allowed:
-        raise DataValidationError(
-            f"prior {name!r}: distribution {dist!r} is not supported here; "
-            f"use one of {list(allowed)}"
-        )
-    params = {k: v for k, v in spec.items() if k != "dist"}
-    for k, v in params.items():
-        try:
-            params[k] = float(v)
-        except (TypeError, ValueError):
-            raise DataValidationError(
-                f"prior {name!r}: parameter {k!r} must be a number, got {v!r}"
-            ) from None
+    out = check_prior_spec(name, spec, _ALLOWED[name])
+    dist = out["dist"]
+    params = {k: v for k, v in out.items() if k != "dist"}
     if name == "lapse" and dist == "Uniform" and not (
-        0 <= params.get("lower", 0.0) and params.get("upper", 1.0) < 1
+        0 <= params["lower"] and params["upper"] < 1
     ):
         raise DataValidationError(
             f"prior 'lapse': a lapse rate lies in [0, 1), got Uniform{params!r}"
         )
-    if dist == "LKJ":
-        if set(params) != {"eta"} or not params["eta"] > 0:
-            raise DataValidationError(
-                f"prior 'corr' takes one parameter eta > 0, got {params!r}"
-            )
-    elif dist == "Uniform" and name in _SCALE_NAMES:
-        if params.get("lower", 0.0) < 0:
-            raise DataValidationError(
-                f"prior {name!r}: a scale needs Uniform(lower >= 0), got lower={params['lower']}"
-            )
-    if dist != "LKJ":
-        _check_pymc_params(name, dist, params)
-    return {"dist": dist, **params}
+    if dist == "Uniform" and name in _SCALE_NAMES and params["lower"] < 0:
+        raise DataValidationError(
+            f"prior {name!r}: a scale needs Uniform(lower >= 0), got lower={params['lower']}"
+        )
+    return out
 
 
 def _check_pymc_params(name: str, dist: str, params: dict) -> None:
@@ -255,11 +364,6 @@ def _check_pymc_params(name: str, dist: str, params: dict) -> None:
         raise DataValidationError(
             f"prior {name!r}: invalid parameters {params!r} for {dist}: {err}"
         ) from None
-    bad = [k for k in ("sigma", "beta", "lam", "alpha", "nu") if k in params and params[k] <= 0]
-    if bad:
-        raise DataValidationError(
-            f"prior {name!r}: parameter {bad[0]!r} must be > 0, got {params[bad[0]]}"
-        )
 
 
 def resolve_priors(

@@ -9,6 +9,7 @@ imports PyMC, and every error names the column, rows and values at fault.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from .data import TransferDesign, _numeric_column, _rows, ordered_levels
-from .exceptions import DataValidationError
+from .exceptions import BelowChanceWarning, DataValidationError
 from .likelihoods import LIKELIHOODS, LINKS
+from .options import MAX_LISTED, string_labels
 
 __all__ = ["VariantData", "prepare_variants", "resolve_link_likelihood", "COUNT_TOLERANCE",
            "NESTINGS"]
@@ -221,6 +223,55 @@ def _column_or_constant(df, pos, value, role: str, design: TransferDesign
     return arr, src
 
 
+def _check_below_chance(design: TransferDesign, chance: np.ndarray, given) -> None:
+    """Name the scores below their chance floor; refuse a task (or frame) entirely below.
+
+    The floor model has ``p >= chance``, so scores below it are read as chance-level noise.
+    That is expected near chance, but a task whose every score is below its floor has no
+    score the model can place above it: its slope is not identified (the floor is wrong).
+    """
+    below = design.y < chance
+    if not below.any():
+        return
+    if isinstance(given, str):
+        source = f"chance column {given!r}"
+    elif isinstance(given, Mapping):
+        source = "chance per task"
+    else:
+        source = f"chance={float(given)!r}"
+    tasks = np.asarray(design.tasks)
+    n_below = np.bincount(design.task_idx[below], minlength=design.n_tasks)
+    n_all = np.bincount(design.task_idx, minlength=design.n_tasks)
+    ycol = design.columns["y"]
+    if below.all():
+        raise DataValidationError(
+            f"every score of {ycol!r} ({design.n_obs} rows) lies below its chance floor "
+            f"({source}): the floor model cannot fit them. Check chance (a fraction "
+            "in [0, 1), e.g. 0.25 for 4 choices) and that y is an accuracy."
+        )
+    whole = [k for k in range(design.n_tasks) if n_below[k] == n_all[k]]
+    if whole:
+        first = design.task_idx == whole[0]
+        raise DataValidationError(
+            f"every score of task(s) {_rows([str(t) for t in tasks[whole]])} lies below its "
+            f"chance floor ({source}; e.g. in {str(tasks[whole[0]])!r} the highest score is "
+            f"{float(design.y[first].max())!r} < chance {float(chance[first].min())!r}): "
+            "their slopes cannot be estimated. Check chance for these tasks, or drop them."
+        )
+    hit = np.flatnonzero(n_below)
+    listed = ", ".join(f"{str(tasks[k])!r} ({n_below[k]} of {n_all[k]})"
+                       for k in hit[:MAX_LISTED])
+    more = f" and {len(hit) - MAX_LISTED} more" if len(hit) > MAX_LISTED else ""
+    warnings.warn(
+        f"{int(below.sum())} of {design.n_obs} scores of {ycol!r} lie below their chance "
+        f"floor ({source}) in {len(hit)} task(s): {listed}{more}. The model's floor "
+        "keeps p >= chance, so they are read as chance-level noise; if many are far below, "
+        "check chance.",
+        BelowChanceWarning,
+        stacklevel=4,
+    )
+
+
 def _codes(df, pos, column: str, role: str, labels) -> tuple[np.ndarray, tuple[str, ...]]:
     if not isinstance(column, str) or column not in df.columns:
         raise DataValidationError(
@@ -232,6 +283,7 @@ def _codes(df, pos, column: str, role: str, labels) -> tuple[np.ndarray, tuple[s
             f"column {column!r} ({role}) has missing values at rows "
             f"{_rows(labels[col.isna().to_numpy()])}"
         )
+    string_labels(col, column)
     levels = ordered_levels(col)
     code = {v: k for k, v in enumerate(levels)}
     return col.astype(str).map(code).to_numpy(dtype=np.int64), levels
@@ -353,6 +405,7 @@ def prepare_variants(
                     f"chance + lapse should be < 1 but chance={float(c_arr[over][0])!r} with "
                     f"lapse={lapse_fixed!r} at rows {_rows(labels[over])}"
                 )
+        _check_below_chance(design, c_arr, chance)
         out["chance"] = c_arr
 
     if x_se is not None:
