@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m bayesslope.cli demo --out demo-output
+	$(PY) -m bayesslope.cli demo --out demo-output --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
