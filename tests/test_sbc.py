@@ -11,15 +11,19 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import warnings
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seed
 from scipy import stats
 
-from validation import sbc
+from validation import catalog, sbc
 
 # -- a conjugate toy variant: slope_t ~ N(0, 1), y_tj ~ N(slope_t, 1) ----------------------
 
@@ -128,16 +132,60 @@ def test_chi_square_bins_divide_rank_values():
 
 
 def test_unknown_variant_lists_registered():
-    with pytest.raises(KeyError, match="registered"):
+    with pytest.raises(KeyError, match="unknown variant 'no_such_variant'; registered: .*'full'"):
         sbc.get_variant("no_such_variant")
+
+
+def _validation_imports() -> dict[str, set[str]]:
+    """Modules of validation/ each module imports (anywhere in it, function bodies too)."""
+    folder = Path(sbc.__file__).parent
+    modules = {f.stem for f in folder.glob("*.py")} - {"__init__"}
+    graph = {}
+    for name in modules:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or (
+                    node.module or "").startswith("validation")):
+                parts = (node.module or "").removeprefix("validation").strip(".")
+                found |= {parts.split(".")[0]} if parts else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names
+                          if a.name.startswith("validation.")}
+        graph[name] = found & modules
+    return graph
+
+
+def test_validation_imports_have_no_cycle_and_the_harness_no_plugin():
+    graph = _validation_imports()
+    assert graph["sbc"] == {"common"} and graph["common"] == set()
+    assert graph["variants"] == {"common"}  # a plugin sees the interface only
+    plugins = {m.__name__.rsplit(".", 1)[1] for m in catalog.PLUGINS}
+    assert plugins == {"variants", "pair_variants"}
+
+    def reachable(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    for name in graph:
+        assert name not in reachable(name), f"import cycle through validation/{name}.py"
+    for harness in ("sbc", "common", "figures"):
+        assert not reachable(harness) & plugins, harness
+    # Every registered variant comes from a plugin the catalog lists.
+    assert {v.fit.func.__module__ if isinstance(v.fit, partial) else v.fit.__module__
+            for v in catalog.VARIANTS.values()} <= {m.__name__ for m in catalog.PLUGINS}
 
 
 # -- reduced SBC of the Gaussian transfer model -------------------------------------------
 
 def _fastest_gaussian() -> tuple[str, int]:
     """The collapsed (compile-once) path if the package has it, else the full model."""
-    sbc.get_variant("full")  # registers the package variants
-    if "collapsed" in sbc.VARIANTS:
+    catalog.get_variant("full")  # the catalog registered every plugin's variants
+    if "collapsed" in catalog.VARIANTS:
         return "collapsed", 36
     return "full", 12  # ~10 s per fit: sized to stay under 3 minutes
 
@@ -216,7 +264,7 @@ def test_grouped_pair_simulator_has_the_stated_covariance():
 @pytest.mark.parametrize("name", ["pairs_student_t", "pairs_binomial", "pairs_grouped"])
 def test_pair_variants_run_end_to_end(name):
     """A few replicates through the real per-pair sampler: ranks, coverage, diagnostics."""
-    result = sbc.run_sbc(name, 3, seed=11)
+    result = sbc.run_sbc(catalog.get_variant(name), 3, seed=11)
     ranks = result.ranks("slope[0]")
     assert ranks.shape == (3,) and ((0 <= ranks) & (ranks <= result.n_rank_draws)).all()
     assert result.pooled("slope").size == 3 * 12
@@ -229,15 +277,24 @@ def test_replication_runs_are_reported_in_their_own_table(tmp_path):
     from validation import run
 
     args = ["--variants", "toy_rep", "--sims", "6", "--workers", "1", "--out", str(tmp_path)]
-    sbc.register_variant(_toy("toy_rep", 1.0))
+    # Posterior sd 20 times too small: a 90% interval of half-width 1.645 * 0.05 / sqrt(6)
+    # = 0.034 holds the truth (posterior sd 1 / sqrt(6) = 0.41) with probability 0.066, so
+    # at least 32 of the 36 task slopes (coverage >= 0.87) is impossible in practice
+    # (P < 1e-30): the run fails the coverage bar and main() must return 1.
+    sbc.register_variant(_toy("toy_rep", 0.05))
     try:
-        assert run.main(args) in (0, 1)
-        assert run.main([*args, "--seed", "5", "--replication"]) in (0, 1)
+        assert run.main([*args, "--seed", str(seed(4))]) == 1
+        assert run.main([*args, "--seed", "5", "--replication"]) == 1
     finally:
         sbc.VARIANTS.pop("toy_rep")
     main_json = tmp_path / "results" / "toy_rep.json"
     rep_json = tmp_path / "results" / "replications" / "toy_rep-seed5.json"
     assert main_json.exists() and rep_json.exists()
+    for path in (main_json, rep_json):
+        record = json.loads(path.read_text())
+        assert record["passes"]["coverage90"] is False
+        cov90 = next(c["coverage"] for c in record["coverage"] if c["ci_prob"] == 0.9)
+        assert cov90 < 0.87
     assert '"seed": 5' not in main_json.read_text()  # the replication left it alone
     text = (tmp_path / "RESULTS.md").read_text()
     table = text.split("## Replications with other seeds")[1].split("##")[0]

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .sbc import _seeds, chi_square_uniformity, ecdf_uniformity, get_variant
-from .variants import PRIORS
+from .catalog import get_variant
+from .common import PRIORS
+from .sbc import _seeds, chi_square_uniformity, ecdf_uniformity
 
 CHECKPOINTS = Path(__file__).parent / "results" / "checkpoints"
 

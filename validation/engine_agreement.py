@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from . import sbc
 from . import variants as V
 
 VARIABLES = ("intercept", "slope", "sigma", "intercept_mu", "slope_mu", "intercept_sigma",
@@ -76,8 +77,6 @@ def engine_sbc(n_sims: int, n_tasks: int = 10, n_points: int = 15, seed: int = 7
     """SBC of the JAX engine (``fit_pairs_core``) on the per-task-sigma data of this shape."""
     from functools import partial
 
-    from . import sbc
-
     variant = sbc.Variant(
         name=f"pairs_core_{n_tasks}x{n_points}", description="",
         sample_prior=partial(V.sample_population, n_tasks=n_tasks, per_task_sigma=True),
@@ -96,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     start = time.perf_counter()
     if args.engine_sbc:
-        from . import sbc
-
         res = engine_sbc(args.engine_sbc)
         print(sbc.rank_table(res).round(3).to_string())
         for var in ("intercept[0]", "slope[0]"):

@@ -23,15 +23,18 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant
-from .variants import (
+from .common import (
+    COVERAGE_PROBS,
     POPULATION,
     PRIORS,
     SAMPLING,
-    _half_normal,
+    FitDraws,
+    Variant,
     draw_diagnostics,
+    register_variant,
     sample_population,
 )
+from .common import half_normal as _half_normal
 
 __all__ = ["NU_PRIOR", "TAU_SCALE", "sample_pairs_truth", "simulate_pairs", "fit_pairs_robust",
            "pair_variants"]

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import sbc
+from . import catalog, sbc
 from .figures import plot_ecdf_differences, plot_rank_histograms
 
 __all__ = ["main", "write_results_markdown"]
@@ -66,7 +66,7 @@ def _table_records(table: pd.DataFrame) -> list[dict]:
 
 def result_to_json(result: sbc.SBCResult, summary: dict, command: str) -> dict:
     """Everything RESULTS.md needs, plus the raw ranks, as JSON-safe values."""
-    variant = sbc.get_variant(result.variant)
+    variant = catalog.get_variant(result.variant)
     return {
         "variant": result.variant,
         "description": variant.description,
@@ -320,10 +320,8 @@ def _progress(name: str, start: float):
 def main(argv: list[str] | None = None) -> int:
     """Run the SBC of the chosen variants and rebuild ``RESULTS.md``; returns 0 if all pass."""
     args = _parser().parse_args(argv)
-    from . import pair_variants, variants  # noqa: F401  (register the variants)
-
     if args.list:
-        for name, v in sbc.VARIANTS.items():
+        for name, v in catalog.VARIANTS.items():
             print(f"{name}: {v.description}")
         return 0
     out = args.out
@@ -331,12 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         print(write_results_markdown(out))
         return 0
-    names = args.variants or list(sbc.VARIANTS)
+    names = args.variants or list(catalog.VARIANTS)
     command = "python -m validation.run " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     all_pass = True
     for name in names:
-        variant = sbc.get_variant(name)
+        variant = catalog.get_variant(name)
         checkpoint = out / "results" / "checkpoints" / f"{name}-seed{args.seed}"
         n_sims = _finished(checkpoint, args.sims) if args.from_checkpoints else args.sims
         if n_sims == 0:

@@ -28,14 +28,26 @@ import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+# The plugin interface lives in validation.common (re-exported here): the harness never
+# imports a plugin, it is handed Variant objects or looks names up in the registry.
+from .common import (
+    COVERAGE_PROBS,
+    VARIANTS,
+    FitDraws,
+    Variant,
+    get_variant,
+    register_variant,
+)
+
 __all__ = [
+    "COVERAGE_PROBS",
     "Variant",
     "FitDraws",
     "SimRecord",
@@ -60,83 +72,6 @@ __all__ = [
 ]
 
 N_RANK_DRAWS = 99  # L: thinned draws per fit; ranks take L + 1 = 100 values
-COVERAGE_PROBS = (0.5, 0.9)
-
-
-@dataclass(frozen=True)
-class FitDraws:
-    """What a variant's fit function returns.
-
-    Attributes
-    ----------
-    draws : dict of str to ndarray
-        Posterior draws per variable, shape ``(chain, draw, *param_shape)``.
-    slope_intervals : dict of float to (ndarray, ndarray)
-        Central interval ``(lower, upper)`` of each task's slope per probability in
-        :data:`COVERAGE_PROBS`, as reported by the fitted package.
-    p_negative : ndarray, shape (n_tasks,)
-        Reported P(slope < 0 | data) per task.
-    diagnostics : dict
-        ``divergences``, ``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min`` and
-        ``warnings`` (list of warning messages raised by the fit).
-    """
-
-    draws: dict[str, np.ndarray]
-    slope_intervals: dict[float, tuple[np.ndarray, np.ndarray]]
-    p_negative: np.ndarray
-    diagnostics: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A model variant under test.
-
-    Attributes
-    ----------
-    name : str
-        Registry key (also the figure file prefix).
-    description : str
-        One line for RESULTS.md.
-    sample_prior : callable
-        ``sample_prior(rng) -> dict`` of true parameters (floats or arrays). Must contain
-        ``slope`` (one per task).
-    simulate : callable
-        ``simulate(truth, rng) -> pandas.DataFrame`` with columns ``task, x, y``; task
-        names must sort in task-index order.
-    fit : callable
-        ``fit(df, seed) -> FitDraws``.
-    params : tuple of str
-        Ranked quantities: a variable name (scalar) or ``name[k]`` (element ``k``).
-    pooled : tuple of str
-        Per-task variables whose ranks are also pooled over all tasks (dependent within
-        a simulation, so shown as a figure but not used as a formal test).
-    """
-
-    name: str
-    description: str
-    sample_prior: Callable[[np.random.Generator], dict]
-    simulate: Callable[[dict, np.random.Generator], pd.DataFrame]
-    fit: Callable[[pd.DataFrame, int], FitDraws]
-    params: tuple[str, ...]
-    pooled: tuple[str, ...] = ("slope",)
-
-
-VARIANTS: dict[str, Variant] = {}
-
-
-def register_variant(variant: Variant) -> Variant:
-    """Add ``variant`` to :data:`VARIANTS` (replacing one of the same name)."""
-    VARIANTS[variant.name] = variant
-    return variant
-
-
-def get_variant(name: str) -> Variant:
-    """Look a variant up by name; the error lists the registered ones."""
-    from . import pair_variants, variants  # noqa: F401  (register the variants)
-
-    if name not in VARIANTS:
-        raise KeyError(f"unknown variant {name!r}; registered: {sorted(VARIANTS)}")
-    return VARIANTS[name]
 
 
 @dataclass
@@ -291,8 +226,9 @@ def _worker_init() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _worker(name: str, index: int, seed: int, n_rank_draws: int) -> SimRecord:
-    return run_simulation(get_variant(name), index, seed, n_rank_draws)
+def _worker(variant: Variant, index: int, seed: int, n_rank_draws: int) -> SimRecord:
+    # ``variant`` arrives pickled: unpickling its functions imports the plugin defining them.
+    return run_simulation(variant, index, seed, n_rank_draws)
 
 
 def _load_checkpoint(folder: Path | None, n_sims: int) -> dict[int, SimRecord]:
@@ -329,8 +265,9 @@ def run_sbc(
     Parameters
     ----------
     variant : Variant or str
-        The variant, or its registry name. With ``workers > 1`` it must be registered
-        (worker processes look it up by name).
+        The variant, or the name of a registered one (:func:`get_variant`). With
+        ``workers > 1`` it is pickled to the worker processes: its functions must be
+        importable (module-level functions or partials of them).
     n_sims : int
         Number of replicates.
     seed : int, default 0
@@ -372,11 +309,9 @@ def run_sbc(
         import multiprocessing as mp
         from concurrent.futures import as_completed
 
-        if VARIANTS.get(variant.name) is not variant:
-            raise ValueError(f"variant {variant.name!r} must be registered to use workers > 1")
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = [pool.submit(_worker, variant.name, i, seed, n_rank_draws) for i in todo]
+            futures = [pool.submit(_worker, variant, i, seed, n_rank_draws) for i in todo]
             for fut in as_completed(futures):
                 finish(fut.result())
     records.sort(key=lambda r: r.index)

@@ -6,7 +6,8 @@ the package's defaults are scaled to the data, which would make the prior depend
 simulated data and break SBC.
 
 Adding a variant is a few lines: a prior sampler, a simulator and a fit adapter, then
-``register_variant(Variant(...))``. A variant whose package option does not exist yet
+``register_variant(Variant(...))`` (both from :mod:`validation.common`, the plugin interface;
+a plugin never imports the harness). A variant whose package option does not exist yet
 (checked with :func:`_accepts`) is not registered.
 """
 
@@ -20,23 +21,25 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from .sbc import COVERAGE_PROBS, FitDraws, Variant, register_variant  # noqa: I001
+from .common import (
+    COVERAGE_PROBS,
+    POPULATION,
+    PRIORS,
+    SAMPLING,
+    FitDraws,
+    Variant,
+    draw_diagnostics,
+    half_normal,
+    register_variant,
+    sample_population,
+)
 
 __all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope",
            "simulate_student_t", "simulate_binomial_probit", "sample_bounded", "simulate_counts",
            "sample_pooled_sigma", "sample_errors_in_x", "simulate_errors_in_x",
            "sample_conditions", "simulate_conditions"]
 
-# Fixed priors (data units): x ~ Normal(0, 1) and y of order 1 give realistic data.
-PRIORS = {
-    "intercept_mu": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "slope_mu": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "intercept_sigma": {"dist": "HalfNormal", "sigma": 1.0},
-    "slope_sigma": {"dist": "HalfNormal", "sigma": 0.5},
-    "sigma": {"dist": "HalfNormal", "sigma": 0.5},
-    "corr": {"dist": "LKJ", "eta": 2.0},
-}
-POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma")
+# PRIORS (fixed, data units), POPULATION, SAMPLING: validation.common.
 PRIORS_T = {**PRIORS, "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1}}
 PRIORS_PROBIT = {k: v for k, v in PRIORS.items() if k != "sigma"}
 # Variant priors (fixed, like PRIORS; names as in bayesslope.priors.VARIANT_PRIOR_NAMES).
@@ -58,42 +61,6 @@ PRIORS_CONDITION = {**PRIORS,
                     "condition_intercept": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
                     "condition_slope": {"dist": "Normal", "mu": 0.0, "sigma": 0.5}}
 P_EPS = 1e-9  # success probabilities are clipped to [P_EPS, 1 - P_EPS] (docs/model.md)
-SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1, "target_accept": 0.9}
-
-
-def _half_normal(rng: np.random.Generator, scale: float, size=None):
-    return np.abs(rng.normal(0.0, scale, size=size))
-
-
-def sample_population(
-    rng: np.random.Generator, n_tasks: int, *, correlated: bool = True,
-    per_task_sigma: bool = False,
-) -> dict:
-    """Draw every parameter of the Gaussian model from :data:`PRIORS` (numpy only).
-
-    Returns
-    -------
-    dict
-        ``intercept_mu, slope_mu, intercept_sigma, slope_sigma, corr, sigma`` and per-task
-        ``intercept``, ``slope`` (and ``sigma`` per task if ``per_task_sigma``).
-    """
-    p = PRIORS
-    mu = np.array([rng.normal(p["intercept_mu"]["mu"], p["intercept_mu"]["sigma"]),
-                   rng.normal(p["slope_mu"]["mu"], p["slope_mu"]["sigma"])])
-    sd = np.array([_half_normal(rng, p["intercept_sigma"]["sigma"]),
-                   _half_normal(rng, p["slope_sigma"]["sigma"])])
-    eta = p["corr"]["eta"]
-    # LKJ(eta) on a 2x2 correlation matrix: (corr + 1) / 2 ~ Beta(eta, eta).
-    corr = 2.0 * rng.beta(eta, eta) - 1.0 if correlated else 0.0
-    z = rng.normal(size=(n_tasks, 2))
-    a = mu[0] + sd[0] * z[:, 0]
-    b = mu[1] + sd[1] * (corr * z[:, 0] + np.sqrt(1.0 - corr**2) * z[:, 1])
-    sigma = _half_normal(rng, p["sigma"]["sigma"], size=n_tasks if per_task_sigma else None)
-    truth = {"intercept_mu": mu[0], "slope_mu": mu[1], "intercept_sigma": sd[0],
-             "slope_sigma": sd[1], "sigma": sigma, "intercept": a, "slope": b}
-    if correlated:
-        truth["corr"] = corr
-    return truth
 
 
 def simulate_gaussian(
@@ -218,7 +185,7 @@ def sample_pooled_sigma(rng: np.random.Generator, n_tasks: int) -> dict:
     del truth["sigma"]
     p = PRIORS_POOLED_SIGMA
     log_mu = rng.normal(p["sigma_log_mu"]["mu"], p["sigma_log_mu"]["sigma"])
-    log_sd = _half_normal(rng, p["sigma_log_sd"]["sigma"])
+    log_sd = half_normal(rng, p["sigma_log_sd"]["sigma"])
     truth.update(sigma_log_mu=log_mu, sigma_log_sd=log_sd,
                  sigma=np.exp(rng.normal(log_mu, log_sd, size=n_tasks)))
     return truth
@@ -401,19 +368,6 @@ def fit_pairs_core(df: pd.DataFrame, seed: int, *, per_pair_sigma: bool = True) 
     ranked = np.stack([draws[k] for k in POPULATION], axis=-1)
     return FitDraws(draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
                     diagnostics=draw_diagnostics(ranked, int(post.diverging.sum())))
-
-
-def draw_diagnostics(draws: np.ndarray, divergences: int) -> dict:
-    """Worst R-hat and bulk/tail ESS (arviz-stats) over ``draws`` (chain, draw, k)."""
-    from arviz_stats.base import array_stats
-
-    return {
-        "divergences": divergences,
-        "r_hat_max": float(np.max(array_stats.rhat(draws, chain_axis=0, draw_axis=1))),
-        "ess_bulk_min": float(np.min(array_stats.ess(draws, chain_axis=0, draw_axis=1))),
-        "ess_tail_min": float(np.min(array_stats.ess(draws, chain_axis=0, draw_axis=1,
-                                                     method="tail", prob=0.05))),
-    }
 
 
 def _gaussian_variant(name: str, description: str, *, n_tasks: int, n_points: int,
