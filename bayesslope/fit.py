@@ -64,6 +64,7 @@ def fit_hierarchical(
     condition: str | None = None,
     group: str | None = None,
     group_nesting: Literal["crossed", "nested"] = "crossed",
+    shape: Literal["linear", "hockey_stick", "quadratic"] = "linear",
     log_likelihood: bool = False,
 ) -> TransferFit:
     """Fit the oriented hierarchical transfer model with NUTS.
@@ -141,6 +142,13 @@ def fit_hierarchical(
         random intercepts and slopes.
     group_nesting : {"crossed", "nested"}, default "crossed"
         Group effects shared across tasks, or separate per (task, group) cell.
+    shape : {"linear", "hockey_stick", "quadratic"}, default "linear"
+        Mean function of x on the link scale. "hockey_stick": flat at the intercept
+        until a per-task threshold ``x0`` (data units, partially pooled: ``x0_mu``,
+        ``x0_sigma``), then linear with slope ``slope`` in the better direction (a
+        smooth kink; docs/model.md, "Shapes"). "quadratic": adds a per-task, partially
+        pooled ``curvature`` times the squared oriented distance from ``x_ref``. Both
+        use ``formulation="full"``.
     log_likelihood : bool, default False
         Store the pointwise log-likelihood (group ``log_likelihood``, var ``y``; on the
         density scale of y for count likelihoods) so ``arviz.loo`` works.
@@ -179,7 +187,8 @@ def fit_hierarchical(
     variant = (link not in (None, "identity") or likelihood not in (None, "normal")
                or per_task_sigma == "pooled"
                or any(v is not None for v in (n_eval, chance, x_se, condition, group))
-               or lapse is not False)
+               or lapse is not False or shape != "linear")
+    _check_shape(shape)
     if formulation == "auto":
         formulation = "full" if variant else "collapsed"
     elif formulation == "collapsed" and variant:
@@ -208,7 +217,10 @@ def fit_hierarchical(
         df, design, link=link, likelihood=likelihood, n_eval=n_eval, chance=chance,
         lapse=lapse, x_se=x_se, condition=condition, group=group, group_nesting=group_nesting,
     )
-    resolved = model_priors(priors, design, variants, lapse=lapse, per_task_sigma=per_task_sigma)
+    resolved = model_priors(priors, design, variants, lapse=lapse, per_task_sigma=per_task_sigma,
+                            shape=shape)
+    if shape == "hockey_stick":
+        _warn_few_x_values(design)
     if parameterization == "auto":
         centered = choose_centered_variant(design, variants, lapse,
                                            per_task_noise=bool(per_task_sigma))
@@ -231,6 +243,7 @@ def fit_hierarchical(
         link=variants.link,
         likelihood=variants.likelihood,
         lapse=lapse,
+        shape=shape,
     )
     if formulation == "collapsed":
         tree = _sample_collapsed(design, config, sampler_config)
@@ -258,6 +271,34 @@ def fit_hierarchical(
         fit = TransferFit(posterior=fit.log_likelihood_tree(), design=design, spec=spec,
                           variants=fit.variants, _diagnostics_cache=cache)
     return fit
+
+
+def _check_shape(shape) -> None:
+    from .likelihoods import SHAPES
+
+    if shape not in SHAPES:
+        raise DataValidationError(
+            f"{shape!r} is not a supported shape. Must be one of: {list(SHAPES)}"
+        )
+
+
+def _warn_few_x_values(design) -> None:
+    """Name the tasks whose x takes fewer than 3 distinct values (hockey stick)."""
+    import warnings
+
+    from .exceptions import WeakDataWarning
+
+    few = [t for k, t in enumerate(design.tasks)
+           if np.unique(design.x[design.task_idx == k]).size < 3]
+    if few:
+        listed = ", ".join(repr(t) for t in few[:10]) + (" ..." if len(few) > 10 else "")
+        warnings.warn(
+            f"shape='hockey_stick': {len(few)} task(s) have fewer than 3 distinct x values "
+            f"({listed}); a threshold needs a flat and a rising part, so their x0 comes from "
+            "the population prior only",
+            WeakDataWarning,
+            stacklevel=3,
+        )
 
 
 def _sample_collapsed(design, config: ModelConfig, sampler_config: SamplerConfig):

@@ -33,7 +33,20 @@ __all__ = [
     "mean_response_draws",
     "log_likelihood_draws",
     "posterior_predictive_draws",
+    "SHAPES",
+    "HINGE_FRACTION",
+    "hinge_width",
+    "smooth_hinge",
+    "shape_term",
 ]
+
+# Mean functions of x on the link scale (see docs/model.md, "Shapes"):
+#   linear:        eta = a + b * xc
+#   hockey_stick:  eta = a + b * h_w(xc - s * (x0 - x_ref)), h_w a smooth hinge
+#   quadratic:     eta = a + b * xc + q * xc**2
+SHAPES = ("linear", "hockey_stick", "quadratic")
+# Width of the hockey stick's smooth kink as a fraction of the robust sd of x.
+HINGE_FRACTION = 0.05
 
 LINKS = ("identity", "logit", "probit")
 LIKELIHOODS = ("normal", "student_t", "binomial", "beta_binomial")
@@ -45,6 +58,48 @@ _SQRT2 = math.sqrt(2.0)
 
 def _is_numpy(xp) -> bool:
     return xp is np
+
+
+def hinge_width(x) -> float:
+    """Width ``w`` of the hockey stick's smooth kink: ``HINGE_FRACTION`` x robust sd of x.
+
+    The robust sd is ``min(sd, 1.4826 MAD)`` over all rows (1 if x is constant), so a long
+    tail of early checkpoints does not blur the kink. Computed from the design's x alone,
+    so the PyMC model and every numpy consumer (log-likelihood, predictions) agree.
+    """
+    x = np.asarray(x, dtype=float)
+    sd = float(np.std(x))
+    mad = 1.4826 * float(np.median(np.abs(x - np.median(x))))
+    s = min(sd, mad) if mad > 0 else sd
+    return HINGE_FRACTION * (s if s > 0 else 1.0)
+
+
+def smooth_hinge(u, width: float, xp=np):
+    """``w * softplus(u / w)``: 0 for ``u << -w``, ``u`` for ``u >> w``, smooth in between.
+
+    The largest gap to the sharp hinge ``max(u, 0)`` is ``w log 2`` at ``u = 0``.
+    """
+    if _is_numpy(xp):
+        return width * np.logaddexp(0.0, np.asarray(u, dtype=float) / width)
+    return width * xp.softplus(u / width)
+
+
+def shape_term(xc, design, tidx, x0=None, curvature=None, xp=np):
+    """The covariate part of the mean function on the link scale, before the slope.
+
+    Returns ``(g, extra)`` with ``eta = intercept + slope * g + extra``: ``g = xc`` and
+    ``extra = 0`` for the straight line; ``g = h_w(xc - s_t (x0_t - x_ref))`` for the
+    hockey stick (``x0`` the thresholds per observation, data units); ``extra = q xc^2``
+    for the quadratic (``curvature`` per observation). Shared by the PyMC model
+    (``xp=pytensor.tensor``) and the numpy side.
+    """
+    g, extra = xc, 0.0
+    if x0 is not None:
+        sign = design.task_sign[tidx]
+        g = smooth_hinge(xc - sign * (x0 - design.x_ref), hinge_width(design.x), xp)
+    if curvature is not None:
+        extra = curvature * xc * xc
+    return g, extra
 
 
 def inverse_link(eta, link: str, xp=np):
@@ -215,7 +270,12 @@ def linear_predictor(post, design, variants, x=None, task_idx=None, condition_id
         gidx = variants.group_idx if group_idx is None else np.asarray(group_idx)
         a = a + _post_draws(post, "group_intercept")[..., gidx]
         b = b + _post_draws(post, "group_slope")[..., gidx]
-    return a + b * xc
+    # The shape of the fit is read off its posterior (x0: hockey stick, curvature:
+    # quadratic), so every consumer of this function gets it without new arguments.
+    x0 = _post_draws(post, "x0")[..., tidx] if "x0" in post else None
+    q = _post_draws(post, "curvature")[..., tidx] if "curvature" in post else None
+    g, extra = shape_term(xc, design, tidx, x0=x0, curvature=q)
+    return a + b * g + extra
 
 
 def _lapse_obs(post, model_spec, tidx):

@@ -46,6 +46,7 @@ VARIANT_VARS = (
     "condition_intercept", "condition_slope", "intercept_mu_condition", "slope_mu_condition",
     "group_intercept_sigma", "group_slope_sigma", "group_intercept", "group_slope",
     "x_mu", "x_sigma", "x_true",
+    "x0", "x0_mu", "x0_sigma", "curvature", "curvature_mu", "curvature_sigma",
 )
 
 
@@ -71,6 +72,9 @@ class ModelConfig:
     lapse : bool or float
         Lapse rate of a bounded link: False (none), True (one per task, estimated) or a
         fixed value.
+    shape : {"linear", "hockey_stick", "quadratic"}
+        Mean function of x on the link scale (see
+        :func:`bayesslope.likelihoods.shape_term`).
 
     ``per_task_sigma`` may also be ``"pooled"``: one noise scale per task with a
     population prior on log sigma; ``centered_log_sigma`` then says per task whether log
@@ -86,6 +90,7 @@ class ModelConfig:
     link: str = "identity"
     likelihood: str = "normal"
     lapse: bool | float = False
+    shape: str = "linear"
 
     def to_dict(self) -> dict:
         """JSON-safe description."""
@@ -99,6 +104,7 @@ class ModelConfig:
             "link": self.link,
             "likelihood": self.likelihood,
             "lapse": self.lapse,
+            "shape": self.shape,
         }
 
 
@@ -283,6 +289,11 @@ def _validate_config(config: ModelConfig) -> None:
         raise DataValidationError(
             f"per_task_sigma should be False, True or 'pooled' but got {config.per_task_sigma!r}"
         )
+    from .likelihoods import SHAPES
+
+    if config.shape not in SHAPES:
+        raise DataValidationError(f"{config.shape!r} is not a supported shape. Must be one "
+                                  f"of: {list(SHAPES)}")
 
 
 def build_model(design: TransferDesign, config: ModelConfig, variants=None):
@@ -374,9 +385,38 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None):
             a_grp, b_grp = _group_effects(pm, pt, v, priors)
             a_obs = a_obs + a_grp[v.group_idx]
             b_obs = b_obs + b_grp[v.group_idx]
-        eta_obs = a_obs + b_obs * xc
+        g, extra = _shape_terms(pm, pt, design, config, priors, xc)
+        eta_obs = a_obs + b_obs * g + extra
         _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx)
     return model
+
+
+def _pooled_per_task(pm, name: str, priors):
+    """``name[t] = name_mu + name_sigma * z_t`` (non-centered), dims task."""
+    mu = create_prior_variable(f"{name}_mu", priors[f"{name}_mu"])
+    sd = create_prior_variable(f"{name}_sigma", priors[f"{name}_sigma"])
+    z = pm.Normal(f"{name}_offset", 0.0, 1.0, dims="task")
+    return pm.Deterministic(name, mu + sd * z, dims="task")
+
+
+def _shape_terms(pm, pt, design, config, priors, xc):
+    """``(g, extra)`` of the mean function: ``eta = a + b g + extra`` (see shape_term).
+
+    Hockey stick: per-task thresholds ``x0`` (data units) partially pooled, sampled
+    non-centered (a threshold is often weakly informed: a task without a kink in its
+    x range identifies it only by the population). Quadratic: per-task ``curvature``
+    on the link scale per squared unit of x, likewise.
+    """
+    from .likelihoods import shape_term
+
+    if config.shape == "linear":
+        return xc, 0.0
+    idx = design.task_idx
+    if config.shape == "hockey_stick":
+        x0 = _pooled_per_task(pm, "x0", priors)
+        return shape_term(xc, design, idx, x0=x0[idx], xp=pt)
+    q = _pooled_per_task(pm, "curvature", priors)
+    return shape_term(xc, design, idx, curvature=q[idx], xp=pt)
 
 
 def _latent_x(pm, pt, design, v, priors):
@@ -482,7 +522,7 @@ def _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx):
 
 
 def model_priors(user, design: TransferDesign, variants=None, *, lapse=False,
-                 per_task_sigma=False) -> dict:
+                 per_task_sigma=False, shape: str = "linear") -> dict:
     """Resolved priors of a (variant) model: data-scaled defaults, then the user's.
 
     For a bounded link the intercept and slope defaults live on the link scale (see
@@ -501,9 +541,15 @@ def model_priors(user, design: TransferDesign, variants=None, *, lapse=False,
         raise DataValidationError(
             f"per_task_sigma should be False, True or 'pooled' but got {per_task_sigma!r}"
         )
+    from .priors import shape_default_priors
+
     defaults = default_priors(float(np.mean(design.y)), design.x_scale, design.y_scale)
-    if variants is None:
+    if variants is None and shape == "linear":
         return resolve_priors(user, defaults)
+    if variants is None:
+        from .variant_data import VariantData
+
+        variants = VariantData()
     if variants.link != "identity":
         z = link_scale_scores(design, variants, lapse)
         defaults.update(link_default_priors(float(np.mean(z)), design.x, variants.link))
@@ -524,6 +570,7 @@ def model_priors(user, design: TransferDesign, variants=None, *, lapse=False,
     if per_task_sigma == "pooled":
         defaults.pop("sigma", None)
     defaults.update(extra)
+    defaults.update(shape_default_priors(shape, defaults, design.x))
     unused = sorted(set(user or {}) - set(defaults))
     if unused:
         raise DataValidationError(

@@ -98,9 +98,10 @@ def plot_tasks(
         xs, ys = d.x[mask], d.y[mask]
         span = d.x.max() - d.x.min()
         grid = np.linspace(xs.min() - 0.02 * span, xs.max() + 0.02 * span, 60)
-        if fit.spec.get("link", "identity") == "identity":
+        if (fit.spec.get("link", "identity") == "identity"
+                and fit.spec["model"].get("shape", "linear") == "linear"):
             lines = a[:, k, None] + b[:, k, None] * (grid - d.x_ref)
-        else:  # bounded link: the mean score curve (chance floor, lapse), see likelihoods
+        else:  # bounded link or curved shape: the mean score curve, see likelihoods
             lines = _bounded_curve(fit, k, grid, max_draws)
         ax.fill_between(grid, *np.quantile(lines, [lo_q, hi_q], axis=0), color="C0",
                         alpha=0.3, lw=0, label=f"{ci_prob:.0%} band")

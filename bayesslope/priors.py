@@ -18,7 +18,7 @@ from .exceptions import DataValidationError
 __all__ = [
     "PRIOR_NAMES", "default_priors", "resolve_priors", "create_prior_variable",
     "VARIANT_PRIOR_NAMES", "link_default_priors", "variant_default_priors",
-    "check_prior_spec", "PARAMETERIZATIONS",
+    "check_prior_spec", "PARAMETERIZATIONS", "shape_default_priors",
 ]
 
 # The parameterizations a prior may use, per distribution: each is a complete set of
@@ -78,10 +78,16 @@ _ALLOWED.update({
     "group_slope_sigma": _SCALE_DISTS,
     "x_mu": _LOCATION_DISTS,
     "x_sigma": _SCALE_DISTS,
+    # shape="hockey_stick" (thresholds, data units) and shape="quadratic"
+    "x0_mu": _LOCATION_DISTS,
+    "x0_sigma": _SCALE_DISTS,
+    "curvature_mu": _LOCATION_DISTS,
+    "curvature_sigma": _SCALE_DISTS,
 })
 VARIANT_PRIOR_NAMES = tuple(k for k in _ALLOWED if k not in PRIOR_NAMES)
 _SCALE_NAMES = ("intercept_sigma", "slope_sigma", "sigma", "overdispersion", "sigma_log_sd",
-                "group_intercept_sigma", "group_slope_sigma", "x_sigma", "nu")
+                "group_intercept_sigma", "group_slope_sigma", "x_sigma", "nu",
+                "x0_sigma", "curvature_sigma")
 
 
 def default_priors(y_mean: float, x_scale: float, y_scale: float) -> dict[str, dict]:
@@ -221,6 +227,43 @@ def variant_default_priors(
         out["x_mu"] = {"dist": "Normal", "mu": float(x_mean), "sigma": 2.5 * x_scale}
         out["x_sigma"] = {"dist": "HalfNormal", "sigma": 2.0 * x_scale}
     return out
+
+
+def shape_default_priors(shape: str, core: Mapping[str, dict], x) -> dict[str, dict]:
+    """Default priors of the shape parameters (none for the straight line).
+
+    Parameters
+    ----------
+    shape : {"linear", "hockey_stick", "quadratic"}
+    core : mapping
+        The resolved intercept/slope priors (the curvature scale follows the slope's).
+    x : array_like
+        The x values of the frame (data units).
+
+    Returns
+    -------
+    dict
+        Hockey stick, with ``m`` the midpoint and ``R`` the range of x:
+        ``x0_mu ~ Normal(m, R / 2)`` (a threshold inside the data is likely, one a
+        range beyond it possible) and ``x0_sigma ~ HalfNormal(R / 4)``. Quadratic, with
+        ``s_b`` the sd of the ``slope_mu`` prior (``sigma`` of the ``slope_sigma`` prior)
+        and ``s_x`` the sd of x: ``curvature_mu ~ Normal(0, s_b / s_x)``,
+        ``curvature_sigma ~ HalfNormal(slope_sigma's sigma / s_x)``: a curvature that
+        changes the slope by one prior sd over one sd of x.
+    """
+    x = np.asarray(x, dtype=float)
+    if shape == "hockey_stick":
+        lo, hi = float(np.min(x)), float(np.max(x))
+        span = hi - lo if hi > lo else 1.0
+        return {"x0_mu": {"dist": "Normal", "mu": 0.5 * (lo + hi), "sigma": 0.5 * span},
+                "x0_sigma": {"dist": "HalfNormal", "sigma": 0.25 * span}}
+    if shape == "quadratic":
+        sx = float(np.std(x)) or 1.0
+        s_b = float(core["slope_mu"].get("sigma", 1.0))
+        s_tau = float(core["slope_sigma"].get("sigma", 1.0))
+        return {"curvature_mu": {"dist": "Normal", "mu": 0.0, "sigma": s_b / sx},
+                "curvature_sigma": {"dist": "HalfNormal", "sigma": s_tau / sx}}
+    return {}
 
 
 def _describe(dist: str) -> str:
