@@ -64,28 +64,36 @@ def test_planted_negative_task_detected(simulations, recovery_fits):
     With 15 points, noise sd 0.02 and x spread sd 0.58 the OLS se of a task slope is
     about 0.02 / (0.58 * sqrt(15)) = 0.009, so the planted slope is ~6 se below zero and
     shrinkage toward the population mean (about 0.09 with spread about 0.06) moves it by
-    a few percent only. All other tasks have P(neg) < 0.1: their true slopes are
-    > 0.02, i.e. > 2 se above zero, in these seeds (checked in the test).
+    a few percent only. Every other task whose true slope is > 0.03 (> 3 se above zero;
+    about 99% of the population Normal(0.10, 0.03)) has P(neg) < 0.1.
     """
-    for seed in RECOVERY_SEEDS:
-        assert (simulations[seed].slope.drop(PLANTED_TASK) > 0.02).all()
-        fit = recovery_fits[seed]
+    for k in RECOVERY_SEEDS:
+        truth = simulations[k].slope.drop(PLANTED_TASK)
+        fit = recovery_fits[k]
         p = fit.p_negative_transfer()
-        assert p[PLANTED_TASK] > 0.9, (seed, p[PLANTED_TASK])
-        others = p.drop(PLANTED_TASK)
-        assert (others < 0.1).all(), (seed, others)
-        # slope_data is plain dy/dx: positive for the planted task since x is a loss.
+        assert p[PLANTED_TASK] > 0.9, (k, p[PLANTED_TASK])
+        others = p.drop(PLANTED_TASK)[truth > 0.03]
+        assert len(others) >= 4 and (others < 0.1).all(), (k, others)
+        assert p.idxmax() == PLANTED_TASK  # the planted task ranks first
+        # slope_data is plain dy/dx: x is a loss, so it is -slope draw by draw, and the
+        # planted task's dy/dx is -PLANTED_SLOPE = +0.06 within 4 posterior sd (~0.04).
         post = fit.posterior["posterior"]
-        assert float(post["slope_data"].sel(task=PLANTED_TASK).mean()) > 0
-        assert float(post["slope"].sel(task=PLANTED_TASK).mean()) < 0
-    assert PLANTED_SLOPE < 0
+        np.testing.assert_array_equal(post["slope_data"].values, -post["slope"].values)
+        planted = post["slope_data"].sel(task=PLANTED_TASK)
+        assert abs(float(planted.mean()) + PLANTED_SLOPE) < 4 * float(planted.std()), k
 
 
 def test_recovery_fits_converged(recovery_fits):
-    """The recovery fits are trustworthy: no divergences, R-hat < 1.01 for the slopes."""
-    for seed in RECOVERY_SEEDS:
-        diag = recovery_fits[seed].diagnostics()
+    """The sampler did not break down in the recovery fits (loose sanity bounds).
+
+    Not convergence criteria (SamplingWarning and SBC check those): measured by
+    scripts/measure_test_margins.py (case recovery) over seed shifts 0-9, 40 fits of
+    2 chains x 500 draws: divergences REC_DIV, max slope R-hat REC_RHAT, min slope bulk
+    ESS REC_ESS; the bounds leave a wide margin.
+    """
+    for k in RECOVERY_SEEDS:
+        diag = recovery_fits[k].diagnostics()
         n_draws = 2 * 500
-        assert diag.attrs["divergences"] <= 0.01 * n_draws, (seed, diag.attrs["divergences"])
-        assert diag.loc["slope", "r_hat_max"] < 1.02, (seed, diag)
-        assert diag.loc["slope", "ess_bulk_min"] > 200, (seed, diag)
+        assert diag.attrs["divergences"] <= 0.01 * n_draws, (k, diag.attrs["divergences"])
+        assert diag.loc["slope", "r_hat_max"] < 1.05, (k, diag)
+        assert diag.loc["slope", "ess_bulk_min"] > 150, (k, diag)
