@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "fit_hierarchical",
+    "backtest",
     "load_fit",
     "load_dataset",
     "list_datasets",
@@ -37,6 +38,7 @@ __all__ = [
 # so that `import bayesslope` does not pay for PyMC/PyTensor/JAX.
 _LAZY = {
     "fit_hierarchical": ".fit",
+    "backtest": ".backtesting",
     "load_fit": ".result",
     "TransferFit": ".result",
     "load_dataset": ".datasets",

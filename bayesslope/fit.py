@@ -22,6 +22,7 @@ from .model import (
     model_priors,
     posterior_var_names,
 )
+from .predict import label_kinds
 from .result import TransferFit, library_versions
 from .sampling import SamplerConfig, sample_compiled, sample_model
 from .summaries import add_derived
@@ -262,6 +263,8 @@ def fit_hierarchical(
         "likelihood": variants.likelihood,
         "link": variants.link,
         "variants": variants.to_dict(),
+        # Label types (str, int, ...): predict() refuses a label of another type.
+        "label_kinds": label_kinds(df, task=task, condition=condition, group=group),
         "versions": library_versions(),
     }
     fit = TransferFit(posterior=tree, design=design, spec=spec,

@@ -106,6 +106,29 @@ class TransferFit:
                                           self._variants(), self.spec["model"],
                                           random_seed=random_seed)
 
+    def predict(self, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0.9,
+                random_seed=None, return_draws: bool = False):
+        """Posterior (predictive) scores at the rows of ``new_df``, aligned with its index.
+
+        ``mean``, ``sd``, interval, ``extrapolated``, ``new_task``; tasks and groups not in
+        the fit are drawn from the population. See :func:`bayesslope.predict.predict`.
+        """
+        from .predict import predict
+
+        return predict(self, new_df, kind=kind, ci_prob=ci_prob, random_seed=random_seed,
+                       return_draws=return_draws)
+
+    def required_upstream(self, target, *, ci_prob: float = 0.9, condition=None
+                          ) -> pd.DataFrame:
+        """Posterior of the x at which each task's mean score reaches ``target``.
+
+        Median, interval, ``p_reachable``, ``beyond_observed``; indexed by task. See
+        :func:`bayesslope.predict.required_upstream`.
+        """
+        from .predict import required_upstream
+
+        return required_upstream(self, target, ci_prob=ci_prob, condition=condition)
+
     def data_scale_slope(self, at_x: float | None = None, ci_prob: float = 0.9) -> pd.DataFrame:
         """Oriented d(mean score)/dx per task at ``at_x`` (data units; default ``x_ref``).
 

@@ -1,0 +1,188 @@
+"""Calibration of forecasts: coverage of predict() and required_upstream() intervals.
+
+Usage::
+
+    nice -n 10 python -m validation.forecast_calibration --model gaussian --sims 200
+    nice -n 10 python -m validation.forecast_calibration --model binomial_probit --sims 100 \
+        --draws 500 --tune 500
+
+Each simulated data set is drawn from the model that is fitted (correctly specified):
+``n_models`` upstream values ("models", x uniform on [2, 4], x a loss: lower is better)
+evaluated on ``n_tasks`` tasks, with population parameters drawn afresh per data set. The
+fit sees every model except the held-out ones, and is asked to predict:
+
+* ``interp``: one extra model inside the fitted x range, on every task;
+* ``extrap``: one extra model 20% of the fitted x range beyond its best end (a larger
+  model), on every task;
+* ``new_task``: a task with no fitted rows at all, at the two extra x values and at the
+  middle of the range.
+
+Recorded per held-out point: whether the 90% predictive interval (``kind="observation"``)
+covers the simulated observation, and whether the 90% interval of the mean
+(``kind="mean"``) covers the true mean. For every fitted task, ``required_upstream`` is
+asked for the x at which the task's true mean line reaches its true mean at the
+extrapolated x; its 90% interval should cover that x.
+
+Results: ``validation/results/forecast_<model>.json`` (summary) and ``.csv`` (per point),
+written every 10 data sets so a long run can be read while it goes; the summary goes into
+validation/FORECAST.md by hand, with the command and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+HERE = Path(__file__).resolve().parent
+CI = 0.9
+
+
+def simulate(rng, model: str, n_tasks: int, n_models: int):
+    """One data set: the fitted frame, the held-out frame and the truth."""
+    x_fit = np.sort(rng.uniform(2.0, 4.0, n_models))
+    lo, hi = x_fit.min(), x_fit.max()
+    x_interp = rng.uniform(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo))
+    x_extrap = lo - 0.2 * (hi - lo)          # 20% beyond the best (lowest-loss) end
+    x_ref = 3.0
+    if model == "gaussian":
+        mu = np.array([rng.normal(0.55, 0.05), rng.normal(0.10, 0.03)])
+        sd = np.array([rng.uniform(0.03, 0.10), rng.uniform(0.01, 0.05)])
+        noise = rng.uniform(0.01, 0.03)
+    else:  # binomial probit with chance 0.25: link-scale coefficients
+        mu = np.array([rng.normal(0.3, 0.2), rng.normal(0.6, 0.15)])
+        sd = np.array([rng.uniform(0.1, 0.4), rng.uniform(0.05, 0.25)])
+        noise = None
+    rho = rng.uniform(-0.5, 0.5)
+    cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
+    coef = rng.multivariate_normal(mu, cov, n_tasks + 1)     # the last task is held out
+    tasks = [f"t{k}" for k in range(n_tasks + 1)]
+    n_eval = 500
+
+    def mean_of(k, x):
+        eta = coef[k, 0] + coef[k, 1] * -(np.asarray(x) - x_ref)   # x lower is better
+        return eta if model == "gaussian" else 0.25 + 0.75 * ndtr(eta)
+
+    def observe(k, x):
+        m = mean_of(k, x)
+        if model == "gaussian":
+            return m + rng.normal(0.0, noise, np.shape(x))
+        return rng.binomial(n_eval, m) / n_eval
+
+    fit_rows, held_rows = [], []
+    for k, t in enumerate(tasks[:-1]):
+        fit_rows.append(pd.DataFrame({"task": t, "x": x_fit, "y": observe(k, x_fit)}))
+        xs = np.array([x_interp, x_extrap])
+        held_rows.append(pd.DataFrame({"task": t, "x": xs, "y": observe(k, xs),
+                                       "true_mean": mean_of(k, xs),
+                                       "where": ["interp", "extrap"]}))
+    k = n_tasks
+    xs = np.array([x_interp, x_extrap, 0.5 * (lo + hi)])
+    held_rows.append(pd.DataFrame({"task": tasks[-1], "x": xs, "y": observe(k, xs),
+                                   "true_mean": mean_of(k, xs), "where": "new_task"}))
+    fit_df = pd.concat(fit_rows, ignore_index=True)
+    held = pd.concat(held_rows, ignore_index=True)
+    if model != "gaussian":
+        fit_df["n_eval"] = n_eval
+        held["n_eval"] = n_eval
+    targets = {t: float(mean_of(k, x_extrap)) for k, t in enumerate(tasks[:-1])}
+    return fit_df, held, targets, x_extrap
+
+
+def one(seed: int, model: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import bayesslope as bs
+    from bayesslope.predict import predict, required_upstream
+
+    rng = np.random.default_rng(seed)
+    fit_df, held, targets, x_star = simulate(rng, model, args.tasks, args.models)
+    kw = dict(x_better="lower", y_better="higher", chains=args.chains, draws=args.draws,
+              tune=args.tune, random_seed=seed, cores=1,
+              sampler=args.sampler or ("nutpie" if model == "gaussian" else "pymc"))
+    if model != "gaussian":
+        kw.update(n_eval="n_eval", chance=0.25, link="probit", likelihood="binomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit_hierarchical(fit_df, **kw)
+    obs = predict(fit, held, kind="observation", ci_prob=CI, random_seed=seed)
+    mean = predict(fit, held, kind="mean", ci_prob=CI, random_seed=seed)
+    out = held[["task", "where", "x"]].copy()
+    out["seed"] = seed
+    out["covered_obs"] = (held["y"] >= obs["eti90_lb"]) & (held["y"] <= obs["eti90_ub"])
+    out["covered_mean"] = ((held["true_mean"] >= mean["eti90_lb"])
+                           & (held["true_mean"] <= mean["eti90_ub"]))
+    out["extrapolated"] = obs["extrapolated"]
+    div = int(fit.posterior["sample_stats"]["diverging"].sum())
+    out["divergences"] = div
+    inv = required_upstream(fit, targets, ci_prob=CI)
+    inv_out = pd.DataFrame({
+        "seed": seed, "task": inv.index,
+        "covered": (inv["eti90_lb"] <= x_star) & (x_star <= inv["eti90_ub"]),
+        "p_reachable": inv["p_reachable"].to_numpy(), "divergences": div,
+    })
+    return out, inv_out
+
+
+def summarize(points: pd.DataFrame, inv: pd.DataFrame) -> dict:
+    def cov(frame, col):
+        per_sim = frame.groupby("seed")[col].mean()
+        return {"coverage": float(frame[col].mean()), "n_points": int(len(frame)),
+                "n_sims": int(per_sim.size),
+                "mc_se": float(per_sim.std(ddof=1) / np.sqrt(per_sim.size))
+                if per_sim.size > 1 else None}
+
+    out = {"predictive": {}, "mean": {}}
+    for where, frame in [("all", points), *points.groupby("where")]:
+        out["predictive"][where] = cov(frame, "covered_obs")
+        out["mean"][where] = cov(frame, "covered_mean")
+    out["required_upstream"] = cov(inv, "covered")
+    out["required_upstream"]["mean_p_reachable"] = float(inv["p_reachable"].mean())
+    out["divergent_fits"] = int((points.groupby("seed")["divergences"].first() > 0).sum())
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=["gaussian", "binomial_probit"], default="gaussian")
+    p.add_argument("--sims", type=int, default=200)
+    p.add_argument("--seed", type=int, default=20261201)
+    p.add_argument("--tasks", type=int, default=8)
+    p.add_argument("--models", type=int, default=12)
+    p.add_argument("--chains", type=int, default=2)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--sampler", choices=["pymc", "nutpie"], default=None,
+                   help="default: nutpie for the Gaussian model (collapsed, compiled once), "
+                        "pymc for the binomial one (its C code is cached on disk)")
+    args = p.parse_args(argv)
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    stem = out_dir / f"forecast_{args.model}"
+    t0 = time.time()
+    points, invs = [], []
+    for i in range(args.sims):
+        pt, inv = one(args.seed + i, args.model, args)
+        points.append(pt)
+        invs.append(inv)
+        if (i + 1) % 10 == 0 or i + 1 == args.sims:
+            pts = pd.concat(points, ignore_index=True)
+            inverse = pd.concat(invs, ignore_index=True)
+            summary = summarize(pts, inverse)
+            summary.update(model=args.model, sims_done=i + 1, wall_s=round(time.time() - t0, 1),
+                           settings=vars(args))
+            pts.to_csv(f"{stem}.csv", index=False)
+            inverse.to_csv(f"{stem}_inverse.csv", index=False)
+            Path(f"{stem}.json").write_text(json.dumps(summary, indent=2))
+            print(f"{i + 1} sims, {time.time() - t0:.0f} s: predictive "
+                  f"{summary['predictive']['all']['coverage']:.3f}, required_upstream "
+                  f"{summary['required_upstream']['coverage']:.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
