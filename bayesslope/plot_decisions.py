@@ -28,6 +28,7 @@ def plot_ranks(fit, *, k: int = 3, ci_prob: float = 0.9, ax=None, max_label: int
     matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from .decisions import rank_summary
 
@@ -46,6 +47,7 @@ def plot_ranks(fit, *, k: int = 3, ci_prob: float = 0.9, ax=None, max_label: int
     ax.set_yticks(pos, labels, fontsize=8 if n > 20 else 9)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0.5, n + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("rank by transfer slope (1 = flattest / most negative)")
     ax.grid(axis="x", color="0.9", lw=0.6)
     trans = ax.get_yaxis_transform()
