@@ -112,13 +112,14 @@ def _jax_cache_outside_home(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def simulations() -> dict[int, Simulation]:
-    return {seed: simulate(seed) for seed in RECOVERY_SEEDS}
+    """One simulation per recovery seed ``k`` (simulated with ``seed(k)``)."""
+    return {k: simulate(seed(k)) for k in RECOVERY_SEEDS}
 
 
 @pytest.fixture(scope="session")
 def recovery_fits(simulations):
-    """One fit per recovery seed (random_seed = 100 + seed)."""
-    return {seed: fit_quietly(sim.df, random_seed=100 + seed) for seed, sim in simulations.items()}
+    """One fit per recovery seed ``k`` (random_seed = seed(100 + k))."""
+    return {k: fit_quietly(sim.df, random_seed=seed(100 + k)) for k, sim in simulations.items()}
 
 
 @pytest.fixture(scope="session")
@@ -128,5 +129,5 @@ def base_sim(simulations) -> Simulation:
 
 @pytest.fixture(scope="session")
 def base_fit(recovery_fits):
-    """The fit of the first recovery simulation (random_seed=100)."""
+    """The fit of the first recovery simulation (random_seed=seed(100))."""
     return recovery_fits[RECOVERY_SEEDS[0]]

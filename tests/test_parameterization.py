@@ -9,13 +9,14 @@ with the earlier rule, which compared se with the raw spread of OLS estimates).
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seed
 
 from bayesslope.data import prepare_design
 from bayesslope.model import _between_task_sd, choose_centered, choose_centered_log_sigma
 
 
-def _frame(seed, n_tasks, n_points, slope_sd, noise_sd, x_sd=1.0):
-    rng = np.random.default_rng(seed)
+def _frame(k, n_tasks, n_points, slope_sd, noise_sd, x_sd=1.0):
+    rng = np.random.default_rng(seed(k))
     rows = []
     slopes = -0.5 + slope_sd * rng.standard_normal(n_tasks)
     intercepts = 0.5 + slope_sd * rng.standard_normal(n_tasks)
@@ -26,10 +27,10 @@ def _frame(seed, n_tasks, n_points, slope_sd, noise_sd, x_sd=1.0):
     return prepare_design(pd.concat(rows, ignore_index=True), warn_weak=False)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_no_population_spread_means_non_centered(seed):
+@pytest.mark.parametrize("k", range(5))
+def test_no_population_spread_means_non_centered(k):
     # slope_sigma = intercept_sigma = 0: every task sits in the funnel's neck.
-    design = _frame(seed, n_tasks=12, n_points=10, slope_sd=0.0, noise_sd=0.1)
+    design = _frame(k, n_tasks=12, n_points=10, slope_sd=0.0, noise_sd=0.1)
     assert not choose_centered(design).any()
 
 
@@ -55,7 +56,7 @@ def test_between_task_sd_recovers_tau_with_unequal_standard_errors():
     # theta_t ~ Normal(0, tau). Half the tasks are 30x more precise than the rest; the
     # precision-weighted (DerSimonian-Laird) moment estimate must be consistent for tau.
     tau, k = 0.1, 400
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed(3))
     se = np.where(np.arange(k) % 2 == 0, 0.01, 0.3)
     est = tau * rng.standard_normal(k) + se * rng.standard_normal(k)
     assert _between_task_sd(est, se) == pytest.approx(tau, rel=0.15)
@@ -66,7 +67,7 @@ def test_per_task_noise_centers_the_precise_tasks():
     # SBC of per_task_sigma=True failed (R-hat 2.3): one task with sigma ~ 0 among noisy
     # ones, a small slope spread; the pooled residual variance made every task look weak
     # and the exact task, non-centered, pinned mu + tau z to a razor-thin ridge.
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed(5))
     noise = np.array([0.001, 0.6, 0.5, 0.6, 0.4, 0.5, 0.001, 0.6])
     rows = []
     for t, s in enumerate(noise):
@@ -79,8 +80,8 @@ def test_per_task_noise_centers_the_precise_tasks():
     assert not choose_centered(design).any()  # pooled variance: all look weak
 
 
-def _noise_frame(seed, noise, n_points=20):
-    rng = np.random.default_rng(seed)
+def _noise_frame(k, noise, n_points=20):
+    rng = np.random.default_rng(seed(k))
     rows = []
     for t, s in enumerate(noise):
         x = rng.normal(0.0, 1.0, n_points)
@@ -89,16 +90,16 @@ def _noise_frame(seed, noise, n_points=20):
     return prepare_design(pd.concat(rows, ignore_index=True), warn_weak=False)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_pooled_log_sigma_alike_noise_is_non_centered(seed):
+@pytest.mark.parametrize("k", range(3))
+def test_pooled_log_sigma_alike_noise_is_non_centered(k):
     # Every task has sigma = 0.2 (sigma_log_sd = 0): the funnel case of the pooled-sigma
     # population; the old rule (centered whenever n >= 10) centered all 20-point tasks.
-    design = _noise_frame(seed, np.full(12, 0.2))
+    design = _noise_frame(k, np.full(12, 0.2))
     assert not choose_centered_log_sigma(design).any()
 
 
 def test_pooled_log_sigma_spread_noise_is_centered():
     # log sigma_t spread with sd 1.5 against a per-task se of 1 / sqrt(2 * 38) = 0.11.
-    noise = np.exp(np.random.default_rng(0).normal(-1.5, 1.5, 12))
+    noise = np.exp(np.random.default_rng(seed(0)).normal(-1.5, 1.5, 12))
     design = _noise_frame(0, noise, n_points=40)
     assert choose_centered_log_sigma(design).all()
