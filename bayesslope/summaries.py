@@ -190,7 +190,9 @@ def data_scale_slope_summary(fit, at_x: float | None = None, ci_prob: float = 0.
     a = _draws(fit.posterior, "intercept")
     b = _draws(fit.posterior, "slope")
     v = fit._variants()
-    if v.link == "identity":
+    if fit.spec["model"].get("shape", "linear") != "linear":
+        deriv = _shape_derivative(fit, x0)
+    elif v.link == "identity":
         deriv = b
     else:
         eta = a + b * d.task_sign * (x0 - d.x_ref)
@@ -206,6 +208,30 @@ def data_scale_slope_summary(fit, at_x: float | None = None, ci_prob: float = 0.
     table["p_negative"] = (flat < 0).mean(axis=0)
     table["at_x"] = x0
     return table
+
+
+def _shape_derivative(fit, at_x: float) -> np.ndarray:
+    """Oriented d(mean score)/dx at ``at_x`` per draw and task for a curved ``shape``.
+
+    A central difference of :func:`bayesslope.likelihoods.mean_response_draws` (step
+    1e-4 sd of x; the mean is smooth, the hockey stick's kink included), so it follows the
+    shape, link, chance floor and lapse exactly as the model defines them.
+    """
+    from .likelihoods import mean_response_draws
+
+    d, v = fit.design, fit._variants()
+    tidx = np.arange(d.n_tasks)
+    new = {"task_idx": tidx}
+    if v.chance is not None:
+        new["chance"] = np.bincount(d.task_idx, v.chance, d.n_tasks) / np.bincount(
+            d.task_idx, minlength=d.n_tasks)
+    h = 1e-4 * (d.x_scale if d.x_scale > 0 else 1.0)
+    post = fit.posterior["posterior"]
+    up = mean_response_draws(post, d, v, fit.spec["model"], x=np.full(d.n_tasks, at_x + h),
+                             **new)
+    down = mean_response_draws(post, d, v, fit.spec["model"],
+                               x=np.full(d.n_tasks, at_x - h), **new)
+    return d.task_sign * (up - down) / (2.0 * h)
 
 
 def condition_difference_summary(posterior, rope: float = 0.0, ci_prob: float = 0.9
