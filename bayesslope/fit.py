@@ -67,6 +67,7 @@ def fit_hierarchical(
     group_nesting: Literal["crossed", "nested"] = "crossed",
     shape: Literal["linear", "hockey_stick", "quadratic"] = "linear",
     log_likelihood: bool = False,
+    check_dependence: bool = True,
 ) -> TransferFit:
     """Fit the oriented hierarchical transfer model with NUTS.
 
@@ -153,6 +154,9 @@ def fit_hierarchical(
     log_likelihood : bool, default False
         Store the pointwise log-likelihood (group ``log_likelihood``, var ``y``; on the
         density scale of y for count likelihoods) so ``arviz.loo`` works.
+    check_dependence : bool, default True
+        Test the residuals for clustering by the frame's other columns (e.g. ``model``,
+        ``seed``): see :mod:`bayesslope.dependence` and :meth:`TransferFit.dependence`.
 
     Returns
     -------
@@ -169,6 +173,8 @@ def fit_hierarchical(
         Tasks with 1-2 points or constant x, by name.
     SamplingWarning
         Divergences, R-hat > 1.01 or ESS < 400, with the fix.
+    DependenceWarning
+        Residuals of rows sharing a column's value are correlated within tasks.
 
     Examples
     --------
@@ -267,6 +273,12 @@ def fit_hierarchical(
         "label_kinds": label_kinds(df, task=task, condition=condition, group=group),
         "versions": library_versions(),
     }
+    if check_dependence:
+        from .dependence import check_dependence as _check, dependence_to_dict, warn_dependence
+
+        table = _check(df, design, tree, variants, spec["model"], random_seed=random_seed)
+        spec["dependence"] = dependence_to_dict(table)
+        warn_dependence(table, grouped=group, stacklevel=2)
     fit = TransferFit(posterior=tree, design=design, spec=spec,
                       variants=None if variants.is_default else variants,
                       _diagnostics_cache=cache)

@@ -224,9 +224,28 @@ class TransferFit:
         return summaries.population_summary(self.posterior, ci_prob, self._diagnostics_cache)
 
     def diagnostics(self) -> pd.DataFrame:
-        """Max R-hat and min bulk/tail ESS per variable; ``attrs['divergences']``."""
+        """Max R-hat and min bulk/tail ESS per variable; ``attrs['divergences']``.
+
+        ``attrs['dependence']`` is the residual clustering table (:meth:`dependence`).
+        """
         names = [v for v in self.posterior["posterior"].data_vars]
-        return sampling_diagnostics(self.posterior, names, self._diagnostics_cache)
+        table = sampling_diagnostics(self.posterior, names, self._diagnostics_cache)
+        table.attrs["dependence"] = self.dependence()
+        return table
+
+    def dependence(self) -> pd.DataFrame | None:
+        """Residual clustering by the frame's unmodelled columns, checked at fit time.
+
+        One row per tested column: ``statistic``, permutation ``p_value``, ``icc``,
+        ``inflation`` (how many times too narrow the slope intervals may be) and
+        ``flagged``; ``attrs['skipped']`` gives why other columns were not tested. ``None``
+        when the fit was made with ``check_dependence=False``. See
+        :mod:`bayesslope.dependence`.
+        """
+        from .dependence import dependence_from_dict
+
+        info = self.spec.get("dependence")
+        return None if info is None else dependence_from_dict(info)
 
     # -- plots ------------------------------------------------------------------
     def plot_tasks(self, **kwargs):

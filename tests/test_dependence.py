@@ -1,0 +1,187 @@
+"""Residual clustering by an unmodelled grouping column (bayesslope.dependence, issue 22)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FIT_KW, seed
+from scipy import stats
+
+import bayesslope as bs
+from bayesslope.data import prepare_design
+from bayesslope.dependence import (
+    candidate_columns,
+    clustering_table,
+    dependence_from_dict,
+    dependence_to_dict,
+    slope_inflation,
+)
+
+# -- pure functions: residuals + codes -> table ---------------------------------------------
+
+
+def clustered_residuals(rng, *, n_tasks=5, n_groups=8, per_group=8, icc=0.5,
+                        x_within=0.0, x_between=1.0):
+    """Residuals with a nested (task x group) random intercept of the given ICC."""
+    task = np.repeat(np.arange(n_tasks), n_groups * per_group)
+    codes = np.tile(np.repeat(np.arange(n_groups), per_group), n_tasks)
+    centre = rng.normal(0.0, x_between, (n_tasks, n_groups))[task, codes]
+    xc = centre + rng.normal(0.0, x_within, task.size) if x_within > 0 else centre
+    u = rng.normal(0.0, np.sqrt(icc), (n_tasks, n_groups))[task, codes]
+    r = u + rng.normal(0.0, np.sqrt(1.0 - icc), task.size)
+    return r, xc, task, codes
+
+
+def test_strong_clustering_is_flagged_with_its_size():
+    rng = np.random.default_rng(seed(1))
+    r, xc, task, codes = clustered_residuals(rng, icc=0.5)
+    table = clustering_table(r, xc, task, {"model": codes}, rng=seed(2))
+    row = table.loc["model"]
+    assert row["flagged"]
+    assert row["p_value"] == pytest.approx(1 / (table.attrs["n_permutations"] + 1))
+    # 40 cells: the ANOVA ICC is within +-0.2 of the truth with a wide margin.
+    assert 0.3 < row["icc"] < 0.7
+
+
+def test_false_alarm_rate_is_controlled_under_the_null():
+    """200 null data sets (no clustering): flagged in about alpha = 5% of them."""
+    rng = np.random.default_rng(seed(3))
+    n_sets, flagged = 200, 0
+    for _ in range(n_sets):
+        r, xc, task, codes = clustered_residuals(rng, icc=0.0, n_tasks=3, n_groups=6,
+                                                 per_group=5, x_within=0.5)
+        table = clustering_table(r, xc, task, {"model": codes}, n_permutations=199,
+                                 rng=rng)
+        flagged += bool(table.loc["model", "flagged"])
+    # A one-sided binomial test of rate <= 0.05 that fails on one seed in 10,000.
+    assert stats.binom.sf(flagged - 1, n_sets, 0.05) > 1e-4, flagged
+
+
+def test_inflation_matches_the_design_effect_when_x_varies_between_cells():
+    """x constant within cells: the grouped slope sd is sqrt(1 + (m - 1) ICC) times wider."""
+    rng = np.random.default_rng(seed(4))
+    icc, m = 0.4, 8
+    # 400 cells: the realised ICC is within ~0.04 of 0.4, the factor within ~4% of the truth.
+    r, xc, task, codes = clustered_residuals(rng, icc=icc, n_groups=80, per_group=m)
+    got = np.median(slope_inflation(r, xc, task, codes))
+    assert got == pytest.approx(np.sqrt(1 + (m - 1) * icc), rel=0.15)
+
+
+def test_inflation_is_below_one_when_x_varies_within_cells_only():
+    """Every cell spans the same x: modelling the cells removes their variance from the slope."""
+    rng = np.random.default_rng(seed(5))
+    icc, m, n_groups, n_tasks = 0.5, 8, 80, 5  # 400 cells, as above
+    task = np.repeat(np.arange(n_tasks), n_groups * m)
+    codes = np.tile(np.repeat(np.arange(n_groups), m), n_tasks)
+    xc = np.tile(np.linspace(-1, 1, m), n_tasks * n_groups)
+    u = rng.normal(0.0, np.sqrt(icc), (n_tasks, n_groups))[task, codes]
+    r = u + rng.normal(0.0, np.sqrt(1 - icc), task.size)
+    got = np.median(slope_inflation(r, xc, task, codes))
+    assert got == pytest.approx(np.sqrt(1 - icc), rel=0.15)
+
+
+def odd_columns_frame(rng):
+    rows = []
+    for t in ("a", "b", "c"):
+        for g in range(4):
+            for k in range(5):
+                rows.append({"task": t, "x": rng.uniform(2, 4), "y": rng.normal(0.5, 0.05),
+                             "model": f"m{g}", "one": "same", "uid": f"{t}{g}{k}",
+                             "allnan": np.nan, "partnan": np.nan if k == 0 else f"s{k % 2}",
+                             "measure": rng.normal(), "n_items": 100,
+                             "x_higher_is_better": False})
+    return pd.DataFrame(rows)
+
+
+def test_candidates_skip_single_unique_missing_and_measurements():
+    df = odd_columns_frame(np.random.default_rng(seed(6)))
+    design = prepare_design(df)
+    cands, skipped = candidate_columns(df, design, used=["n_items"])
+    assert set(cands) == {"model", "partnan"}
+    assert skipped["one"] == "a single level"
+    assert skipped["allnan"] == "only missing values"
+    assert skipped["measure"].startswith("a numeric measurement")
+    assert skipped["uid"].startswith("no level repeats within a task")
+    assert "n_items" not in skipped and "x_higher_is_better" not in skipped
+    assert (cands["partnan"] == -1).sum() == 12  # the k == 0 rows, left out of its test
+    r = np.random.default_rng(seed(7)).normal(size=design.n_obs)
+    table = clustering_table(r, design.xc, design.task_idx, cands, rng=seed(8))
+    assert table.loc["partnan", "n_rows"] == 48
+    assert np.isfinite(table[["statistic", "p_value", "icc", "inflation"]].to_numpy()).all()
+    back = dependence_from_dict(dependence_to_dict(table))
+    pd.testing.assert_frame_equal(back, table)
+
+
+# -- after a fit -----------------------------------------------------------------------------
+
+
+def grouped_frame(rng, *, n_tasks=4, n_groups=6, per_group=6, icc=0.6, sd=0.03):
+    """Checkpoints of models: a nested (task x model) offset, x mostly between models."""
+    rows = []
+    centre = rng.uniform(2.0, 4.0, n_groups)  # each model's typical loss
+    for t in range(n_tasks):
+        slope = rng.normal(0.1, 0.02)
+        offset = rng.normal(0.0, sd * np.sqrt(icc), n_groups)
+        for g in range(n_groups):
+            x = centre[g] + rng.normal(0.0, 0.05, per_group)
+            y = (0.6 - slope * (x - 3.0) + offset[g]
+                 + rng.normal(0.0, sd * np.sqrt(1 - icc), per_group))
+            rows += [{"task": f"t{t}", "model": f"m{g}", "x": a, "y": b}
+                     for a, b in zip(x, y, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def _fit_recording(df, **kw):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        fit = bs.fit_hierarchical(df, **{**FIT_KW, **kw})
+    return fit, [w for w in rec if issubclass(w.category, bs.DependenceWarning)]
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    df = grouped_frame(np.random.default_rng(seed(10)))
+    return df, _fit_recording(df, random_seed=seed(11))
+
+
+def test_unmodelled_grouping_warns_by_name_with_the_fix(clustered):
+    _, (fit, rec) = clustered
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert "rows sharing 'model' are correlated" in msg
+    assert "group='model', group_nesting='nested'" in msg
+    assert rec[0].filename == __file__  # points at the caller
+    table = fit.dependence()
+    assert table.loc["model", "flagged"]
+    # x varies between models only: the intervals are too narrow (design effect > 1).
+    assert table.loc["model", "inflation"] > 1.5
+    pd.testing.assert_frame_equal(fit.diagnostics().attrs["dependence"], table)
+
+
+def test_dependence_table_survives_to_netcdf(clustered, tmp_path):
+    _, (fit, _) = clustered
+    back = bs.load_fit(fit.to_netcdf(tmp_path / "fit.nc"))
+    pd.testing.assert_frame_equal(back.dependence(), fit.dependence())
+    assert back.dependence().attrs == fit.dependence().attrs
+
+
+def test_no_warning_when_the_grouping_is_modelled(clustered):
+    df, _ = clustered
+    # Posterior means are all the check needs: a short run of the (slower) grouped model.
+    fit, rec = _fit_recording(df, random_seed=seed(12), group="model", group_nesting="nested",
+                              draws=300, tune=300)
+    assert rec == []
+    assert fit.dependence().empty  # 'model' is used: nothing left to test
+    assert fit.dependence().attrs["skipped"] == {}
+
+
+def test_check_dependence_false_turns_it_off(clustered):
+    df, _ = clustered
+    kw = {**FIT_KW, "draws": 50, "tune": 50}
+    fit, rec = _fit_recording(df, random_seed=seed(13), check_dependence=False, **kw)
+    assert rec == []
+    assert fit.dependence() is None
+    assert fit.diagnostics().attrs["dependence"] is None
