@@ -57,11 +57,29 @@ def _draws(post, name: str) -> np.ndarray:
     return arr.reshape(-1, *arr.shape[2:])
 
 
+# numpy samplers of the usual scale/rate priors, by (dist, parameter names); any other
+# prior is drawn with PyMC (compiling a small graph, about a second).
+_NUMPY_PRIORS = {
+    ("HalfNormal", ("sigma",)): lambda r, p, s: np.abs(p["sigma"] * r.standard_normal(s)),
+    ("Gamma", ("alpha", "beta")): lambda r, p, s: r.gamma(p["alpha"], 1.0 / p["beta"], s),
+    ("Beta", ("alpha", "beta")): lambda r, p, s: r.beta(p["alpha"], p["beta"], s),
+    ("Exponential", ("lam",)): lambda r, p, s: r.exponential(1.0 / p["lam"], s),
+    ("LogNormal", ("mu", "sigma")): lambda r, p, s: r.lognormal(p["mu"], p["sigma"], s),
+    ("Uniform", ("lower", "upper")): lambda r, p, s: r.uniform(p["lower"], p["upper"], s),
+    ("HalfCauchy", ("beta",)): lambda r, p, s: np.abs(p["beta"] * r.standard_cauchy(s)),
+    ("HalfStudentT", ("nu", "sigma")): lambda r, p, s: np.abs(p["sigma"]
+                                                               * r.standard_t(p["nu"], s)),
+}
+
+
 def _prior_draws(spec: Mapping, size, rng) -> np.ndarray:
     """Draws from a prior spec (``{"dist": "Gamma", ...}``), the way the model built it."""
+    params = {k: v for k, v in spec.items() if k != "dist"}
+    sampler = _NUMPY_PRIORS.get((spec["dist"], tuple(sorted(params))))
+    if sampler is not None:
+        return np.asarray(sampler(rng, params, size), dtype=float)
     import pymc as pm
 
-    params = {k: v for k, v in spec.items() if k != "dist"}
     rv = getattr(pm, spec["dist"]).dist(**params, size=size)
     return np.asarray(pm.draw(rv, random_seed=rng), dtype=float)
 

@@ -350,3 +350,113 @@ def test_holdout_rules(ladder):
         holdout_mask(ladder, "best:14", unit="model")
     with pytest.raises(bs.DataValidationError, match="should be boolean"):
         holdout_mask(ladder, "x")
+
+
+# -- every variant, on a synthetic posterior (no sampling) ---------------------------------
+
+
+def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, **vkw):
+    """A TransferFit whose posterior draws are made up (the shapes and names of a real one):
+    exercises every code path of predict() without the cost of sampling each variant."""
+    import xarray as xr
+
+    from bayesslope.data import prepare_design
+    from bayesslope.model import model_priors
+    from bayesslope.predict import label_kinds
+    from bayesslope.variant_data import prepare_variants
+
+    rng = np.random.default_rng(seed(60))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = prepare_design(df, x_better="lower", y_better="higher")
+        v = prepare_variants(df, d, lapse=lapse, **vkw)
+        priors = model_priors(None, d, v, lapse=lapse, per_task_sigma=per_task_sigma)
+    C, D, T = 2, 100, d.n_tasks
+
+    def draw(*shape, loc=0.0, scale=1.0, positive=False):
+        a = loc + scale * rng.standard_normal((C, D, *shape))
+        return np.abs(a) if positive else a
+
+    cd, cdt = ("chain", "draw"), ("chain", "draw", "task")
+    post = {"intercept_mu": (cd, draw(loc=0.2, scale=0.05)),
+            "slope_mu": (cd, draw(loc=0.8, scale=0.05)),
+            "intercept_sigma": (cd, draw(loc=0.3, scale=0.05, positive=True)),
+            "slope_sigma": (cd, draw(loc=0.2, scale=0.05, positive=True)),
+            "corr": (cd, np.tanh(draw(scale=0.3))),
+            "intercept": (cdt, draw(T, loc=0.2, scale=0.1)),
+            "slope": (cdt, draw(T, loc=0.8, scale=0.1))}
+    coords = {"task": list(d.tasks), "chain": np.arange(C), "draw": np.arange(D)}
+    if v.likelihood in ("normal", "student_t"):
+        post["sigma"] = ((cdt, draw(T, loc=0.02, scale=0.002, positive=True)) if per_task_sigma
+                         else (cd, draw(loc=0.02, scale=0.002, positive=True)))
+        if per_task_sigma == "pooled":
+            post["sigma_log_mu"] = (cd, draw(loc=np.log(0.02), scale=0.1))
+            post["sigma_log_sd"] = (cd, draw(loc=0.3, scale=0.05, positive=True))
+        if v.likelihood == "student_t":
+            post["nu"] = (cd, draw(loc=5.0, scale=0.5, positive=True))
+    if v.likelihood == "beta_binomial":
+        post["overdispersion"] = (cdt, draw(T, loc=0.1, scale=0.01, positive=True))
+    if lapse is True:
+        post["lapse"] = (cdt, draw(T, loc=0.05, scale=0.01, positive=True))
+    if v.condition_idx is not None:
+        coords["condition"] = list(v.conditions)
+        for name, base in (("intercept_mu_condition", "intercept_mu"),
+                           ("slope_mu_condition", "slope_mu")):
+            shift = np.concatenate([np.zeros((C, D, 1)), draw(len(v.conditions) - 1, scale=0.1)],
+                                   axis=-1)
+            post[name] = (("chain", "draw", "condition"), post[base][1][..., None] + shift)
+    if v.group_idx is not None:
+        coords["group"] = list(v.groups)
+        for name in ("group_intercept_sigma", "group_slope_sigma"):
+            post[name] = (cd, draw(loc=0.1, scale=0.01, positive=True))
+        for name in ("group_intercept", "group_slope"):
+            post[name] = (("chain", "draw", "group"), draw(len(v.groups), scale=0.1))
+    if v.x_point is not None:
+        post["x_mu"] = (cd, draw(loc=3.0, scale=0.05))
+        post["x_sigma"] = (cd, draw(loc=0.6, scale=0.05, positive=True))
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset(post, coords=coords)})
+    spec = {"model": {"priors": priors, "lapse": lapse, "per_task_sigma": per_task_sigma},
+            "label_kinds": label_kinds(df, task="task", group=vkw.get("group"),
+                                       condition=vkw.get("condition"))}
+    return bs.TransferFit(posterior=tree, design=d, spec=spec, variants=v)
+
+
+VARIANTS = {
+    "student_t_pooled_sigma": dict(likelihood="student_t", per_task_sigma="pooled"),
+    "per_task_sigma": dict(per_task_sigma=True),
+    "binomial_chance_lapse": dict(link="probit", n_eval="n", chance=0.25, lapse=True),
+    "beta_binomial_logit_conditions_nested_groups": dict(
+        link="logit", likelihood="beta_binomial", n_eval="n", chance="chance",
+        condition="shots", group="family", group_nesting="nested"),
+    "x_se_conditions": dict(x_se="x_se", condition="shots"),
+    "probit_fixed_lapse_group": dict(link="probit", chance=0.25, lapse=0.1, group="family"),
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_variant_predicts_within_its_bounds(name):
+    kw = VARIANTS[name]
+    rng = np.random.default_rng(seed(61))
+    df = pd.DataFrame({"task": np.repeat(["a", "b", "c"], 6), "x": rng.uniform(2, 4, 18),
+                       "y": np.round(rng.uniform(0.55, 0.9, 18) * 200) / 200,
+                       "shots": np.tile(["0", "5"], 9), "family": np.tile(["f", "f", "g"], 6),
+                       "x_se": 0.05, "n": 200, "chance": 0.5})
+    fit = _synthetic_fit(df, **kw)
+    new = pd.DataFrame({"task": ["a", "zz", "a", "zz", "b"], "x": [0.0, 0.0, 9.0, 9.0, 3.0],
+                        "shots": ["5", "0", "0", "5", "0"], "family": ["f", "new", "g", "new", "g"],
+                        "x_se": [0.05, 0.0, 0.1, 0.05, 0.0], "n": 50, "chance": 0.5})
+    mean, md = fit.predict(new, random_seed=seed(62), return_draws=True)
+    obs, od = fit.predict(new, kind="observation", random_seed=seed(62), return_draws=True)
+    assert np.isfinite(md.values).all() and np.isfinite(od.values).all()
+    assert mean["new_task"].tolist() == [False, True, False, True, False]
+    if kw.get("link") in ("probit", "logit"):
+        chance = 0.5 if kw.get("chance") == "chance" else kw["chance"]
+        ceiling = 1 - kw["lapse"] if isinstance(kw.get("lapse"), float) else 1.0
+        assert float(md.min()) >= chance and float(md.max()) <= ceiling
+    if "n_eval" in kw:   # k / n with the row's n (column 'n' = 50)
+        np.testing.assert_allclose(od.values * 50, np.round(od.values * 50), atol=1e-9)
+    # the far-left row of a known task and of the new task: the new task is less certain
+    assert mean["sd"].iloc[1] > mean["sd"].iloc[0]
+    assert (obs["sd"] >= 0.9 * mean["sd"]).all()
+    inv = fit.required_upstream(0.7)
+    assert inv["p_reachable"].between(0, 1).all() and list(inv.index) == ["a", "b", "c"]

@@ -87,12 +87,13 @@ def main(argv=None) -> int:
     """Run the named scenarios (default all) and update the JSON file."""
     names = (argv if argv is not None else sys.argv[1:]) or list(SCENARIOS)
     df = bs.load_dataset("pythia")
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in names:
-        results[name] = run(name, df)
-        results[name]["settings"] = {k: v for k, v in FIT.items()}
-        results[name]["command"] = ("nice -n 10 .venv/bin/python docs/scripts/"
-                                    f"forecasting_pythia.py {name}")
+        out = run(name, df)
+        out["settings"] = dict(FIT)
+        out["command"] = f"nice -n 10 .venv/bin/python docs/scripts/forecasting_pythia.py {name}"
+        # re-read: scenarios may run in parallel processes, each adding its own entry
+        results = json.loads(OUT.read_text()) if OUT.exists() else {}
+        results[name] = out
         OUT.write_text(json.dumps(results, indent=1, default=float))
     return 0
 
