@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+from conftest import seed
 from scipy.special import expit, ndtr
 
 import bayesslope as bs
@@ -21,7 +23,7 @@ from bayesslope.likelihoods import log_likelihood_draws, pointwise_loglik, respo
 from bayesslope.model import ModelConfig, build_model, model_priors, posterior_var_names
 from bayesslope.variant_data import VariantData, prepare_variants
 
-FAST = dict(draws=500, tune=500, chains=2, random_seed=11, sampler="pymc", cores=1,
+FAST = dict(draws=500, tune=500, chains=2, random_seed=seed(11), sampler="pymc", cores=1,
             target_accept=0.95)
 TASKS = [f"t{k}" for k in range(6)]
 
@@ -81,24 +83,52 @@ def _interval(fit, var, prob):
     return lo, hi
 
 
+def _z(fit, var, truth):
+    """(posterior mean - truth) / posterior sd, per task for a per-task variable."""
+    da = fit.posterior["posterior"][var]
+    mean, sd = da.mean(("chain", "draw")), da.std(("chain", "draw"))
+    if "task" in da.dims:
+        truth = xr.DataArray([truth[str(t)] for t in da["task"].values], dims="task",
+                             coords={"task": da["task"].values})
+    return (mean - truth) / sd
+
+
 def assert_recovers(fit, truth, var="slope"):
-    lo, hi = _interval(fit, "slope_mu", 0.9)
-    assert float(lo) < truth["slope_mu"] < float(hi)
-    lo, hi = _interval(fit, var, 0.99)
-    for t, b in truth[var].items():
-        assert float(lo.sel(task=t)) < b < float(hi.sel(task=t)), (t, b)
+    """The truth lies within Z_MAX posterior sd of the posterior mean: slope_mu and every
+    task's slope (see Z_MAX)."""
+    if "slope_mu" in truth:
+        z = float(_z(fit, "slope_mu", truth["slope_mu"]))
+        assert abs(z) < Z_MAX, ("slope_mu", z)
+    z = _z(fit, var, truth[var])
+    assert (abs(z) < Z_MAX).all(), z.to_series().to_dict()
 
 
-def assert_converged(fit):
+def assert_sampled(fit):
+    """The sampler did not break down (see MAX_DIVERGENT, MAX_R_HAT)."""
     diag = fit.diagnostics()
-    assert diag.attrs["divergences"] == 0
-    assert diag["r_hat_max"].max() < 1.02
+    assert diag.attrs["divergences"] <= MAX_DIVERGENT, diag.attrs["divergences"]
+    assert diag["r_hat_max"].max() < MAX_R_HAT, diag["r_hat_max"].to_dict()
+
+
+# Margins, for any seed on any machine. A calibrated posterior puts |mean - truth| / sd
+# beyond 4 with probability ~6e-5 per parameter (normal approximation), so the 7 checks of
+# a fit fail about once in 2,000 seeds, while a wrong sign, link or scale is many sd off.
+# (The previous bars, the truth inside the 90% interval of slope_mu and inside every 99%
+# task interval, fail 10% and ~6% of seeds by design.) The sampler checks are loose sanity
+# bounds, not convergence criteria (those are SamplingWarning's and SBC's). Measured by
+# scripts/measure_test_margins.py (case variants): over the six fits at
+# BAYESSLOPE_TEST_SEED=1, largest |z| 2.72 (Student-t slopes), 0 divergences, max R-hat
+# 1.012; the issue's clean clone (seed 0, another CPU) had max R-hat 1.022 (Student-t) and
+# 1 divergence (pooled sigma), which the former bars (R-hat < 1.02, 0 divergences) failed.
+Z_MAX = 4.0
+MAX_DIVERGENT = 50  # of 1,000 draws (5%): a broken model diverges in most transitions
+MAX_R_HAT = 1.1  # chains that disagree grossly; observed <= 1.022
 
 
 # -- fits shared by the tests of this module ----------------------------------------------
 @pytest.fixture(scope="module")
 def binom_data():
-    return simulate_counts(seed=3)
+    return simulate_counts(seed=seed(3))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +140,7 @@ def binom_fit(binom_data):
 
 @pytest.fixture(scope="module")
 def betabinom_data():
-    return simulate_counts(seed=5, overdispersion=0.08)
+    return simulate_counts(seed=seed(5), overdispersion=0.08)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +152,7 @@ def betabinom_fit(betabinom_data):
 
 @pytest.fixture(scope="module")
 def robust_data():
-    return simulate_gaussian(seed=7, outliers=2)
+    return simulate_gaussian(seed=seed(7), outliers=2)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +163,7 @@ def robust_fit(robust_data):
 
 @pytest.fixture(scope="module")
 def pooled_data():
-    return simulate_gaussian(seed=8, sigmas=[0.01, 0.02, 0.03, 0.02, 0.015, 0.04])
+    return simulate_gaussian(seed=seed(8), sigmas=[0.01, 0.02, 0.03, 0.02, 0.015, 0.04])
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +174,8 @@ def pooled_fit(pooled_data):
 
 @pytest.fixture(scope="module")
 def logit_data():
-    # Seed 7: the first of seeds 7-14 (48 task slopes: z = (mean - truth) / sd had mean
-    # 0.23, sd 0.95, 8% outside the 90% interval). Seed 4, tried first, has one 2.95-sd
-    # miss, which the 99% per-task bar below rejects about 6% of the time by chance.
-    return simulate_counts(seed=7, link="logit", slope_mu=2.0, slope_sd=0.5)
+    # Seeds 7-14 (48 task slopes): z = (mean - truth) / sd had mean 0.23, sd 0.95.
+    return simulate_counts(seed=seed(7), link="logit", slope_mu=2.0, slope_sd=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +187,7 @@ def logit_fit(logit_data):
 @pytest.fixture(scope="module")
 def lapse_data():
     # Steep curves (slope_mu 2.5 over x in [1.5, 5]) so that every task reaches its ceiling.
-    return simulate_counts(seed=2, slope_mu=2.5, slope_sd=0.3, lapse=0.08)
+    return simulate_counts(seed=seed(2), slope_mu=2.5, slope_sd=0.3, lapse=0.08)
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +202,7 @@ def test_binomial_probit_chance_recovers_slopes(binom_fit, binom_data):
     _, truth = binom_data
     assert binom_fit.spec["link"] == "probit"
     assert binom_fit.spec["likelihood"] == "binomial"
-    assert_converged(binom_fit)
+    assert_sampled(binom_fit)
     assert_recovers(binom_fit, truth)
     assert (binom_fit.p_negative_transfer() < 0.01).all()
 
@@ -183,36 +211,41 @@ def test_binomial_logit_chance_recovers_slopes(logit_fit, logit_data):
     # Same truth-in-interval bar as the probit fit, data simulated on the logit scale.
     _, truth = logit_data
     assert logit_fit.spec["link"] == "logit"
-    assert_converged(logit_fit)
+    assert_sampled(logit_fit)
     assert_recovers(logit_fit, truth)
 
 
 def test_lapse_ceiling_recovered(lapse_fit, lapse_data):
     # Truth 0.08 in every task; its prior is Beta(1, 10) (mean 0.09, wide).
     _, truth = lapse_data
-    assert_converged(lapse_fit)
+    assert_sampled(lapse_fit)
     assert_recovers(lapse_fit, truth)
-    lo, hi = _interval(lapse_fit, "lapse", 0.99)
-    assert (lo < truth["lapse"]).all() and (hi > truth["lapse"]).all()
+    z = _z(lapse_fit, "lapse", {t: truth["lapse"] for t in TASKS})
+    assert (abs(z) < Z_MAX).all(), z.values
     # The ceiling is identified: intervals far narrower than the prior's 99% range (0-0.37).
+    lo, hi = _interval(lapse_fit, "lapse", 0.99)
     assert float((hi - lo).max()) < 0.1
 
 
 def test_beta_binomial_recovers_slopes_and_overdispersion(betabinom_fit, betabinom_data):
     _, truth = betabinom_data
-    assert_converged(betabinom_fit)
+    assert_sampled(betabinom_fit)
     assert_recovers(betabinom_fit, truth)
-    lo, hi = _interval(betabinom_fit, "overdispersion", 0.99)
-    assert (lo.values < 0.08).all() and (hi.values > 0.08).sum() >= 4
-    assert betabinom_fit.posterior["posterior"]["overdispersion"].dims == ("chain", "draw", "task")
+    z = _z(betabinom_fit, "overdispersion", {t: 0.08 for t in TASKS})
+    assert (abs(z) < Z_MAX).all(), z.values
+    overdispersion = betabinom_fit.posterior["posterior"]["overdispersion"]
+    assert list(overdispersion["task"].values) == TASKS
+    # Every task shares the true 0.08: their average is pinned far more tightly than any one
+    # task's (posterior sd about 0.01) and lies within 4 posterior sd of it.
+    average = overdispersion.mean("task").values.ravel()
+    assert abs(average.mean() - 0.08) < 4 * average.std(), (average.mean(), average.std())
 
 
 def test_student_t_recovers_slopes_despite_outliers(robust_fit, robust_data):
     _, truth = robust_data
-    assert_converged(robust_fit)
-    lo, hi = _interval(robust_fit, "slope", 0.99)
-    for t, b in truth["slope"].items():
-        assert float(lo.sel(task=t)) < b < float(hi.sel(task=t))
+    assert_sampled(robust_fit)
+    z = _z(robust_fit, "slope", truth["slope"])
+    assert (abs(z) < Z_MAX).all(), z.values
     # outliers of +-0.4 against noise 0.02: the data ask for heavy tails
     assert float(robust_fit.posterior["posterior"]["nu"].median()) < 5
     # The t scale is not the bulk sd (for small nu it is smaller), but the outliers must
@@ -223,14 +256,21 @@ def test_student_t_recovers_slopes_despite_outliers(robust_fit, robust_data):
 
 def test_pooled_sigma_recovers_per_task_noise(pooled_fit, pooled_data):
     _, truth = pooled_data
-    assert_converged(pooled_fit)
-    lo, hi = _interval(pooled_fit, "sigma", 0.9)
-    inside = [float(lo.sel(task=t)) < s < float(hi.sel(task=t))
-              for t, s in truth["sigma"].items()]
-    assert sum(inside) >= 5
+    assert_sampled(pooled_fit)
+    # On the log scale, where the posterior of a scale is close to normal.
     post = pooled_fit.posterior["posterior"]
-    assert {"sigma_log_mu", "sigma_log_sd"} <= set(post.data_vars)
-    assert post["sigma"].dims == ("chain", "draw", "task")
+    log_sigma = np.log(post["sigma"])
+    truth_log = np.log([truth["sigma"][str(t)] for t in post["task"].values])
+    z = (log_sigma.mean(("chain", "draw")) - truth_log) / log_sigma.std(("chain", "draw"))
+    assert (abs(z) < Z_MAX).all(), z.values
+    post = pooled_fit.posterior["posterior"]
+    assert list(post["sigma"]["task"].values) == TASKS
+    # The population of log sigma describes the tasks' true log sigmas: sigma_log_mu and
+    # sigma_log_sd within 4 posterior sd of their mean (-3.89) and sd (0.45).
+    log_truth = np.log([truth["sigma"][t] for t in TASKS])
+    for name, value in (("sigma_log_mu", log_truth.mean()), ("sigma_log_sd", log_truth.std())):
+        draws = post[name].values.ravel()
+        assert abs(draws.mean() - value) < 4 * draws.std(), (name, draws.mean(), value)
 
 
 def test_pooled_sigma_parameterization_is_recorded_and_used(pooled_fit):
@@ -293,7 +333,7 @@ def test_numpy_loglik_matches_pymc(kw, binom_data):
                          likelihood=v.likelihood, lapse=lapse,
                          centered_tasks=(True, False) * 3)
     model = build_model(design, config, v)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     point = {k: val + 0.3 * rng.standard_normal(np.shape(val))
              for k, val in model.initial_point().items()}
     names = posterior_var_names(model)
@@ -354,11 +394,12 @@ def test_loo_works_on_stored_log_likelihood(binom_fit):
 
 
 def test_posterior_predictive_is_bounded_and_near_data(binom_fit):
-    yrep = binom_fit.posterior_predictive(random_seed=1)
+    yrep = binom_fit.posterior_predictive(random_seed=seed(1))
     assert yrep.shape == (2, 500, binom_fit.design.n_obs)
     assert yrep.min() >= 0 and yrep.max() <= 1
-    np.testing.assert_allclose(yrep.mean(axis=(0, 1)), binom_fit.design.y, atol=0.05)
-    np.testing.assert_array_equal(yrep, binom_fit.posterior_predictive(random_seed=1))
+    # Each score within 5 binomial sd of its predictive mean (sd <= sqrt(0.25 / 600) = 0.02).
+    np.testing.assert_allclose(yrep.mean(axis=(0, 1)), binom_fit.design.y, atol=0.1)
+    np.testing.assert_array_equal(yrep, binom_fit.posterior_predictive(random_seed=seed(1)))
 
 
 def test_same_seed_same_draws(binom_data):
@@ -370,7 +411,7 @@ def test_same_seed_same_draws(binom_data):
 
 
 def test_default_model_unchanged_names():
-    df, _ = simulate_gaussian(seed=1)
+    df, _ = simulate_gaussian(seed=seed(1))
     design = prepare_design(df)
     config = ModelConfig(priors=model_priors(None, design, VariantData()),
                          centered_tasks=(True,) * 6)
@@ -382,7 +423,7 @@ def test_default_model_unchanged_names():
 # -- errors -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_counts():
-    df, _ = simulate_counts(seed=1, n_per=5)
+    df, _ = simulate_counts(seed=seed(1), n_per=5)
     return df
 
 
@@ -455,5 +496,6 @@ def test_error_collapsed_with_variant_and_unused_prior(small_counts):
     with pytest.raises(DataValidationError, match=r"\['nu'\] are not parameters"):
         bs.fit_hierarchical(small_counts, n_eval="n", priors={"nu": {"dist": "Gamma",
                                                                     "alpha": 2, "beta": 0.1}})
-    with pytest.raises(DataValidationError, match="per_task_sigma should be False, True or"):
+    with pytest.raises(DataValidationError,
+                       match=r"per_task_sigma should be (False, True|True or False) or"):
         bs.fit_hierarchical(small_counts, per_task_sigma="shared", formulation="full")
