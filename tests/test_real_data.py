@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_quietly
+from conftest import fit_quietly, seed
 
 import bayesslope as bs
 
@@ -32,7 +32,7 @@ def pythia():
 @pytest.fixture(scope="module")
 def pythia_fit(pythia):
     # As in the CLI demo: one noise scale per task (wsc is far noisier than piqa).
-    return fit_quietly(pythia, per_task_sigma=True, random_seed=1)
+    return fit_quietly(pythia, per_task_sigma=True, random_seed=seed(1))
 
 
 def _ols(df):
@@ -80,10 +80,17 @@ def test_clear_task_slopes_match_ols(pythia, pythia_fit):
 
 
 def test_pythia_fit_diagnostics(pythia_fit):
+    """Loose sanity bounds on the sampler, not convergence criteria (SamplingWarning's).
+
+    Measured by scripts/measure_test_margins.py (case real_data): at
+    BAYESSLOPE_TEST_SEED=2, 0 divergences, max slope R-hat 1.004, min slope bulk ESS 842
+    (2 chains x 500 draws); seed 0 passed the former, tighter bars (R-hat < 1.02, ESS >
+    300) on two machines. The bounds below leave a wide margin.
+    """
     diag = pythia_fit.diagnostics()
     assert diag.attrs["divergences"] <= 10  # of 1000 draws
-    assert diag.loc["slope", "r_hat_max"] < 1.02
-    assert diag.loc["slope", "ess_bulk_min"] > 300
+    assert diag.loc["slope", "r_hat_max"] < 1.05
+    assert diag.loc["slope", "ess_bulk_min"] > 150
     # per_task_sigma=True: one sigma per task, and wsc (104 items, flips between two
     # majority-class rates) is much noisier than piqa (1838 items).
     sigma = pythia_fit.posterior["posterior"]["sigma"].mean(("chain", "draw"))
