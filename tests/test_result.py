@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_quietly, simulate
+from conftest import fit_quietly, seed, simulate
 from scipy.special import ndtr
 
 import bayesslope as bs
@@ -45,7 +45,7 @@ def test_round_trip_identical_arrays_and_spec(base_fit, reloaded):
     )
     assert reloaded.spec == json.loads(json.dumps(base_fit.spec))
     assert reloaded.priors == base_fit.priors
-    assert reloaded.spec["sampler"]["random_seed"] == 100
+    assert reloaded.spec["sampler"]["random_seed"] == seed(100)
     d, d2 = base_fit.design, reloaded.design
     for name in ("x", "y", "task_idx", "xc"):
         np.testing.assert_array_equal(getattr(d2, name), getattr(d, name))
@@ -138,13 +138,13 @@ TINY = dict(draws=20, tune=20, chains=2, cores=1)
 
 @pytest.fixture(scope="module")
 def tiny():
-    df = simulate(5, n_tasks=4, n_points=10).df
+    df = simulate(seed(5), n_tasks=4, n_points=10).df
     fits = {}
     records = {}
-    for key, seed in (("a", 1), ("b", 1), ("c", 2)):
+    for key, k in (("a", 1), ("b", 1), ("c", 2)):
         with warnings.catch_warnings(record=True) as rec:
             warnings.simplefilter("always")
-            fits[key] = bs.fit_hierarchical(df, random_seed=seed, **TINY)
+            fits[key] = bs.fit_hierarchical(df, random_seed=seed(k), **TINY)
         records[key] = rec
     return fits, records
 
@@ -190,8 +190,8 @@ def test_check_sampling_direct(base_fit):
 
 @pytest.fixture(scope="module")
 def weak_fit_and_warnings():
-    sim = simulate(11, n_tasks=6, n_points=15, planted=None)
-    rng = np.random.default_rng(11)
+    sim = simulate(seed(11), n_tasks=6, n_points=15, planted=None)
+    rng = np.random.default_rng(seed(11))
     weak = pd.DataFrame({
         "task": ["one", "two", "two", "flat", "flat", "flat", "flat"],
         "x": [2.5, 2.2, 3.8, 3.1, 3.1, 3.1, 3.1],
@@ -200,7 +200,7 @@ def weak_fit_and_warnings():
     df = pd.concat([sim.df, weak], ignore_index=True)
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        fit = fit_quietly(df, parameterization="auto", target_accept=0.95, random_seed=3,
+        fit = fit_quietly(df, parameterization="auto", target_accept=0.95, random_seed=seed(3),
                           quiet=False)
     return fit, rec
 
@@ -222,10 +222,15 @@ def test_weak_tasks_fitted_flagged_and_warned(weak_fit_and_warnings):
     # The weak tasks are sampled non-centered, the informative ones centered.
     centered = dict(zip(fit.design.tasks, fit.spec["model"]["centered_tasks"], strict=True))
     assert not centered["one"] and not centered["two"] and not centered["flat"]
-    # Their slopes come mostly from the population: wide intervals around slope_mu.
+    # Their slopes come mostly from the population: centred near slope_mu, with an sd of
+    # the order of the population spread, sqrt(var(slope_mu) + E[slope_sigma^2]) >=
+    # E[slope_sigma], less what the intercept tells through the correlation (a factor
+    # sqrt(1 - rho^2)); 0.5 allows |rho| up to 0.87. (The former bar, sd > 3 x the
+    # informed tasks' sd, failed for BAYESSLOPE_TEST_SEED=2: it depends on how spread
+    # the 6 simulated slopes happen to be.)
     pop = fit.population()
     for task in ("one", "flat"):
-        assert table.loc[task, "sd"] > 3 * table.drop(["one", "two", "flat"])["sd"].max()
+        assert table.loc[task, "sd"] > 0.5 * pop.loc["slope_sigma", "mean"], task
         gap = abs(table.loc[task, "mean"] - pop.loc["slope_mu", "mean"])
         assert gap < 2 * table.loc[task, "sd"]
 
@@ -233,10 +238,16 @@ def test_weak_tasks_fitted_flagged_and_warned(weak_fit_and_warnings):
 def test_weak_fit_has_no_divergence_explosion(weak_fit_and_warnings):
     fit, _ = weak_fit_and_warnings
     diag = fit.diagnostics()
+    """Weak tasks sampled non-centered do not wreck the sampler (loose sanity bounds).
+
+    Measured by scripts/measure_test_margins.py (case weak) at BAYESSLOPE_TEST_SEED 0,
+    2, 3, 4: 0 divergences of 1,000 draws, max slope R-hat 1.002-1.011 (the former bar,
+    <= 1% divergent and R-hat < 1.05, is kept for divergences at 2% and R-hat at 1.1).
+    """
     n_draws = 2 * 500
-    assert diag.attrs["divergences"] <= 0.01 * n_draws, diag.attrs["divergences"]
+    assert diag.attrs["divergences"] <= 0.02 * n_draws, diag.attrs["divergences"]
     assert np.isfinite(fit.summary()["mean"]).all()
-    assert diag.loc["slope", "r_hat_max"] < 1.05
+    assert diag.loc["slope", "r_hat_max"] < 1.1
 
 
 # -- plots and report --------------------------------------------------------------------------
