@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seed
 
 from bayesslope.data import prepare_design
 from bayesslope.model import ModelConfig, build_model
@@ -38,7 +39,7 @@ CENTERED = (True, False, True, False)
 
 
 def _frame():
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(seed(3))
     rows = []
     for k, (name, n) in enumerate(SIZES.items()):
         x = rng.uniform(2.0, 4.0, n)
@@ -82,7 +83,7 @@ def conditioned_draws():
     assert free == {"coef_centered", "coef_offset"}, free
     tree = sample_model(
         conditioned,
-        SamplerConfig(draws=2000, tune=500, chains=2, random_seed=11, cores=1),
+        SamplerConfig(draws=2000, tune=500, chains=2, random_seed=seed(11), cores=1),
         var_names=["intercept", "slope"],
     )
     return df, tree

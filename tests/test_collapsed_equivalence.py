@@ -10,15 +10,16 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seed
 
 import bayesslope as bs
 from bayesslope import sampling
 from bayesslope.exceptions import WeakDataWarning
 
 
-def _simulate(seed: int) -> pd.DataFrame:
+def _simulate(k: int) -> pd.DataFrame:
     """8 tasks: 6 informative (12 points), one with 2 points, one with constant x."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed(k))
     rows = []
     slopes = rng.normal(0.5, 0.4, size=8)
     intercepts = rng.normal(0.0, 0.5, size=8)
@@ -34,7 +35,7 @@ def _simulate(seed: int) -> pd.DataFrame:
 def pair_of_fits():
     df = _simulate(11)
     kw = dict(x_better="higher", y_better="higher", draws=2000, tune=1000, chains=4,
-              random_seed=3, target_accept=0.95)
+              random_seed=seed(3), target_accept=0.95)
     with pytest.warns(WeakDataWarning):
         collapsed = bs.fit_hierarchical(df, formulation="collapsed", **kw)
     with pytest.warns(WeakDataWarning):
@@ -50,11 +51,12 @@ def test_collapsed_matches_full(pair_of_fits, var):
     assert collapsed.spec["formulation"] == "collapsed"
     assert full.spec["formulation"] == "full"
     zs, ratios = [], []
-    # At most 0.1% of the 8,000 draws: one divergence appeared in one of two clean-clone
-    # runs on the same machine (another floating-point realization), not a reason to
-    # doubt the comparison below.
+    # A loose sanity bound (1% of the 8,000 draws), not a convergence criterion: one
+    # divergence appeared in one of two clean-clone runs on the same machine (another
+    # floating-point realization), and BAYESSLOPE_TEST_SEED changes the draws. A biased
+    # sampler would show in the comparison below, which is what this test pins.
     for fit in (collapsed, full):
-        assert fit.diagnostics().attrs["divergences"] <= 8
+        assert fit.diagnostics().attrs["divergences"] <= 80
     stats = []
     for fit in (collapsed, full):
         ds = fit.posterior["posterior"].to_dataset()[[var]]
@@ -74,7 +76,7 @@ def test_compiled_model_is_reused_for_new_data():
     """sampler='nutpie' compiles once per structure; new data of that shape reuse it."""
     sampling.clear_compile_cache()
     kw = dict(x_better="higher", y_better="higher", draws=300, tune=300, chains=2,
-              random_seed=1, sampler="nutpie", formulation="collapsed")
+              random_seed=seed(1), sampler="nutpie", formulation="collapsed")
     a = _simulate(1)
     a = a[a.task.isin([f"t{k}" for k in range(6)])]
     b = a.assign(y=a["y"] * 2.0 + 1.0)  # same shape, different data (and default priors)

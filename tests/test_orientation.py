@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_quietly
+from conftest import fit_quietly, seed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -119,7 +119,7 @@ def test_design_scaling_of_x(case, c):
 
 # -- fits ----------------------------------------------------------------------------------
 
-SEED = 100  # the base fit's random_seed (conftest.recovery_fits uses 100 + seed)
+SEED = seed(100)  # the base fit's random_seed (conftest.recovery_fits: seed(100 + k))
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def scaled_fit(base_sim):
 
 @pytest.fixture(scope="module")
 def shuffled_fit(base_sim):
-    df = base_sim.df.sample(frac=1.0, random_state=7)
+    df = base_sim.df.sample(frac=1.0, random_state=seed(7))
     assert not df.index.equals(base_sim.df.index)
     return fit_quietly(df, random_seed=SEED)
 
@@ -162,7 +162,7 @@ def _z(fit_a, var_a, fit_b, var_b, factor=1.0):
     return (ma - factor * mb) / np.hypot(sa, factor * sb)
 
 
-def test_flipping_x_better_flips_transfer_slope(base_fit, flipped_fit):
+def test_flipping_x_better_flips_transfer_slope(base_fit, flipped_fit, base_sim):
     """x_better='higher' on the same data: slope -> -slope; slope_data unchanged.
 
     The default priors are symmetric in the slope (slope_mu ~ Normal(0, .), LKJ corr), so
@@ -177,7 +177,10 @@ def test_flipping_x_better_flips_transfer_slope(base_fit, flipped_fit):
     p_base = base_fit.p_negative_transfer()
     p_flip = flipped_fit.p_negative_transfer()
     np.testing.assert_allclose(p_flip, 1 - p_base, atol=0.02)
-    assert (p_flip.drop("t0") > 0.99).all()
+    # Tasks whose true slope is > 0.05 (> 5 se above zero): P(slope > 0) > 0.99 before
+    # the flip, so P(negative) > 0.99 after it.
+    strong = base_sim.slope.drop("t0") > 0.05
+    assert strong.sum() >= 4 and (p_flip.drop("t0")[strong] > 0.99).all()
 
 
 def test_negating_x_and_flipping_x_better_leaves_slope_unchanged(base_fit, negated_fit):

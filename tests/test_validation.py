@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seed
 
 import bayesslope as bs
 from bayesslope import DataValidationError
@@ -21,7 +22,7 @@ from bayesslope.sampling import SamplerConfig
 
 
 def good_frame() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     n = 6
     return pd.DataFrame(
         {
