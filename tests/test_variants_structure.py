@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import seed
 
 import bayesslope as bs
 from bayesslope import DataValidationError
@@ -18,7 +19,7 @@ from bayesslope.data import prepare_design
 from bayesslope.model import ModelConfig, build_model, model_priors
 from bayesslope.variant_data import prepare_variants
 
-FAST = dict(draws=500, tune=500, chains=2, random_seed=5, sampler="pymc", cores=1,
+FAST = dict(draws=500, tune=500, chains=2, random_seed=seed(5), sampler="pymc", cores=1,
             target_accept=0.95, formulation="full")
 TASKS = [f"t{k}" for k in range(6)]
 
@@ -27,6 +28,19 @@ def _fit(df, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.WeakDataWarning)
         return bs.fit_hierarchical(df, **{**FAST, **kw})
+
+
+# Recovery margin: the truth within Z_MAX posterior sd of the posterior mean (a calibrated
+# posterior misses by more with probability ~6e-5 per check; a 90% interval misses 10% of
+# seeds by design). Divergence bounds: loose sanity bounds (at BAYESSLOPE_TEST_SEED=1,
+# scripts/measure_test_margins.py measured 1 divergence in the errors-in-x fit).
+Z_MAX = 4.0
+
+
+def _z_draws(draws, truth) -> float:
+    """(mean - truth) / sd of a vector of posterior draws."""
+    draws = np.asarray(draws).ravel()
+    return float((draws.mean() - truth) / draws.std())
 
 
 def _interval(fit, var, prob):
@@ -70,7 +84,7 @@ def simulate_conditions(seed=0, n_per=12, shift=0.05, n_groups=5):
 
 @pytest.fixture(scope="module")
 def eiv_data():
-    return simulate_eiv(seed=2)
+    return simulate_eiv(seed=seed(2))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +99,7 @@ def eiv_fits(eiv_data):
 
 @pytest.fixture(scope="module")
 def cond_data():
-    return simulate_conditions(seed=4)
+    return simulate_conditions(seed=seed(4))
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +113,8 @@ def test_eiv_ignoring_noise_attenuates_and_modelling_recovers(eiv_fits, eiv_data
     naive, eiv = eiv_fits
     lo, hi = _interval(naive, "slope_mu", 0.9)
     assert float(hi) < truth["slope_mu"]  # regression dilution: biased towards 0
-    lo, hi = _interval(eiv, "slope_mu", 0.9)
-    assert float(lo) < truth["slope_mu"] < float(hi)
+    z = _z_draws(eiv.posterior["posterior"]["slope_mu"], truth["slope_mu"])
+    assert abs(z) < Z_MAX, z
     # A few divergences remain at this size (x_true is pinned by x and, through 6 tasks, by
     # y); they are reported by SamplingWarning. Allow under 1% of the 1,000 draws.
     assert eiv.diagnostics().attrs["divergences"] < 10
@@ -113,13 +127,14 @@ def test_condition_slopes_and_differences(cond_fit, cond_data):
     # Crossed groups + conditions: a few percent of divergent draws at this size (known,
     # reported by SamplingWarning); the recovery below is what this test pins.
     assert cond_fit.diagnostics().attrs["divergences"] < 50
-    lo, hi = _interval(cond_fit, "slope_mu_condition", 0.9)
+    draws = cond_fit.posterior["posterior"]["slope_mu_condition"].values  # condition last
     for c, val in enumerate(truth["slope_mu_condition"]):
-        assert float(lo[c]) < val < float(hi[c])
+        assert abs(_z_draws(draws[..., c], val)) < Z_MAX, (c, val)
     diff = cond_fit.condition_differences(rope=0.01)
     assert list(diff.index) == ["5shot - 0shot"]
     row = diff.loc["5shot - 0shot"]
-    assert row["eti90_lb"] < truth["shift"] < row["eti90_ub"]
+    z = _z_draws(draws[..., 1] - draws[..., 0], truth["shift"])
+    assert abs(z) < Z_MAX, z
     assert row["p_outside_rope"] > 0.95 and row["p_positive"] > 0.99
     far = cond_fit.condition_differences(rope=0.2).loc["5shot - 0shot", "p_outside_rope"]
     assert far < 0.05
@@ -158,7 +173,7 @@ def test_nested_groups_build():
 def test_eiv_latent_x_starts_at_the_measurements():
     # From a random start a chain can settle in the mirrored mode (x_true reflected,
     # slopes negated; seen in SBC): the initial point must be the measured x.
-    df, _ = simulate_eiv(seed=2, n_ckpt=6)
+    df, _ = simulate_eiv(seed=seed(2), n_ckpt=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         design = prepare_design(df, x_ref=2.75)
@@ -198,7 +213,7 @@ def _prep(df, **kw):
 
 
 def test_error_x_se():
-    df, _ = simulate_eiv(seed=1, n_ckpt=5)
+    df, _ = simulate_eiv(seed=seed(1), n_ckpt=5)
     bad = df.copy()
     bad.loc[3, "x_se"] = -0.1
     with pytest.raises(DataValidationError, match=r"x_se .* >= 0 but got -0.1 at rows \[3\]"):
@@ -210,7 +225,7 @@ def test_error_x_se():
 
 
 def test_error_condition_and_group():
-    df, _ = simulate_conditions(seed=1, n_per=4)
+    df, _ = simulate_conditions(seed=seed(1), n_per=4)
     one = df.assign(shots="0shot")
     with pytest.raises(DataValidationError, match="condition column 'shots' has one level"):
         _prep(one, condition="shots")
