@@ -18,9 +18,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "fit_hierarchical",
-    "linearity_check",
-    "LinearityCheck",
     "backtest",
+    "load",
     "load_fit",
     "load_dataset",
     "list_datasets",
@@ -40,9 +39,8 @@ __all__ = [
 # so that `import bayesslope` does not pay for PyMC/PyTensor/JAX.
 _LAZY = {
     "fit_hierarchical": ".fit",
-    "linearity_check": ".linearity",
-    "LinearityCheck": ".linearity",
     "backtest": ".backtesting",
+    "load": ".io",
     "load_fit": ".result",
     "TransferFit": ".result",
     "load_dataset": ".datasets",

@@ -266,25 +266,6 @@ class TransferFit:
 
         return plot_ranks(self, ax=ax, **kwargs)
 
-    # -- posterior predictive checks (bayesslope.checks, arviz-stats underneath) ------
-    def plot_ppc(self, *, task=None, ci_prob: float = 0.9, random_seed=None, **kwargs):
-        """Data against posterior predictive intervals per task. See checks.plot_ppc."""
-        from .checks import plot_ppc
-
-        return plot_ppc(self, task=task, ci_prob=ci_prob, random_seed=random_seed, **kwargs)
-
-    def loo_pit(self, random_seed=None) -> pd.DataFrame:
-        """LOO-PIT value of every row (arviz-stats). See checks.loo_pit."""
-        from .checks import loo_pit
-
-        return loo_pit(self, random_seed=random_seed)
-
-    def plot_loo_pit(self, random_seed=None, **kwargs):
-        """ECDF of the LOO-PIT values with a band (arviz-plots). See checks.plot_loo_pit."""
-        from .checks import plot_loo_pit
-
-        return plot_loo_pit(self, random_seed=random_seed, **kwargs)
-
     # -- storage ------------------------------------------------------------------
     def to_netcdf(self, path: str | Path) -> Path:
         """Write posterior, design and spec to one netCDF file (no pickle).
@@ -329,7 +310,7 @@ class TransferFit:
 
 
 def load_fit(path: str | Path) -> TransferFit:
-    """Read a fit written by :meth:`TransferFit.to_netcdf`.
+    """Read a fit written by :meth:`TransferFit.to_netcdf`: a synonym of :func:`bayesslope.load`.
 
     Parameters
     ----------
@@ -338,14 +319,24 @@ def load_fit(path: str | Path) -> TransferFit:
     Returns
     -------
     TransferFit
-        Identical summaries to the fit that was saved.
-    """
-    import xarray as xr
+        Identical summaries to the fit that was saved (or the ``TransferMatrix``, if the
+        file holds one).
 
-    tree = xr.open_datatree(path, engine="h5netcdf").load()
-    if _SPEC_ATTR not in tree.attrs:
-        raise ValueError(f"{path} was not written by bayesslope (no {_SPEC_ATTR!r} attribute)")
-    spec = json.loads(tree.attrs[_SPEC_ATTR])
+    Raises
+    ------
+    DataValidationError
+        ``not a readable bayesslope result: <path> (<reason>)``.
+    """
+    from .io import load
+
+    return load(path)
+
+
+def fit_from_tree(tree, spec: dict) -> TransferFit:
+    """The :class:`TransferFit` of an opened file (``spec``: its parsed JSON attribute).
+
+    Raises ``ValueError`` when the stored data do not match their hash.
+    """
     ds = tree["bayesslope_design"].to_dataset()
     info = spec.pop("design")
     spec.pop("format_version", None)
@@ -364,7 +355,7 @@ def load_fit(path: str | Path) -> TransferFit:
         n_dropped=info["n_dropped"],
     )
     if design.data_hash() != info["data_hash"]:
-        raise ValueError(f"{path}: the stored data do not match their hash; the file is corrupt")
+        raise ValueError("the stored data do not match their hash")
     del tree["bayesslope_design"]
     variants = None
     if "variant_data" in spec:

@@ -9,13 +9,16 @@ kept to report slopes in data units.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ..data import ordered_levels
 from ..exceptions import DataValidationError
+from ..options import check_y_better_arg, drop_missing, rows_text, string_labels, y_better_words
 
 __all__ = ["PairDesign", "build_pair_design"]
 
@@ -56,6 +59,12 @@ class PairDesign:
         Group of each unit (e.g. the model a checkpoint belongs to), when given.
     groups : tuple
         Group labels (empty without groups).
+    n_eval : dict of str to int, optional
+        Questions per evaluation of each task (``likelihood='binomial'``).
+    columns : dict
+        The column names used (``unit``, ``task``, ``y``, and ``group`` when given).
+    n_rows_dropped : int
+        Rows dropped for missing values (``dropna=True``).
     """
 
     tasks: tuple
@@ -75,6 +84,9 @@ class PairDesign:
     missing: dict
     unit_group: np.ndarray | None = None
     groups: tuple = ()
+    n_eval: dict | None = None
+    columns: dict = field(default_factory=dict)
+    n_rows_dropped: int = 0
 
     @property
     def n_pairs(self) -> int:
@@ -106,6 +118,18 @@ class PairDesign:
         both = present[:, self.source] & present[:, self.target]
         return np.nonzero(both.T)[1]
 
+    def data_hash(self) -> str:
+        """SHA-256 of the canonical data (tasks, units, oriented scores, groups, n_eval)."""
+        h = hashlib.sha256()
+        for labels in (self.tasks, self.units, self.groups):
+            h.update("\x1f".join(map(str, labels)).encode() + b"\x1e")
+        h.update(np.ascontiguousarray(self.scores, dtype=np.float64).tobytes())
+        if self.unit_group is not None:
+            h.update(np.ascontiguousarray(self.unit_group, dtype=np.int64).tobytes())
+        if self.n_eval is not None:
+            h.update(repr(sorted(self.n_eval.items())).encode())
+        return h.hexdigest()
+
     def pair_labels(self) -> pd.MultiIndex:
         """``(source, target)`` labels of the pairs, as a :class:`pandas.MultiIndex`."""
         t = np.asarray(self.tasks, dtype=object)
@@ -128,45 +152,17 @@ def constant_within(df: pd.DataFrame, key: str, column: str, keys: list, what: s
     return {k: per[k][0] for k in keys}
 
 
-def _orientation(better, df: pd.DataFrame, task: str, tasks: list) -> dict:
-    """Resolve ``better`` (str, mapping, or column name) to ``{task: higher_is_better}``."""
-    def parse(value, where: str) -> bool:
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if isinstance(value, str) and value.lower() in ("higher", "lower"):
-            return value.lower() == "higher"
-        raise DataValidationError(
-            f"{where}: orientation must be 'higher', 'lower' or a bool; got {value!r}"
-        )
-
-    if isinstance(better, str) and better.lower() in ("higher", "lower"):
-        return dict.fromkeys(tasks, better.lower() == "higher")
-    if isinstance(better, Mapping):
-        unknown = sorted(map(str, set(better) - set(tasks)))
-        if unknown:
-            raise DataValidationError(f"better names tasks not in the data: {unknown}")
-        absent = [t for t in tasks if t not in better]
-        if absent:
-            raise DataValidationError(f"better gives no orientation for tasks {absent[:10]}")
-        return {t: parse(better[t], f"better[{t!r}]") for t in tasks}
-    if isinstance(better, str) and better in df.columns:
-        values = constant_within(df, task, better, tasks, "task")
-        return {t: parse(v, f"column {better!r}, task {t!r}") for t, v in values.items()}
-    raise DataValidationError(
-        f"better must be 'higher', 'lower', a dict task -> 'higher'/'lower', or a column "
-        f"name of the frame; got {better!r}"
-    )
-
-
 def build_pair_design(
     df: pd.DataFrame,
+    *,
     unit: str = "model",
     task: str = "task",
-    score: str = "y",
-    better: str | Mapping = "higher",
-    tasks: list | None = None,
+    y: str = "y",
+    y_better: str | Mapping | None = None,
     min_shared: int = 3,
     group: str | None = None,
+    n_eval: int | Mapping | str | None = None,
+    dropna: bool = False,
 ) -> PairDesign:
     """Validate long-format scores and build every ordered pair's standardized data.
 
@@ -174,89 +170,130 @@ def build_pair_design(
     ----------
     df : DataFrame
         One row per (unit, task) score.
-    unit, task, score : str
+    unit, task, y : str
         Column names of the unit label, the task label and the score.
-    better : {'higher', 'lower'}, mapping or str
-        Orientation: one for all tasks, a mapping task -> 'higher'/'lower' (or bool), or the
-        name of a column holding either per row (constant within a task).
-    tasks : list, optional
-        Tasks to use (default: all, in order of first appearance).
+    y_better : {"lower", "higher"} or mapping of task -> word, optional
+        Which direction of the score is better, for all tasks or per task. Default: from
+        a boolean ``y_higher_is_better`` column when present, else ``"higher"``; parsed
+        by :mod:`bayesslope.options` exactly as ``fit_hierarchical`` parses it.
     min_shared : int, default 3
         Fewest shared units a pair may have (a slope and a residual need at least 3).
     group : str, optional
         Column with the group of each unit (constant within a unit), e.g. the model of a
         checkpoint.
+    n_eval : int, mapping or str, optional
+        Questions per evaluation: one for all tasks, per task, or a column (constant
+        within a task).
+    dropna : bool, default False
+        Drop rows with a missing unit, task, score (or group) and warn, instead of raising.
 
     Returns
     -------
     PairDesign
+        Tasks in canonical order (sorted, or the categories' order for a categorical
+        column) and units sorted, so the row order of ``df`` cannot change a fit.
 
     Raises
     ------
     DataValidationError
-        Missing columns, duplicated (unit, task) rows, non-numeric or infinite scores, fewer
-        than two tasks, a task with a constant score, or pairs with fewer than
-        ``min_shared`` shared units or a constant score over the shared units.
+        Missing columns or values, duplicated (unit, task) rows, non-numeric or infinite
+        scores, labels that collide as text, fewer than two tasks, a task with a constant
+        score, or pairs with fewer than ``min_shared`` shared units or a constant score
+        over the shared units.
     """
     if not isinstance(df, pd.DataFrame):
         raise DataValidationError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    missing_cols = [c for c in (unit, task, score, *([group] if group else []))
+    for role, name in (("unit", unit), ("task", task), ("y", y), ("group", group)):
+        if not isinstance(name, str) and not (role == "group" and name is None):
+            raise DataValidationError(f"{role}= must be a column name (str), got {name!r}")
+    missing_cols = [c for c in (unit, task, y, *([group] if group else []))
                     if c not in df.columns]
     if missing_cols:
         raise DataValidationError(
             f"columns {missing_cols} not in the frame (columns: {list(df.columns)})"
         )
-    if int(min_shared) < 3:
-        raise DataValidationError(f"min_shared must be at least 3, got {min_shared}")
-    if df[unit].isna().any() or df[task].isna().any():
-        rows = df.index[df[unit].isna() | df[task].isna()].tolist()[:10]
-        raise DataValidationError(f"missing {unit!r} or {task!r} labels in rows {rows}")
-    try:
-        values = pd.to_numeric(df[score], errors="raise").astype("float64")
-    except (TypeError, ValueError) as err:
-        raise DataValidationError(f"column {score!r} must be numeric: {err}") from None
-    if np.isinf(values).any():
-        rows = df.index[np.isinf(values)].tolist()[:10]
-        raise DataValidationError(f"column {score!r} has infinite values in rows {rows}")
-
-    all_tasks = list(pd.unique(df[task]))
-    if tasks is None:
-        tasks = all_tasks
-    else:
-        tasks = list(tasks)
-        unknown = [t for t in tasks if t not in set(all_tasks)]
-        if unknown:
-            raise DataValidationError(f"tasks {unknown} are not in column {task!r}")
-        if len(set(tasks)) != len(tasks):
-            raise DataValidationError(f"tasks has duplicates: {tasks}")
+    if isinstance(min_shared, bool) or not isinstance(min_shared, (int, np.integer)) \
+            or min_shared < 3:
+        raise DataValidationError(f"min_shared must be an integer >= 3, got {min_shared!r}")
+    check_y_better_arg(y_better)
+    frame, values = _complete_rows(df, unit, task, y, group, dropna)
+    units_s = string_labels(frame[unit], unit)
+    task_s = string_labels(frame[task], task)
+    tasks = ordered_levels(frame[task])
     if len(tasks) < 2:
-        raise DataValidationError(f"need at least two tasks in column {task!r}, got {tasks}")
+        raise DataValidationError(f"need at least two tasks in column {task!r}, got {list(tasks)}")
 
-    sub = df.loc[df[task].isin(tasks), [unit, task]].assign(_score=values)
-    dup = sub.duplicated([unit, task], keep=False)
+    sub = pd.DataFrame({"unit": units_s, "task": task_s, "score": values}, index=frame.index)
+    dup = sub.duplicated(["unit", "task"], keep=False)
     if dup.any():
-        pairs = sub.loc[dup, [unit, task]].drop_duplicates().head(5).to_records(index=False)
+        pairs = frame.loc[dup, [unit, task]].drop_duplicates().head(5).to_records(index=False)
         raise DataValidationError(
             f"{int(dup.sum())} rows share a ({unit}, {task}) combination, e.g. "
             f"{[tuple(p) for p in pairs]}; aggregate them (e.g. mean over seeds) first"
         )
-    hib = _orientation(better, df.loc[sub.index], task, tasks)
+    words = y_better_words(y_better, frame, task_s, tasks)
+    hib = {t: w == "higher" for t, w in zip(tasks, words, strict=True)}
 
-    wide = sub.pivot(index=unit, columns=task, values="_score").reindex(columns=tasks)
+    wide = sub.pivot(index="unit", columns="task", values="score").reindex(columns=list(tasks))
     raw = wide.to_numpy(dtype=np.float64)
     sign = np.array([1.0 if hib[t] else -1.0 for t in tasks])
     scores = raw * sign
     present = np.isfinite(scores)
-    missing = {str(t): int(m) for t, m in zip(tasks, (~present).sum(0), strict=True) if m}
+    missing = {t: int(m) for t, m in zip(tasks, (~present).sum(0), strict=True) if m}
+    _check_constant_tasks(scores, tasks, y)
+    pairs = _pair_statistics(scores, present, tasks, min_shared)
 
+    unit_group, groups = None, ()
+    if group is not None:
+        unit_group, groups = _unit_groups(frame, units_s, group, wide.index)
+    return PairDesign(
+        tasks=tasks,
+        units=tuple(wide.index),
+        scores=scores,
+        higher_is_better=hib,
+        missing=missing,
+        unit_group=unit_group,
+        groups=groups,
+        n_eval=(None if n_eval is None
+                else _resolve_n_eval(n_eval, frame, task_s, tasks)),
+        columns={"unit": unit, "task": task, "y": y, **({"group": group} if group else {})},
+        n_rows_dropped=len(df) - len(frame),
+        **pairs,
+    )
+
+
+def _complete_rows(df: pd.DataFrame, unit: str, task: str, y: str, group: str | None,
+                   dropna: bool) -> tuple[pd.DataFrame, pd.Series]:
+    """Numeric scores and the rows without missing values (raise, or drop with dropna)."""
+    col = df[y]
+    if pd.api.types.is_bool_dtype(col):
+        raise DataValidationError(f"column {y!r} (y) is boolean: scores must be numbers")
+    try:
+        values = pd.to_numeric(col, errors="raise").astype("float64")
+    except (TypeError, ValueError) as err:
+        raise DataValidationError(f"column {y!r} (y) must be numeric: {err}") from None
+    if np.isinf(values).any():
+        rows = df.index[np.isinf(values)]
+        raise DataValidationError(f"column {y!r} has infinite values in rows {rows_text(rows)}")
+    checked = {unit: df[unit], task: df[task], y: values,
+               **({group: df[group]} if group else {})}
+    frame, keep, _ = drop_missing(df, checked, dropna, stacklevel=5)
+    return frame, values[keep]
+
+
+def _check_constant_tasks(scores: np.ndarray, tasks: tuple, y: str) -> None:
     sd_task = np.array([np.nanstd(c) if np.isfinite(c).sum() > 1 else 0.0 for c in scores.T])
     const = [t for t, s in zip(tasks, sd_task, strict=True) if not s > 0]
     if const:
         raise DataValidationError(
-            f"tasks with a constant (or single) score in column {score!r}: {const[:10]}; "
-            f"they carry no information about transfer: leave them out with tasks=[...]"
+            f"tasks with a constant (or single) score in column {y!r}: {const[:10]}; "
+            f"they carry no information about transfer: drop them from the frame"
         )
 
+
+def _pair_statistics(scores: np.ndarray, present: np.ndarray, tasks: tuple,
+                     min_shared: int) -> dict:
+    """Every ordered pair's shared units, correlation, scales and standardized data."""
     k = len(tasks)
     src, tgt = np.nonzero(~np.eye(k, dtype=bool))  # every ordered pair, A -> A excluded
     both = present[:, src] & present[:, tgt]  # (M, P)
@@ -268,9 +305,8 @@ def build_pair_design(
         examples = [(tasks[src[i]], tasks[tgt[i]], int(n[i])) for i in few[:5]]
         raise DataValidationError(
             f"{few.size} pairs share fewer than {min_shared} units (source, target, n): "
-            f"{examples}; leave the sparse tasks out with tasks=[...]"
+            f"{examples}; drop the sparse tasks from the frame"
         )
-
     xs = np.where(both, scores[:, src], 0.0)
     ys = np.where(both, scores[:, tgt], 0.0)
     xm = xs.sum(0) / n
@@ -288,40 +324,45 @@ def build_pair_design(
     xz = xd / x_scale
     yz = yd / y_scale
     r = np.clip((xz * yz).sum(0) / (n - 1), -1.0, 1.0)
-
-    unit_group, groups = None, ()
-    if group is not None:
-        unit_group, groups = _unit_groups(df, unit, group, wide.index)
-
     # Flatten pair-major (column-major over (M, P)) so pair_idx is sorted.
     order = both.T
-    pair_idx = np.nonzero(order)[0]
-    return PairDesign(
-        tasks=tuple(tasks),
-        units=tuple(wide.index),
-        scores=scores,
-        higher_is_better=hib,
-        source=src,
-        target=tgt,
-        n=n,
-        n_dropped=n_dropped,
-        r=r,
-        x_scale=x_scale,
-        y_scale=y_scale,
-        x=xz.T[order],
-        y=yz.T[order],
-        pair_idx=pair_idx,
-        missing=missing,
-        unit_group=unit_group,
-        groups=groups,
-    )
+    return {"source": src, "target": tgt, "n": n, "n_dropped": n_dropped, "r": r,
+            "x_scale": x_scale, "y_scale": y_scale, "x": xz.T[order], "y": yz.T[order],
+            "pair_idx": np.nonzero(order)[0]}
 
 
-def _unit_groups(df: pd.DataFrame, unit: str, group: str, units) -> tuple:
-    """Group code of every unit (in ``units`` order) and the group labels."""
-    if df[group].isna().any():
-        rows = df.index[df[group].isna()].tolist()[:10]
-        raise DataValidationError(f"missing {group!r} labels in rows {rows}")
-    labels = constant_within(df, unit, group, list(units), "unit")
-    codes, uniques = pd.factorize(pd.Series([labels[u] for u in units]))
-    return codes.astype(np.int64), tuple(uniques)
+def _unit_groups(frame: pd.DataFrame, units_s: pd.Series, group: str, units) -> tuple:
+    """Group code of every unit (in ``units`` order) and the group labels (sorted)."""
+    g = string_labels(frame[group], group)
+    labels = constant_within(pd.DataFrame({"unit": units_s, group: g}), "unit", group,
+                             list(units), "unit")
+    groups = ordered_levels(frame[group])
+    code = {lab: i for i, lab in enumerate(groups)}
+    return np.array([code[labels[u]] for u in units], dtype=np.int64), groups
+
+
+def _resolve_n_eval(n_eval, frame: pd.DataFrame, task_s: pd.Series, tasks) -> dict:
+    """``n_eval`` (int, mapping task -> int, or column name) -> ``{task: int}``."""
+    if isinstance(n_eval, str):
+        if n_eval not in frame.columns:
+            raise DataValidationError(
+                f"n_eval={n_eval!r} is not a column of the frame (columns: {list(frame.columns)})")
+        values = constant_within(pd.DataFrame({"task": task_s, n_eval: frame[n_eval]}),
+                                 "task", n_eval, list(tasks), "task")
+    elif isinstance(n_eval, Mapping):
+        given = {str(k): v for k, v in n_eval.items()}
+        absent = [t for t in tasks if t not in given]
+        if absent:
+            raise DataValidationError(f"n_eval gives no count for tasks {rows_text(absent)}")
+        values = {t: given[t] for t in tasks}
+    else:
+        values = dict.fromkeys(tasks, n_eval)
+    out = {}
+    for t, v in values.items():
+        if isinstance(v, (bool, np.bool_)) or not (
+                isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())) \
+                or v < 1:
+            raise DataValidationError(f"n_eval for task {t!r} must be a positive integer, "
+                                      f"got {v!r}")
+        out[t] = int(v)
+    return out

@@ -32,10 +32,8 @@ def plot_transfer_matrix(tm, ax=None, order: bool = True, standardized: bool = T
     """
     import matplotlib.pyplot as plt
 
-    tasks = tm.task_order() if order else list(tm.design.tasks)
-    col = "slope_mean" if standardized else "slope_data_mean"
-    values = tm._matrix(col).sel(source=tasks, target=tasks).values
-    p_neg = tm.p_negative.sel(source=tasks, target=tasks).values
+    data = tm.plot_data(order=order, standardized=standardized)
+    tasks, values, p_neg = data["tasks"], data["values"], data["p_negative"]
     k = len(tasks)
     if ax is None:
         size = min(16.0, max(4.0, 0.28 * k + 2.5))

@@ -3,33 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..diagnostics import ESS_MIN, RHAT_MAX
+from ..exceptions import DataValidationError
+from ..options import check_ci_prob, ci_names
 from .design import PairDesign
 
 __all__ = ["TransferMatrix"]
-
-RHAT_MAX = 1.01
-ESS_MIN = 400
 
 
 @dataclass(frozen=True)
 class TransferMatrix:
     """Directed transfer slopes between every ordered pair of tasks.
 
-    Slopes are *oriented* (both tasks higher-is-better), so a negative slope is negative
-    transfer. ``slope`` is standardized (per sd of the source, in sd of the target, within
-    the pair's shared units); ``slope_data`` is in data units (target units per source unit).
+    Result of :func:`bayesslope.fit_transfer_matrix`. Slopes are *oriented* (both tasks
+    higher-is-better), so a negative slope is negative transfer. ``slope`` is
+    standardized (per sd of the source, in sd of the target, within the pair's shared
+    units); ``slope_data`` is in data units (oriented target units per source unit).
 
     Attributes
     ----------
     design : PairDesign
         Tasks, orientation, pair structure and standardized data.
     table : DataFrame
-        One row per pair, indexed by (source, target): see :meth:`summary`.
+        Fit-time per-pair summaries, indexed by (source, target): read them through
+        :meth:`summary`.
     population : xarray.Dataset
         Draws (chain, draw) of the population parameters (standardized units); ``sigma``
         only when shared across pairs.
@@ -37,11 +40,12 @@ class TransferMatrix:
         ``diverging``, ``tree_depth``, ``acceptance_rate`` (chain, draw) of the NUTS run.
     draws : xarray.Dataset or None
         ``slope`` and ``intercept`` (standardized) over (source, target, chain, draw) when
-        ``keep_draws`` was set.
+        the draws were kept (``keep_draws``).
     priors : dict
         Priors used (standardized units).
-    settings : dict
-        Sampler settings, seed, chunk size, timings.
+    spec : dict
+        The resolved options (likelihood, ``per_pair_sigma``, method, sampler settings,
+        seed, chunk size), timings and library versions; saved with the result.
     """
 
     design: PairDesign
@@ -50,7 +54,7 @@ class TransferMatrix:
     sampler_stats: xr.Dataset
     draws: xr.Dataset | None
     priors: dict
-    settings: dict = field(default_factory=dict)
+    spec: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ matrices
     def _matrix(self, column: str, diagonal: float = np.nan) -> xr.DataArray:
@@ -66,7 +70,7 @@ class TransferMatrix:
         """Standardized oriented slopes: draws if kept, else posterior means (diagonal NaN)."""
         if self.draws is not None:
             return self.draws["slope"]
-        return self._matrix("slope_mean").rename("slope")
+        return self._matrix("mean").rename("slope")
 
     @property
     def slope_data(self) -> xr.DataArray:
@@ -74,12 +78,7 @@ class TransferMatrix:
         scale = self._matrix("scale_ratio")
         if self.draws is not None:
             return (self.draws["slope"] * scale).rename("slope_data")
-        return self._matrix("slope_data_mean").rename("slope_data")
-
-    @property
-    def p_negative(self) -> xr.DataArray:
-        """Posterior probability of negative transfer, P(oriented slope < 0), (source, target)."""
-        return self._matrix("p_negative")
+        return (self._matrix("mean") * scale).rename("slope_data")
 
     @property
     def compatibility(self) -> xr.DataArray:
@@ -89,7 +88,7 @@ class TransferMatrix:
         both directed least-squares slopes equal the correlation, so this is a shrunken,
         posterior version of the correlation of the two tasks' oriented scores.
         """
-        m = self._matrix("slope_mean").values
+        m = self._matrix("mean").values
         sym = 0.5 * (m + m.T)
         np.fill_diagonal(sym, 1.0)
         tasks = list(self.design.tasks)
@@ -115,57 +114,137 @@ class TransferMatrix:
         return [tasks[i] for i in leaves_list(tree)]
 
     # ------------------------------------------------------------------ tables
-    def summary(self) -> pd.DataFrame:
-        """One row per (source, target).
+    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """One row per (source, target), columns named as ``TransferFit.summary``'s.
 
-        Columns: ``n`` (shared units), ``n_dropped`` (units scored on only one of the two),
-        ``r`` (sample correlation), standardized ``slope_mean``, ``slope_sd``,
-        ``slope_eti_low``/``slope_eti_high`` (equal-tailed interval, ``settings['ci_prob']``),
-        the same with ``slope_data_`` in data units, ``p_negative``, ``intercept_mean``,
-        ``sigma_mean`` (NaN for ``likelihood='student_t'``), the slope's ``r_hat`` and
-        ``ess_bulk``, and ``n_divergent`` (per-pair NUTS runs; 0 on the Gaussian path).
-        """
-        return self.table.drop(columns=["scale_ratio"]).copy()
-
-    def diagnostics(self) -> dict:
-        """Roll-up of convergence diagnostics.
+        Parameters
+        ----------
+        ci_prob : float, default 0.9
+            Probability of the equal-tailed intervals. Computed from the kept draws; when
+            the draws were not kept (``keep_draws=False``) only the probabilities stored
+            at fit time are available (:data:`~.summaries.STORED_CI_PROBS`) and another
+            one raises a ``DataValidationError``.
 
         Returns
         -------
-        dict
-            ``n_pairs``; ``n_rhat_high`` / ``rhat_high`` (pairs with R-hat > 1.01);
-            ``n_ess_low`` / ``ess_low`` (bulk ESS < 400); ``n_divergences``: those of the
-            population NUTS run (they concern every pair: on the Gaussian path the pair
-            draws are exact given the population) plus, for ``likelihood='student_t'``,
-            those of the per-pair runs (``divergent`` lists the pairs that had any);
-            ``population`` (R-hat and ESS of the population parameters); ``ok`` (no
-            divergence and >= 99% of pairs pass both checks).
+        pandas.DataFrame
+            Indexed by (source, target). Of the oriented standardized slope (``slope``):
+            ``mean``, ``sd``, ``eti<pct>_lb``, ``eti<pct>_ub``, ``p_negative``, ``r_hat``,
+            ``ess_bulk``; ``n_divergent`` (per-pair NUTS; 0 on the collapsed path); the
+            same interval in data units (``slope_data_mean``, ``slope_data_sd``,
+            ``slope_data_eti<pct>_lb``/``_ub``: oriented target units per source unit);
+            ``intercept_mean``, ``intercept_sd``, ``sigma_mean`` (NaN for per-pair NUTS);
+            ``n`` (shared units), ``n_dropped`` (units scored on only one of the two),
+            ``r`` (sample correlation); ``x_better`` / ``y_better``: the orientation of
+            the source and of the target.
+        """
+        ci_prob = check_ci_prob(ci_prob)
+        lb, ub = ci_names(ci_prob)
+        t = self.table
+        if self.draws is not None:
+            slope = self.draws["slope"].values[self.design.source, self.design.target]
+            lo, hi = np.quantile(slope, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=(1, 2))
+        elif lb in t.columns:
+            lo, hi = t[lb].to_numpy(), t[ub].to_numpy()
+        else:
+            from .summaries import STORED_CI_PROBS
+
+            raise DataValidationError(
+                f"ci_prob={ci_prob!r} needs the pair draws, which this fit did not keep "
+                f"(keep_draws=False); without them summary() offers ci_prob in "
+                f"{list(STORED_CI_PROBS)}")
+        scale = t["scale_ratio"].to_numpy()
+        out = pd.DataFrame({"mean": t["mean"], "sd": t["sd"], lb: lo, ub: hi}, index=t.index)
+        for col in ("p_negative", "r_hat", "ess_bulk", "n_divergent"):
+            out[col] = t[col]
+        out["slope_data_mean"] = t["mean"] * scale
+        out["slope_data_sd"] = t["sd"] * scale
+        out[f"slope_data_{lb}"] = lo * scale
+        out[f"slope_data_{ub}"] = hi * scale
+        for col in ("intercept_mean", "intercept_sd", "sigma_mean", "n", "n_dropped", "r"):
+            out[col] = t[col]
+        word = {True: "higher", False: "lower"}
+        hib = self.design.higher_is_better
+        out["x_better"] = [word[hib[a]] for a in t.index.get_level_values("source")]
+        out["y_better"] = [word[hib[b]] for b in t.index.get_level_values("target")]
+        return out
+
+    def p_negative_transfer(self) -> pd.Series:
+        """P(oriented slope < 0 | data) per (source, target): a Series named ``p_negative``."""
+        return self.table["p_negative"].copy()
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Convergence diagnostics, one row per variable (as ``TransferFit.diagnostics``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``variable``: the population parameters (R-hat and ESS of their
+            NUTS run) and ``slope`` (over pairs: max R-hat, min bulk ESS; the tail ESS is
+            not computed per pair, NaN). Columns ``r_hat_max``, ``ess_bulk_min``,
+            ``ess_tail_min``. ``attrs``: ``divergences`` (those of the population run,
+            which concern every pair, plus those of per-pair NUTS runs), ``n_pairs``,
+            ``n_rhat_high`` / ``rhat_high`` (pairs with R-hat > 1.01), ``n_ess_low`` /
+            ``ess_low`` (bulk ESS < 400), ``divergent`` (pairs with per-pair
+            divergences), ``ok`` (no divergence and >= 99% of pairs pass both checks).
         """
         from arviz_stats.base import array_stats
 
         t = self.table
-        high = t.index[~(t["r_hat"] <= RHAT_MAX)]
-        low = t.index[~(t["ess_bulk"] >= ESS_MIN)]
-        pop = {}
+        rows = {}
         for name, da in self.population.data_vars.items():
             v = da.transpose("chain", "draw").values
-            pop[name] = {"r_hat": float(array_stats.rhat(v, chain_axis=0, draw_axis=1)),
-                         "ess_bulk": float(array_stats.ess(v, chain_axis=0, draw_axis=1))}
-        per_pair = (t["n_divergent"] if "n_divergent" in t
-                    else pd.Series(0, index=t.index))
+            rows[name] = {
+                "r_hat_max": float(array_stats.rhat(v, chain_axis=0, draw_axis=1)),
+                "ess_bulk_min": float(array_stats.ess(v, chain_axis=0, draw_axis=1)),
+                "ess_tail_min": float(array_stats.ess(v, chain_axis=0, draw_axis=1,
+                                                      method="tail", prob=0.05)),
+            }
+        rows["slope"] = {"r_hat_max": float(t["r_hat"].max()),
+                         "ess_bulk_min": float(t["ess_bulk"].min()), "ess_tail_min": np.nan}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = "variable"
+        high = t.index[~(t["r_hat"] <= RHAT_MAX)]
+        low = t.index[~(t["ess_bulk"] >= ESS_MIN)]
+        per_pair = t["n_divergent"]
         n_div = int(self.sampler_stats["diverging"].sum()) + int(per_pair.sum())
         n = len(t)
-        return {
-            "n_pairs": n,
-            "n_rhat_high": len(high),
-            "rhat_high": list(high),
-            "n_ess_low": len(low),
-            "ess_low": list(low),
-            "n_divergences": n_div,
+        table.attrs.update({
+            "divergences": n_div, "n_pairs": n, "n_rhat_high": len(high),
+            "rhat_high": list(high), "n_ess_low": len(low), "ess_low": list(low),
             "divergent": list(t.index[per_pair > 0]),
-            "population": pop,
             "ok": n_div == 0 and max(len(high), len(low)) <= 0.01 * n,
-        }
+        })
+        return table
+
+    def plot_data(self, order: bool = True, standardized: bool = True) -> dict:
+        """What :meth:`plot` draws: task order, slope matrix, P(negative) matrix.
+
+        Returns
+        -------
+        dict
+            ``tasks`` (list), ``values`` and ``p_negative`` (arrays, rows source,
+            columns target, in ``tasks`` order).
+        """
+        tasks = self.task_order() if order else list(self.design.tasks)
+        values = self._matrix("mean")
+        if not standardized:
+            values = values * self._matrix("scale_ratio")
+        sel = dict(source=tasks, target=tasks)
+        return {"tasks": tasks, "values": values.sel(**sel).values,
+                "p_negative": self._matrix("p_negative").sel(**sel).values}
+
+    # ------------------------------------------------------------------ storage
+    def to_netcdf(self, path: str | Path) -> Path:
+        """Write the whole result to one netCDF file (no pickle); read it with ``bs.load``.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from .storage import write_transfer_matrix
+
+        return write_transfer_matrix(self, Path(path))
 
     def plot(self, ax=None, order: bool = True, standardized: bool = True,
              p_threshold: float = 0.9, annotate: bool | None = None):

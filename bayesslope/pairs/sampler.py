@@ -39,6 +39,7 @@ from ..collapsed import (
     grouped_marginal_loglik,
     marginal_loglik,
 )
+from .priors import DEFAULT_PRIORS
 
 __all__ = [
     "DEFAULT_PRIORS",
@@ -49,15 +50,6 @@ __all__ = [
     "draw_pairs",
 ]
 
-# Priors in standardized units (x and y have sd 1 within each pair).
-DEFAULT_PRIORS: dict[str, dict] = {
-    "intercept_mu": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "slope_mu": {"dist": "Normal", "mu": 0.0, "sigma": 1.0},
-    "intercept_sigma": {"dist": "HalfNormal", "sigma": 1.0},
-    "slope_sigma": {"dist": "HalfNormal", "sigma": 1.0},
-    "sigma": {"dist": "HalfNormal", "sigma": 1.0},
-    "corr": {"dist": "LKJ", "eta": 2.0},
-}
 POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr", "sigma")
 
 
