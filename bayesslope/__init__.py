@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "fit_hierarchical",
+    "linearity_check",
+    "LinearityCheck",
     "backtest",
     "load",
     "load_fit",
@@ -39,6 +41,8 @@ __all__ = [
 # so that `import bayesslope` does not pay for PyMC/PyTensor/JAX.
 _LAZY = {
     "fit_hierarchical": ".fit",
+    "linearity_check": ".linearity",
+    "LinearityCheck": ".linearity",
     "backtest": ".backtesting",
     "load": ".io",
     "load_fit": ".result",

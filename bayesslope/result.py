@@ -266,6 +266,25 @@ class TransferFit:
 
         return plot_ranks(self, ax=ax, **kwargs)
 
+    # -- posterior predictive checks (bayesslope.checks, arviz-stats underneath) ------
+    def plot_ppc(self, *, task=None, ci_prob: float = 0.9, random_seed=None, **kwargs):
+        """Data against posterior predictive intervals per task. See checks.plot_ppc."""
+        from .checks import plot_ppc
+
+        return plot_ppc(self, task=task, ci_prob=ci_prob, random_seed=random_seed, **kwargs)
+
+    def loo_pit(self, random_seed=None) -> pd.DataFrame:
+        """LOO-PIT value of every row (arviz-stats). See checks.loo_pit."""
+        from .checks import loo_pit
+
+        return loo_pit(self, random_seed=random_seed)
+
+    def plot_loo_pit(self, random_seed=None, **kwargs):
+        """ECDF of the LOO-PIT values with a band (arviz-plots). See checks.plot_loo_pit."""
+        from .checks import plot_loo_pit
+
+        return plot_loo_pit(self, random_seed=random_seed, **kwargs)
+
     # -- storage ------------------------------------------------------------------
     def to_netcdf(self, path: str | Path) -> Path:
         """Write posterior, design and spec to one netCDF file (no pickle).

@@ -514,6 +514,48 @@ def register_all() -> None:
         fit=partial(fit_bayesslope, condition="condition", priors=PRIORS_CONDITION, **full),
         params=(*params, "sigma", "condition_intercept[0]", "condition_slope[0]",
                 "slope_mu_condition[1]")))
+    if _accepts("shape"):
+        register_variant(Variant(
+            name="hockey_stick", description="shape='hockey_stick' (flat until x0_t, then "
+            "slope_t; x0_t ~ Normal(x0_mu, x0_sigma), x0_mu ~ Normal(0, 0.5), x0_sigma ~ "
+            "HalfNormal(0.3); smooth kink of width 0.05 robust sd of x), Gaussian identity, "
+            "full model (8 tasks x 20 points)",
+            sample_prior=partial(sample_hockey_stick, n_tasks=8),
+            simulate=partial(simulate_hockey_stick, n_points=20),
+            fit=partial(fit_bayesslope, shape="hockey_stick", priors=PRIORS_HOCKEY, **full),
+            params=(*params, "sigma", "x0_mu", "x0_sigma", "x0[0]")))
+
+
+# -- shape="hockey_stick" --------------------------------------------------------------
+PRIORS_HOCKEY = {**PRIORS, "x0_mu": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
+                 "x0_sigma": {"dist": "HalfNormal", "sigma": 0.3}}
+
+
+def sample_hockey_stick(rng: np.random.Generator, n_tasks: int) -> dict:
+    """Gaussian-model parameters plus thresholds ``x0_t ~ Normal(x0_mu, x0_sigma)``."""
+    truth = sample_population(rng, n_tasks)
+    p = PRIORS_HOCKEY
+    x0_mu = rng.normal(p["x0_mu"]["mu"], p["x0_mu"]["sigma"])
+    x0_sigma = half_normal(rng, p["x0_sigma"]["sigma"])
+    truth.update(x0_mu=x0_mu, x0_sigma=x0_sigma,
+                 x0=rng.normal(x0_mu, x0_sigma, size=n_tasks))
+    return truth
+
+
+def simulate_hockey_stick(truth: dict, rng: np.random.Generator, n_points: int
+                          ) -> pd.DataFrame:
+    """``y = intercept_t + slope_t h(x - x0_t) + sigma eps``, ``x ~ Normal(0, 1)`` (higher is
+    better), ``h(u) = w log(1 + exp(u / w))`` with ``w = 0.05 min(sd, 1.4826 MAD)`` of all x
+    (docs/model.md, "Shapes"; written here again, independently of the package).
+    """
+    a, b, x0 = (np.asarray(truth[k]) for k in ("intercept", "slope", "x0"))
+    task = np.repeat(np.arange(a.size), n_points)
+    x = rng.normal(size=task.size)
+    mad = 1.4826 * np.median(np.abs(x - np.median(x)))
+    w = 0.05 * min(np.std(x), mad)
+    hinge = w * np.logaddexp(0.0, (x - x0[task]) / w)
+    y = a[task] + b[task] * hinge + truth["sigma"] * rng.normal(size=task.size)
+    return pd.DataFrame({"task": _task_names(a.size)[task], "x": x, "y": y})
 
 
 register_all()
