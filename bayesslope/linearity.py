@@ -171,7 +171,8 @@ def linearity_check(df: pd.DataFrame, *, x: str = "x", y: str = "y", task: str =
     shapes : sequence of str, default ("linear", "sigmoid", "hockey_stick")
         Must include "linear". "sigmoid" (scores in [0, 1] only) is the probit model with
         the chance floor (``chance=``) and a lapse rate per task; for scores outside
-        [0, 1] it is replaced by "quadratic" (recorded in ``.substituted``).
+        [0, 1] it is replaced by "quadratic" (recorded in ``.substituted``); with scores in
+        [0, 1] it needs ``chance=`` (0 for no floor).
     rope : float or (float, float), optional
         Region of practical equivalence of the oriented slope of the linear fit (data
         units): a task whose ``ci_prob`` slope interval lies inside it is "flat".
@@ -211,6 +212,11 @@ def linearity_check(df: pd.DataFrame, *, x: str = "x", y: str = "y", task: str =
         raise DataValidationError(f"y={y!r} is not a column; the frame has columns "
                                   f"{list(df.columns)}")
     names, substituted = _resolve_shapes(tuple(shapes), _bounded(df, y))
+    if "sigmoid" in names and fit_kwargs.get("chance") is None:
+        raise DataValidationError(
+            "shape 'sigmoid' is the chance-floor model and needs chance= (a column, a dict "
+            "task -> value, or a number; chance=0 for no floor)"
+        )
     fits, loos = {}, {}
     for s in names:
         fit = fit_hierarchical(df, x=x, y=y, task=task, **_shape_kwargs(s, fit_kwargs))

@@ -44,11 +44,14 @@ def olmo_frame(every: int, tasks) -> pd.DataFrame:
     return df[(steps - 1) % every == 0].reset_index(drop=True)
 
 
-def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path, **kw) -> dict:
+def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path,
+        settings=("grouped", "independent"), **kw) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     record = {"dataset": name, "rows": len(df), "tasks": int(df["task"].nunique()),
               "shapes": list(shapes), "sampling": SAMPLING, "fits": {}}
     for label, extra in (("grouped", {"group": group}), ("independent", {})):
+        if label not in settings:
+            continue
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -79,16 +82,19 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=8, help="OLMo: keep every n-th step per run")
     p.add_argument("--standard-only", action="store_true",
                    help="Pythia: only the 8 models trained on the standard (not deduplicated) Pile")
+    p.add_argument("--settings", nargs="+", default=["grouped", "independent"],
+                   choices=("grouped", "independent"))
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.dataset == "pythia":
         tasks = args.tasks or ["arc_easy", "piqa", "sciq"]
         df = pythia_frame(tasks, args.standard_only)
         run("pythia_tasks (zero-shot)", df, "model", ("linear", "sigmoid", "hockey_stick"),
-            args.out, chance="chance")
+            args.out, settings=args.settings, chance="chance")
     else:
         df = olmo_frame(args.every, args.tasks)
-        run("olmo_ladder", df, "run", ("linear", "sigmoid", "hockey_stick"), args.out)
+        run("olmo_ladder", df, "run", ("linear", "sigmoid", "hockey_stick"), args.out,
+            settings=args.settings)
     return 0
 
 

@@ -151,6 +151,9 @@ def test_unknown_shape_is_an_error():
         bs.linearity_check(df, shape="hockey_stick")
     with pytest.raises(bs.DataValidationError, match="rope should be"):
         bs.linearity_check(df, rope=-1.0)
+    acc = df.assign(y=(df["y"] - df["y"].min()) / np.ptp(df["y"]))  # scores in [0, 1]
+    with pytest.raises(bs.DataValidationError, match="'sigmoid' .* needs chance="):
+        bs.linearity_check(acc, shapes=("linear", "sigmoid"))
     with pytest.raises(bs.DataValidationError, match="valid only for the Gaussian"):
         bs.fit_hierarchical(df, shape="hockey_stick", formulation="collapsed")
 
