@@ -60,7 +60,8 @@ def test_load_rejects_foreign_and_corrupt_files(base_fit, tmp_path):
 
     foreign = tmp_path / "foreign.nc"
     xr.DataTree(xr.Dataset({"a": ("x", [1.0, 2.0])})).to_netcdf(foreign, engine="h5netcdf")
-    with pytest.raises(ValueError, match="was not written by bayesslope"):
+    with pytest.raises(bs.DataValidationError,
+                       match=r"not a readable bayesslope result: .*foreign.nc .*not written by"):
         bs.load_fit(foreign)
     # Tamper with the stored data: the hash check catches it.
     good = base_fit.to_netcdf(tmp_path / "good.nc")
