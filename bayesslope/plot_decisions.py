@@ -55,6 +55,6 @@ def plot_ranks(fit, *, k: int = 3, ci_prob: float = 0.9, ax=None, max_label: int
             va="bottom")
     for y, p1, pk in zip(pos, table["p_flattest"], table[f"p_bottom_{k}"], strict=True):
         ax.text(1.02, y, f"{p1:.2f}    {pk:.2f}", transform=trans, fontsize=7.5, va="center")
-    ax.set_title(f"Task ranks ({ci_prob:.0%} intervals; red: P(slope < 0) > 0.5)",
-                 fontsize=10)
+    ax.set_title(f"Ranks, {ci_prob:.0%} intervals (red: P(slope < 0) > 0.5)",
+                 fontsize=9, loc="left")
     return fig

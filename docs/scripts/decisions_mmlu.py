@@ -11,8 +11,8 @@ Two fits of the Gaussian model with one noise sd per subject:
   (the checkpoints of one model are a trajectory, not independent evidence);
 - no group: every checkpoint independent (the usual, over-confident analysis), for contrast.
 
-Writes ``docs/decisions_mmlu_<fit>.json`` (all numbers quoted in docs/decisions.md) and
-``docs/img/decisions_mmlu_ranks.png`` (grouped fit). Usage (from the repository root)::
+Writes ``docs/decisions_mmlu_<fit>_every<N>.json`` (all numbers quoted in docs/decisions.md)
+and ``docs/img/decisions_mmlu_ranks_<fit>_every<N>.png``. Usage (from the repository root)::
 
     nice -n 10 .venv/bin/python docs/scripts/decisions_mmlu.py [--tasks N] [--draws D]
 """
@@ -114,11 +114,11 @@ def main(argv=None) -> int:
         out = {**record, "fit": name, "group": "model" if name == "grouped" else None,
                "wall_s": round(wall, 1), **decisions(f)}
         print(json.dumps(out, indent=1, default=str), flush=True)
-        (ROOT / "docs" / f"decisions_mmlu_{name}.json").write_text(
+        tag = f"{name}_every{args.every}"
+        (ROOT / "docs" / f"decisions_mmlu_{tag}.json").write_text(
             json.dumps(out, indent=1, default=str))
-        if name == "grouped":
-            fig = f.plot_ranks(k=5)
-            fig.savefig(ROOT / "docs" / "img" / "decisions_mmlu_ranks.png", dpi=110)
+        fig = f.plot_ranks(k=5)
+        fig.savefig(ROOT / "docs" / "img" / f"decisions_mmlu_ranks_{tag}.png", dpi=110)
     return 0
 
 
