@@ -37,7 +37,7 @@ from .common import (
 from .common import half_normal as _half_normal
 
 __all__ = ["NU_PRIOR", "TAU_SCALE", "sample_pairs_truth", "simulate_pairs", "fit_pairs_robust",
-           "pair_variants"]
+           "fit_pairs_pair_sigma", "pair_variants"]
 
 # Per-pair priors of bayesslope.pairs.robust's docstring (written again here).
 NU_PRIOR = {"alpha": 2.0, "rate": 0.1}   # nu_p ~ Gamma(2, rate 0.1)
@@ -172,5 +172,58 @@ def pair_variants(n_pairs: int = 12, n_points: int = 20) -> list[Variant]:
     ]
 
 
-for _variant in pair_variants():
+def fit_pairs_pair_sigma(df: pd.DataFrame, seed: int) -> FitDraws:
+    """The transfer matrix's default engine (per-pair sigma integrated by quadrature).
+
+    :func:`bayesslope.pairs.pair_sigma.sample_population` (NUTS on the five population
+    parameters, every pair's sigma integrated out) then
+    :func:`~bayesslope.pairs.pair_sigma.draw_pairs` (each pair's sigma from its grid, then
+    its coefficients from their conditional Gaussian), on the per-task sufficient
+    statistics, with the summaries ``fit_transfer_matrix`` computes. Same simulation and
+    priors as ``pairs_core`` (which samples every log sigma by NUTS instead).
+    """
+    import jax
+
+    from bayesslope.collapsed import task_sufficient_stats
+    from bayesslope.pairs import pair_sigma
+
+    codes, idx = np.unique(df["task"].to_numpy(), return_inverse=True)
+    stats = task_sufficient_stats(df["x"].to_numpy(float), df["y"].to_numpy(float), idx,
+                                  codes.size)
+    k_pop, k_pairs = jax.random.split(jax.random.key(seed))
+    post = pair_sigma.sample_population(
+        k_pop, stats, PRIORS, chains=SAMPLING["chains"], draws=SAMPLING["draws"],
+        tune=SAMPLING["tune"], target_accept=SAMPLING["target_accept"])
+    coef = {}
+
+    def on_chunk(start, stop, intercept, slope):
+        coef.update(intercept=np.asarray(intercept), slope=np.asarray(slope))
+
+    def on_sigma(start, stop, sigma):
+        coef["sigma"] = np.asarray(sigma)
+
+    pair_sigma.draw_pairs(k_pairs, stats, post.params, PRIORS["sigma"]["sigma"], codes.size,
+                          on_chunk, on_sigma=on_sigma)
+    draws = {k: np.asarray(v) for k, v in post.params.items()}
+    draws.update(coef)
+    flat = draws["slope"].reshape(-1, codes.size)
+    intervals = {p: tuple(np.quantile(flat, [(1 - p) / 2, (1 + p) / 2], axis=0))
+                 for p in COVERAGE_PROBS}
+    ranked = np.stack([draws[k] for k in POPULATION], axis=-1)
+    return FitDraws(draws=draws, slope_intervals=intervals, p_negative=(flat < 0).mean(axis=0),
+                    diagnostics=draw_diagnostics(ranked, int(post.diverging.sum())))
+
+
+def pair_sigma_variant() -> Variant:
+    """``pairs_core``'s simulation fitted by the default per-pair-sigma engine (issue 21)."""
+    from .variants import _gaussian_variant
+
+    variant = _gaussian_variant(
+        "pairs_pair_sigma", "transfer-matrix default engine: per-pair sigma integrated out "
+        "by quadrature (5-D population NUTS), sigma and coefficients drawn per pair",
+        n_tasks=20, n_points=12, per_task_sigma=True)
+    return Variant(**{**variant.__dict__, "fit": fit_pairs_pair_sigma})
+
+
+for _variant in (*pair_variants(), pair_sigma_variant()):
     register_variant(_variant)
