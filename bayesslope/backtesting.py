@@ -263,6 +263,8 @@ def backtest(df: pd.DataFrame, *, holdout, unit: str | None = None, ci_prob: flo
     fit_kwargs : dict, optional
         Arguments of :func:`bayesslope.fit_hierarchical` (may also be given as keywords);
         ``random_seed`` also seeds the prediction.
+    **kwargs
+        Further arguments of :func:`bayesslope.fit_hierarchical`, merged over ``fit_kwargs``.
 
     Returns
     -------
