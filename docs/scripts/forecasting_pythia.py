@@ -8,7 +8,8 @@ Scenarios (each one fit of ``bs.backtest``):
 
 * ``largest2``: hold out every checkpoint of the 2 models with the best LAMBADA loss
   (pythia-12b and pythia-12b-deduped); fit the other 10 models.
-* ``largest4``: hold out the 4 best models (the 12b and 6.9b pairs); fit up to 2.8b.
+* ``largest4``: hold out the 4 best models (the 12b and 6.9b pairs); fit up to 2.8b
+  (without logiqa, whose every training score is below chance).
 * ``last3``: hold out the last 3 checkpoints (steps 123k-143k) of every model.
 
 Model: probit link with each task's chance floor, beta-binomial test-set noise
@@ -34,7 +35,9 @@ FIT = dict(x="x", y="y", task="task", link="probit", likelihood="beta_binomial",
            chains=2, draws=500, tune=1000, random_seed=20261201)
 SCENARIOS = {
     "largest2": dict(holdout="best:2", unit="model"),
-    "largest4": dict(holdout="best:4", unit="model"),
+    # logiqa is dropped here: every score of the models up to 2.8b is below its chance
+    # (0.25), so its slope cannot be estimated from the training rows (a DataValidationError)
+    "largest4": dict(holdout="best:4", unit="model", drop_tasks=("logiqa",)),
     "last3": dict(holdout=lambda f: f["step"] >= 123000),
 }
 
@@ -46,15 +49,19 @@ def _table(frame):
 def run(name: str, df) -> dict:
     """One backtest scenario: tables, final-checkpoint scores and a figure."""
     t0 = time.time()
+    spec = dict(SCENARIOS[name])
+    dropped = list(spec.pop("drop_tasks", ()))
+    df = df[~df["task"].isin(dropped)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = bs.backtest(df, **SCENARIOS[name], **FIT)
+        res = bs.backtest(df, **spec, **FIT)
     wall = time.time() - t0
     rows = res.rows.join(df[["model", "step"]])
     # The forecast the scaling papers make: the final checkpoint of each held-out model.
     final = rows[rows["step"] == rows.groupby("model")["step"].transform("max")]
     out = {
         "scenario": name, "wall_s": round(wall, 1), "n_heldout": len(rows),
+        "dropped_tasks": dropped,
         "heldout_models": sorted(rows["model"].unique()),
         "overall": _table(res.overall),
         "final_checkpoint": {},
