@@ -16,19 +16,20 @@ looks for that trace, column by column:
    single level, all-unique levels within every task, only missing values, numeric
    measurements (non-integer numbers with mostly unique values). Missing values of a
    candidate drop those rows from its test only.
-3. **Statistic** (:func:`clustering_table`): the share of within-task residual variance
-   between the task x level cells, ``T = sum_t SSB_t / sum_t SST_t`` (one-way ANOVA pooled
-   over tasks), against its permutation null (level labels shuffled within task, which
-   keeps every task's residuals and cell sizes). A column is flagged when its permutation
-   p-value is at most ``alpha / K`` (Bonferroni over the ``K`` columns tested), so the
-   chance of any false alarm in a fit is at most ``alpha``.
+3. **Statistic** (:func:`clustering_table`): the share of within-task variance between the
+   task x level cells (one-way ANOVA pooled over tasks, ``sum_t SSB_t / sum_t SST_t``) of the
+   residuals plus that of the x-weighted residuals ``(x - mean_t x) r`` (clustered slopes),
+   against its permutation null: residuals shuffled within task, x and labels kept with their
+   rows. A column is flagged when its permutation p-value is at most ``alpha / K``
+   (Bonferroni over the ``K`` columns tested), so the chance of any false alarm in a fit with
+   independent rows is at most ``alpha``.
 4. **Size, in words.** The ANOVA intraclass correlation of the residuals within cells, and
-   an interval-inflation factor for the slopes: the cluster-robust over the
-   heteroscedasticity-robust variance of each task's least-squares slope,
-   ``G/(G-1) sum_g (sum_{i in g} w_i)^2 / sum_i w_i^2`` with ``w_i = (xc_i - mean_t xc) r_i``
-   (the design effect of the x-weighted residuals), its square root's median over tasks.
-   validation/DEPENDENCE.md measures how well it predicts the widening of the slope
-   intervals when the grouping is modelled.
+   an interval-inflation factor for the slopes (:func:`slope_inflation`): the ratio of the
+   slope sd the recommended fix (``group=column, group_nesting="nested"``) would give to the
+   one the fit gave, from moment estimates of the nested model's variance components
+   (:func:`variance_components`) and the generalized least-squares slope variance under
+   them; the median over tasks. validation/DEPENDENCE.md measures how well it predicts the
+   refits.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ __all__ = [
     "posterior_residuals",
     "candidate_columns",
     "clustering_table",
+    "variance_components",
+    "slope_inflation",
     "check_dependence",
     "warn_dependence",
     "dependence_to_dict",
@@ -381,7 +384,7 @@ def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float 
         Indexed by ``column``: ``n_rows`` and ``n_levels`` tested, ``statistic`` (share of
         within-task residual variance between cells), ``p_value`` (permutation),
         ``icc`` (ANOVA intraclass correlation of residuals within cells, floored at 0),
-        ``inflation`` (estimated factor by which slope intervals are too narrow, >= 1)
+        ``inflation`` (predicted ratio of slope sds, grouped / this fit; < 1 possible)
         and ``flagged``; sorted by ``p_value`` then ``icc``. ``attrs``: ``alpha``,
         ``threshold`` and ``n_permutations``.
     """

@@ -70,6 +70,7 @@ def write_report(fit, out_dir: str | Path, *, ci_prob: float = 0.9) -> dict[str,
         f"{diagnostics['r_hat_max'].max():.4f}; "
         f"min bulk ESS {diagnostics['ess_bulk_min'].min():.0f}.",
         "",
+        *_dependence_lines(fit),
         "![tasks](tasks.png)",
         "",
         "![slopes](slopes.png)",
@@ -77,6 +78,21 @@ def write_report(fit, out_dir: str | Path, *, ci_prob: float = 0.9) -> dict[str,
     ]
     paths["report"].write_text("\n".join(lines))
     return paths
+
+
+def _dependence_lines(fit) -> list[str]:
+    """The residual dependence check's verdict and table (see docs/dependence.md)."""
+    table = fit.dependence()
+    if table is None:
+        return ["Residual dependence check: off (check_dependence=False).", ""]
+    if table.empty:
+        return ["Residual dependence check: no candidate grouping column to test.", ""]
+    flagged = [str(c) for c in table.index[table["flagged"]]]
+    verdict = (f"residuals cluster by {', '.join(repr(c) for c in flagged)}; slope intervals "
+               "may be too narrow (inflation column; docs/dependence.md)" if flagged
+               else "no column's residuals cluster clearly")
+    return ["## Dependent rows", "", f"Residual dependence check: {verdict}.", "", "```",
+            table.to_string(float_format=lambda v: f"{v:.3g}"), "```", ""]
 
 
 def _has_tabulate() -> bool:

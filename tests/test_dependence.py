@@ -159,6 +159,9 @@ def test_unmodelled_grouping_warns_by_name_with_the_fix(clustered):
     # x varies between models only: the intervals are too narrow (design effect > 1).
     assert table.loc["model", "inflation"] > 1.5
     pd.testing.assert_frame_equal(fit.diagnostics().attrs["dependence"], table)
+    from bayesslope.report import _dependence_lines  # the report's section
+
+    assert "residuals cluster by 'model'" in "\n".join(_dependence_lines(fit))
 
 
 def test_dependence_table_survives_to_netcdf(clustered, tmp_path):
