@@ -186,3 +186,10 @@ def test_data_scale_slope_follows_the_hockey_stick(check):
     for task in TRUE_X0:
         assert abs(steep.loc[task, "mean"] - SLOPE) < 0.1
         assert abs(flat.loc[task, "mean"]) < 0.05
+
+
+def test_save_load_keeps_the_shape(check, tmp_path):
+    fit = check.fits["hockey_stick"]
+    back = bs.load_fit(fit.to_netcdf(tmp_path / "hockey.nc"))
+    assert back.spec["model"]["shape"] == "hockey_stick"
+    np.testing.assert_allclose(back.log_likelihood(), fit.log_likelihood())
