@@ -83,8 +83,9 @@ def posterior_residuals(post, design, variants, model_spec: dict) -> np.ndarray:
     from .likelihoods import _lapse_obs, inverse_link_deriv, linear_predictor, response_mean
 
     post = post.to_dataset() if hasattr(post, "to_dataset") else post
-    if "x_true" not in post:
-        # eta is linear in the parameters: its posterior mean is eta at their means.
+    if not any(v in post for v in ("x_true", "x0")):
+        # eta is linear in the parameters (no latent x, no hockey-stick kink): its
+        # posterior mean is eta at their posterior means.
         post = post.mean(dim=("chain", "draw")).expand_dims(chain=1, draw=1)
     eta = linear_predictor(post, design, variants).mean(axis=(0, 1))
     if variants.link == "identity":
@@ -492,7 +493,8 @@ def check_dependence(df: pd.DataFrame, design, posterior, variants, model_spec: 
     """
     used = [c for c in variants.columns.values() if isinstance(c, str) and c in df.columns]
     candidates, skipped = candidate_columns(df, design, used)
-    residuals = posterior_residuals(posterior["posterior"], design, variants, model_spec)
+    residuals = (posterior_residuals(posterior["posterior"], design, variants, model_spec)
+                 if candidates else np.zeros(design.n_obs))
     seq = np.random.SeedSequence(0 if random_seed is None else random_seed, spawn_key=(22,))
     table = clustering_table(residuals, design.xc, design.task_idx, candidates, alpha=alpha,
                              n_permutations=n_permutations, rng=np.random.default_rng(seq))

@@ -164,6 +164,19 @@ def test_unmodelled_grouping_warns_by_name_with_the_fix(clustered):
     assert "residuals cluster by 'model'" in "\n".join(_dependence_lines(fit))
 
 
+def test_residuals_are_the_posterior_mean_residuals(clustered):
+    """The shortcut (eta at the posterior means) equals the mean over every draw."""
+    from bayesslope.dependence import posterior_residuals
+    from bayesslope.likelihoods import linear_predictor
+
+    _, (fit, _) = clustered
+    post = fit.posterior["posterior"]
+    every_draw = linear_predictor(post.to_dataset(), fit.design, fit._variants())
+    np.testing.assert_allclose(
+        posterior_residuals(post, fit.design, fit._variants(), fit.spec["model"]),
+        fit.design.y - every_draw.mean(axis=(0, 1)), rtol=0, atol=1e-12)
+
+
 def test_dependence_table_survives_to_netcdf(clustered, tmp_path):
     _, (fit, _) = clustered
     back = bs.load_fit(fit.to_netcdf(tmp_path / "fit.nc"))
