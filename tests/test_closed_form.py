@@ -123,19 +123,24 @@ def test_closed_form_is_not_trivially_the_prior_or_ols():
     """Guard: the check has teeth. The exact posterior is far, in units of its own sd, from
     both flat-prior OLS and the population mean, whereas the sampled means are checked
     to 4 MCSE, about 4 / sqrt(4000) = 0.06 sd. A model that dropped the population term
-    (or the data term) would miss by more than 0.25 sd (resp. 2 sd) on tasks a, c, d.
+    (or the data term) would miss by more than 0.25 sd (resp. 2 sd) on at least one of
+    tasks a, c, d. (Not on each: how far a 12-point task's OLS lies from the population
+    depends on the simulated data; for BAYESSLOPE_TEST_SEED=1 task a's is 0.18 sd.)
     """
     df = _frame()
     exact = closed_form(df)
     prior = np.array([FIXED["intercept_mu"], FIXED["slope_mu"]])
+    from_ols, from_prior = {}, {}
     for name in ("a", "c", "d"):
         mean, cov = exact[name]
         sd = np.sqrt(np.diag(cov))
         g = df[df["task"] == name]
         xc = -(g["x"] - df["x"].mean())
         ols = np.polyfit(xc, g["y"], 1)[::-1]  # (intercept, slope) at x_ref
-        assert np.max(np.abs(mean - ols) / sd) > 0.25, name
-        assert np.max(np.abs(mean - prior) / sd) > 2.0, name
+        from_ols[name] = np.max(np.abs(mean - ols) / sd)
+        from_prior[name] = np.max(np.abs(mean - prior) / sd)
+    assert max(from_ols.values()) > 0.25, from_ols
+    assert max(from_prior.values()) > 2.0, from_prior
     # The 2-point task is pulled strongly toward the population: its posterior sd is a
     # sizeable fraction of the prior sd, unlike the 12-point tasks.
     assert np.sqrt(exact["c"][1][1, 1]) > 1.5 * np.sqrt(exact["a"][1][1, 1])
