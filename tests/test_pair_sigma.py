@@ -122,13 +122,13 @@ def test_draws_match_brute_force_moments():
     """With the population fixed, drawn sigma and slope moments equal quad's within MC error.
 
     The reference integrates the conditional Gaussian's moments against the exact density
-    of log sigma (scipy.integrate.quad); 4 x 2,000 draws per pair.
+    of log sigma (scipy.integrate.quad); 2 x 2,000 draws per pair.
     """
     pop = dict(CASES[3][2])
     pairs = [(20, 0.3), (8, 0.95), (60, -0.5)]
     stats = SufficientStats(*(np.array(v, dtype=float) for v in zip(
         *(tuple(_standardized(n, r)[i][0] for i in range(6)) for n, r in pairs), strict=True)))
-    shape = (4, 2000)
+    shape = (2, 2000)
     params = {k: np.full(shape, v) for k, v in pop.items()}
     got = {}
 
@@ -160,7 +160,7 @@ def test_agrees_with_joint_nuts_over_log_sigma():
     """20 simulated pairs: quadrature path vs NUTS sampling every pair's log sigma.
 
     Same model and priors; both are Monte Carlo, so slope means must agree within 5
-    combined Monte Carlo standard errors (ESS-free bound: 4,000 draws per path, sd / sqrt
+    combined Monte Carlo standard errors (ESS-free bound: 2,000 draws per path, sd / sqrt
     (draws) inflated 3x for autocorrelation) and sds within 15%. The 200-pair version
     with the 0.05-sd / 5% bar is validation/pair_sigma_vs_nuts.py.
     """
@@ -178,13 +178,14 @@ def test_agrees_with_joint_nuts_over_log_sigma():
 
     def keeper(name):
         def keep(start, stop, _a, b):
-            out.setdefault(name, np.empty((4, 1000, n_pairs)))[..., start:stop] = b
+            out.setdefault(name, np.empty((2, 1000, n_pairs)))[..., start:stop] = b
         return keep
 
+    kw = dict(chains=2, draws=1000, tune=500)
     post = sample_population(jax.random.key(seed(1)), stats, DEFAULT_PRIORS,
-                             per_pair_sigma=True)
+                             per_pair_sigma=True, **kw)
     draw_pairs(jax.random.key(seed(2)), stats, post.params, n_pairs, keeper("nuts"))
-    post_q = ps.sample_population(jax.random.key(seed(3)), stats, DEFAULT_PRIORS)
+    post_q = ps.sample_population(jax.random.key(seed(3)), stats, DEFAULT_PRIORS, **kw)
     sigma_q = ps.draw_pairs(jax.random.key(seed(4)), stats, post_q.params, 1.0, n_pairs,
                             keeper("quad"))
     a, b = out["nuts"].reshape(-1, n_pairs), out["quad"].reshape(-1, n_pairs)
