@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--every", type=int, default=8, help="OLMo: keep every n-th step per run")
     p.add_argument("--standard-only", action="store_true",
                    help="Pythia: only the 8 models trained on the standard (not deduplicated) Pile")
+    p.add_argument("--shapes", nargs="+", default=["linear", "sigmoid", "hockey_stick"])
     p.add_argument("--settings", nargs="+", default=["grouped", "independent"],
                    choices=("grouped", "independent"))
     p.add_argument("--out", type=Path, required=True)
@@ -89,11 +90,11 @@ def main(argv=None) -> int:
     if args.dataset == "pythia":
         tasks = args.tasks or ["arc_easy", "piqa", "sciq"]
         df = pythia_frame(tasks, args.standard_only)
-        run("pythia_tasks (zero-shot)", df, "model", ("linear", "sigmoid", "hockey_stick"),
+        run("pythia_tasks (zero-shot)", df, "model", tuple(args.shapes),
             args.out, settings=args.settings, chance="chance")
     else:
         df = olmo_frame(args.every, args.tasks)
-        run("olmo_ladder", df, "run", ("linear", "sigmoid", "hockey_stick"), args.out,
+        run("olmo_ladder", df, "run", tuple(args.shapes), args.out,
             settings=args.settings)
     return 0
 
