@@ -287,6 +287,9 @@ def test_replication_runs_are_reported_in_their_own_table(tmp_path):
     # (P < 1e-30): the run fails the coverage bar and main() must return 1.
     sbc.register_variant(_toy("toy_rep", 0.05))
     rep = seed(5)  # the replication's seed
+    # Another script's JSON in results/ is not an SBC record: RESULTS.md skips it.
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "other_script.json").write_text('{"rates": [0.1, 0.2]}')
     try:
         assert run.main([*args, "--seed", str(seed(4))]) == 1
         assert run.main([*args, "--seed", str(rep), "--replication"]) == 1

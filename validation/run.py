@@ -208,7 +208,9 @@ def _replications_markdown(out_dir: Path) -> list[str]:
 def write_results_markdown(out_dir: Path, notes: str = "") -> Path:
     """Rebuild ``RESULTS.md`` from every ``results/*.json`` in ``out_dir``."""
     files = sorted((out_dir / "results").glob("*.json"))
-    results = [json.loads(f.read_text()) for f in files]
+    # Only SBC records (other validation scripts keep their own JSON in results/ too).
+    results = [r for r in map(json.loads, (f.read_text() for f in files))
+               if isinstance(r, dict) and {"variant", "ranks", "coverage"} <= r.keys()]
     lines = [
         "# Validation results: simulation-based calibration",
         "",
