@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import DataValidationError
-from .likelihoods import link_function, predictive_draws, response_mean
+from .likelihoods import (
+    hinge_width,
+    link_function,
+    predictive_draws,
+    response_mean,
+    smooth_hinge,
+)
 from .options import check_ci_prob as _check_ci_prob
 from .options import ci_names as _ci_names
 from .options import rows_text as _rows
@@ -146,10 +152,9 @@ def _row_values(fit, frame, codes_known, role: str, fitted: np.ndarray | None, c
     """
     v = fit._variants()
     col = v.columns.get(role)
-    if not (isinstance(col, str) and col in frame.columns):
-        # The fit used a constant or a dict: a column named after the role still counts.
-        col = role
-    if col in frame.columns:
+    # Only the fit's own column: a same-named column of a fit that used a constant (or a
+    # dict) may mean something else (the bundled data's ``chance`` with chance=0.25).
+    if isinstance(col, str) and col in frame.columns:
         vals = _numeric(frame, col, role)
         check(vals, col, frame.index)
         return vals
@@ -308,6 +313,17 @@ class _Params:
             a, b = np.concatenate([a, an], axis=1), np.concatenate([b, bn], axis=1)
         self.S = a.shape[0]
         self.a, self.b = a.T.copy(), b.T.copy()
+        # Shapes (hockey stick threshold x0, quadratic curvature): per task, pooled.
+        self.shape = {}
+        for name in ("x0", "curvature"):
+            if name in post:
+                val = _draws(post, name)
+                if n_new:
+                    mu = _draws(post, f"{name}_mu")[:, None]
+                    sd = _draws(post, f"{name}_sigma")[:, None]
+                    val = np.concatenate([val, mu + sd * rng.standard_normal((self.S, n_new))],
+                                         axis=1)
+                self.shape[name] = val.T.copy()
         self.cond_a = self.cond_b = None
         if rows.condition_code is not None:
             mu_a, mu_b = _draws(post, "intercept_mu"), _draws(post, "slope_mu")
@@ -389,7 +405,13 @@ def _block_draws(fit, rows: _Rows, P: _Params, sl: slice, kind: str, rng) -> np.
         g = rows.group_code[sl]
         a = a + P.grp_a[g]
         b = b + P.grp_b[g]
-    eta = a + b * xc
+    g, extra = xc, 0.0
+    if "x0" in P.shape:  # hockey stick: see likelihoods.shape_term
+        x0 = P.shape["x0"][t]
+        g = smooth_hinge(xc - rows.task_sign[sl][:, None] * (x0 - d.x_ref), hinge_width(d.x))
+    if "curvature" in P.shape:
+        extra = P.shape["curvature"][t] * xc * xc
+    eta = a + b * g + extra
     if v.link == "identity":
         mean = eta
     else:
@@ -448,8 +470,7 @@ def predict(fit, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0
     new_df : pandas.DataFrame
         Needs the fit's x and task columns; also its condition and group columns when the
         fit has them, and its ``chance`` / ``n_eval`` columns where these varied within a
-        task of the fit (else the fit's value for the row's task is used; a column named
-        ``chance`` / ``n_eval`` overrides a constant of the fit). A task (or
+        task of the fit (else the fit's value for the row's task is used). A task (or
         group) label not in the fit is a new task (group) drawn from the population, once
         per posterior draw and shared by all rows with that label. With ``x_se``, a row
         that has the fit's x_se column is a noisy measurement of x and the prediction
@@ -578,6 +599,11 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     tidx = np.array([d.tasks.index(t) for t in names])
     y = np.array([float(targets[t]) for t in names])
 
+    curved = [n for n in ("x0", "curvature") if n in post]
+    if curved:
+        raise DataValidationError(
+            f"required_upstream inverts the straight line; this fit's shape is not linear "
+            f"(it has {curved}): use predict() on a grid of x instead")
     a = _draws(post, "intercept")[:, tidx]
     b = _draws(post, "slope")[:, tidx]
     if condition is not None:

@@ -150,9 +150,9 @@ def test_binomial_observation_noise(binomial_fit):
     obs = binomial_fit.predict(new, kind="observation", random_seed=seed(8))
     expected = p.var(axis=0, ddof=1) + np.mean(p * (1 - p), axis=0) / N_EVAL
     np.testing.assert_allclose(obs["sd"] ** 2, expected, rtol=0.22)
-    # n_eval from new_df's column when present (the fit used a constant): smaller n, wider
-    small = binomial_fit.predict(new.assign(n_eval=20), kind="observation", random_seed=seed(8))
-    assert (small["sd"] > obs["sd"]).all()
+    # the fit used a constant n_eval: a same-named column of new_df is not read
+    same = binomial_fit.predict(new.assign(n_eval=20), kind="observation", random_seed=seed(8))
+    np.testing.assert_allclose(same["sd"], obs["sd"])
 
 
 def test_unknown_group_is_drawn_from_the_group_population(binomial_fit):
@@ -355,7 +355,7 @@ def test_holdout_rules(ladder):
 # -- every variant, on a synthetic posterior (no sampling) ---------------------------------
 
 
-def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, **vkw):
+def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, **vkw):
     """A TransferFit whose posterior draws are made up (the shapes and names of a real one):
     exercises every code path of predict() without the cost of sampling each variant."""
     import xarray as xr
@@ -414,6 +414,11 @@ def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, **vkw):
     if v.x_point is not None:
         post["x_mu"] = (cd, draw(loc=3.0, scale=0.05))
         post["x_sigma"] = (cd, draw(loc=0.6, scale=0.05, positive=True))
+    if shape is not None:   # "x0" (hockey stick) or "curvature" (quadratic)
+        loc, scale = (3.0, 0.3) if shape == "x0" else (0.1, 0.05)
+        post[f"{shape}_mu"] = (cd, draw(loc=loc, scale=0.02))
+        post[f"{shape}_sigma"] = (cd, draw(loc=scale, scale=0.01, positive=True))
+        post[shape] = (cdt, draw(T, loc=loc, scale=scale))
     tree = xr.DataTree.from_dict({"posterior": xr.Dataset(post, coords=coords)})
     spec = {"model": {"priors": priors, "lapse": lapse, "per_task_sigma": per_task_sigma},
             "label_kinds": label_kinds(df, task="task", group=vkw.get("group"),
@@ -430,6 +435,8 @@ VARIANTS = {
         condition="shots", group="family", group_nesting="nested"),
     "x_se_conditions": dict(x_se="x_se", condition="shots"),
     "probit_fixed_lapse_group": dict(link="probit", chance=0.25, lapse=0.1, group="family"),
+    "hockey_stick_probit": dict(link="probit", n_eval="n", chance=0.25, shape="x0"),
+    "quadratic": dict(shape="curvature"),
 }
 
 
@@ -442,6 +449,14 @@ def test_every_variant_predicts_within_its_bounds(name):
                        "shots": np.tile(["0", "5"], 9), "family": np.tile(["f", "f", "g"], 6),
                        "x_se": 0.05, "n": 200, "chance": 0.5})
     fit = _synthetic_fit(df, **kw)
+    if "x_se" not in kw:
+        # at the fitted rows, the model's own formula set (likelihoods.mean_response_draws)
+        from bayesslope.likelihoods import mean_response_draws
+
+        own = mean_response_draws(fit.posterior["posterior"], fit.design, fit.variants,
+                                  fit.spec["model"]).mean(axis=(0, 1))
+        at_rows = fit.predict(df.loc[fit.design.row_labels])
+        np.testing.assert_allclose(at_rows["mean"], own, rtol=1e-10, atol=1e-12)
     new = pd.DataFrame({"task": ["a", "zz", "a", "zz", "b"], "x": [0.0, 0.0, 9.0, 9.0, 3.0],
                         "shots": ["5", "0", "0", "5", "0"], "family": ["f", "new", "g", "new", "g"],
                         "x_se": [0.05, 0.0, 0.1, 0.05, 0.0], "n": 50, "chance": 0.5})
@@ -458,5 +473,9 @@ def test_every_variant_predicts_within_its_bounds(name):
     # the far-left row of a known task and of the new task: the new task is less certain
     assert mean["sd"].iloc[1] > mean["sd"].iloc[0]
     assert (obs["sd"] >= 0.9 * mean["sd"]).all()
+    if "shape" in kw:
+        with pytest.raises(bs.DataValidationError, match="shape is not linear"):
+            fit.required_upstream(0.7)
+        return
     inv = fit.required_upstream(0.7)
     assert inv["p_reachable"].between(0, 1).all() and list(inv.index) == ["a", "b", "c"]
