@@ -84,7 +84,7 @@ def simulate_grouped(n_tasks: int, n_units: int, seed: int = 0, size: int = 4) -
 def _robust_frame(args) -> tuple[pd.DataFrame, dict]:
     if args.robust_likelihood == "grouped":
         return (simulate_grouped(args.robust_tasks, args.units),
-                {"likelihood": "gaussian", "group": "family"})
+                {"likelihood": "normal", "group": "family"})
     if args.robust_likelihood == "binomial":
         return (simulate_accuracy(args.robust_tasks, args.units),
                 {"likelihood": "binomial", "n_eval": N_EVAL})
@@ -96,12 +96,12 @@ def peak_mb() -> float:
 
 
 def diag_line(tm) -> dict:
-    d = tm.diagnostics()
+    d = tm.diagnostics().attrs
     n = d["n_pairs"]
     t = tm.summary()
     both = float(((t["r_hat"] <= 1.01) & (t["ess_bulk"] >= 400)).mean())
     return {"pairs": n, "rhat_high": d["n_rhat_high"], "ess_low": d["n_ess_low"],
-            "divergences": d["n_divergences"], "frac_pass": both,
+            "divergences": d["divergences"], "frac_pass": both,
             "ess_bulk_min": float(t["ess_bulk"].min()), "r_hat_max": float(t["r_hat"].max())}
 
 
@@ -116,10 +116,11 @@ def part_fast(args) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tm = fit_transfer_matrix(df, random_seed=seed, sigma=args.sigma, keep_draws=keep)
+            tm = fit_transfer_matrix(df, random_seed=seed, keep_draws=keep,
+                                     per_pair_sigma=args.sigma == "pair")
         wall = time.perf_counter() - t0
         out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0,
-                      **tm.settings["timings"], **diag_line(tm),
+                      **tm.spec["timings"], **diag_line(tm),
                       "peak_rss_mb": peak_mb(), "load_avg": os.getloadavg()}
     return out
 
@@ -184,7 +185,7 @@ def part_robust(args) -> dict:
             tm = fit_transfer_matrix(df, random_seed=seed, keep_draws=False, **kw)
         wall = time.perf_counter() - t0
         out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0,
-                      "per_pair_s": wall / tm.design.n_pairs, **tm.settings["timings"],
+                      "per_pair_s": wall / tm.design.n_pairs, **tm.spec["timings"],
                       **diag_line(tm), "peak_rss_mb": peak_mb(), "load_avg": os.getloadavg()}
     return out
 
@@ -234,7 +235,7 @@ def _real_frames() -> dict:
     p = pd.read_csv(os.path.join(DATA, "pythia_lambada", "pythia_lambada_vs_mmlu.csv"))
     p = p.assign(unit=p["model"] + "@" + p["step"].astype(str),
                  task=p["task"].str.replace("mmlu_", "", regex=False))
-    return {"openclip": (o, "model", "y_higher_is_better", {}),
+    return {"openclip": (o, "model", None, {}),  # y_better from y_higher_is_better
             "mmlu": (p, "unit", "higher", {}),
             # 15 checkpoints of each of 16 models: a random intercept per model and pair
             "mmlu_grouped": (p, "unit", "higher", {"group": "model"})}
@@ -253,7 +254,7 @@ def part_real(args) -> dict:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            tm = fit_transfer_matrix(df, unit=unit, task="task", score="y", better=better,
+            tm = fit_transfer_matrix(df, unit=unit, task="task", y="y", y_better=better,
                                      random_seed=1, keep_draws=False, **extra)
         wall = time.perf_counter() - t0
         fig = tm.plot()
@@ -261,12 +262,12 @@ def part_real(args) -> dict:
         fig.savefig(path, dpi=110, bbox_inches="tight")
         s = tm.summary()
         out[name] = {"tasks": tm.design.n_tasks, "units": len(tm.design.units),
-                     "wall_s": wall, "method": tm.settings["method"],
-                     **tm.settings["timings"], **diag_line(tm),
+                     "wall_s": wall, "method": tm.spec["method"],
+                     **tm.spec["timings"], **diag_line(tm),
                      "n_p_negative_gt_0.9": int((s["p_negative"] > 0.9).sum()),
                      "warnings": sorted({str(w.message)[:160] for w in caught}),
-                     "most_negative": s.nsmallest(5, "slope_mean")[
-                         ["slope_mean", "slope_sd", "p_negative"]].round(3).reset_index()
+                     "most_negative": s.nsmallest(5, "mean")[
+                         ["mean", "sd", "p_negative"]].round(3).reset_index()
                      .to_dict("records"),
                      "order_head": tm.task_order()[:8], "figure": os.path.relpath(path, ROOT)}
     return out
@@ -288,20 +289,20 @@ def part_mmlu_grouped(args) -> dict:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tm = fit_transfer_matrix(df, unit=unit, task="task", score="y", better=better,
+            tm = fit_transfer_matrix(df, unit=unit, task="task", y="y", y_better=better,
                                      random_seed=1, keep_draws=False, **kw)
         s = tables[label] = tm.summary()
-        out[label] = {"wall_s": time.perf_counter() - t0, "method": tm.settings["method"],
-                      **tm.settings["timings"], **diag_line(tm),
-                      "median_slope_sd": float(s["slope_sd"].median()),
+        out[label] = {"wall_s": time.perf_counter() - t0, "method": tm.spec["method"],
+                      **tm.spec["timings"], **diag_line(tm),
+                      "median_slope_sd": float(s["sd"].median()),
                       "n_p_negative_gt_0.9": int((s["p_negative"] > 0.9).sum()),
                       "n_p_negative_lt_0.1": int((s["p_negative"] < 0.1).sum())}
     a, b = tables["independent"], tables["grouped"]
-    ratio = b["slope_sd"] / a["slope_sd"]
+    ratio = b["sd"] / a["sd"]
     out["compare"] = {
         "sd_ratio_median": float(ratio.median()),
         "sd_ratio_iqr": ratio.quantile([0.25, 0.75]).tolist(),
-        "slope_mean_corr": float(np.corrcoef(a["slope_mean"], b["slope_mean"])[0, 1]),
+        "slope_mean_corr": float(np.corrcoef(a["mean"], b["mean"])[0, 1]),
         "slope_mean_abs_diff_median": float((a["slope_mean"] - b["slope_mean"]).abs().median()),
         "negative_only_independent": int(((a["p_negative"] > 0.9)
                                           & (b["p_negative"] <= 0.9)).sum()),
