@@ -3,7 +3,9 @@ data; datasets; and a cheap import."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -330,11 +332,61 @@ def test_import_does_not_load_pymc_or_jax():
     assert out.stdout.strip() == "ok"
 
 
+def _documented_parameters(func) -> list[str]:
+    """Names in the numpydoc ``Parameters`` section of ``func``'s docstring, in order."""
+    lines = inspect.cleandoc(func.__doc__ or "").splitlines()
+    names, section = [], None
+    for line, underline in zip(lines, [*lines[1:], ""], strict=True):
+        if line.strip() and underline.strip() and set(underline.strip()) == {"-"}:
+            section = line.strip()
+        elif (section == "Parameters" and line[:1].strip()
+              and set(line.strip()) != {"-"}):
+            names += [n.strip().lstrip("*") for n in line.split(":")[0].split(",")]
+    return names
+
+
 def test_public_names():
-    assert set(bs.__all__) >= {"fit_hierarchical", "load_fit", "load_dataset", "list_datasets",
-                                "TransferFit", "DataValidationError", "SamplingWarning",
-                                "WeakDataWarning"}
-    for name in bs.__all__:
-        assert getattr(bs, name) is not None
+    from importlib import import_module
+
+    from bayesslope import exceptions
+
+    public = set(bs.__all__)
+    assert len(public) == len(bs.__all__)
+    # __all__ is the lazy table, the exception module's names and the version: nothing
+    # public is missing from the table, nothing in it is private.
+    assert public == {"__version__"} | set(bs._LAZY) | set(exceptions.__all__)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", bs.__version__)
+    assert public <= set(dir(bs))
+    for name, module in bs._LAZY.items():  # resolves, to the object its module defines
+        assert getattr(bs, name) is getattr(import_module(module, "bayesslope"), name), name
+    assert {"fit_hierarchical", "fit_transfer_matrix", "TransferFit", "TransferMatrix",
+            "load_fit", "DataValidationError"} <= public
+    for name in sorted(public - {"__version__"}):
+        obj = getattr(bs, name)
+        assert obj.__module__.startswith("bayesslope"), name
+        assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+        if name.endswith("Error"):
+            assert issubclass(obj, Exception) and not issubclass(obj, Warning), name
+        elif name.endswith("Warning"):
+            assert issubclass(obj, Warning), name
+        elif name[0].isupper():
+            assert inspect.isclass(obj) and not issubclass(obj, BaseException), name
+        else:
+            # A function: its documented parameters (numpydoc, ``**kwargs`` included) are
+            # its signature, in order; at most the first (the data, a path or a name) is
+            # positional, the rest keyword-only.
+            assert inspect.isfunction(obj), name
+            params = list(inspect.signature(obj).parameters.values())
+            assert _documented_parameters(obj) == [p.name for p in params], name
+            positional = [p for p in params if p.kind in (
+                p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+            assert len(positional) <= 1, (name, positional)
+            assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in positional), name
+            with pytest.raises(TypeError, match="positional argument"):
+                obj(*[None] * (len(positional) + 1))
+    for entry in ("fit_hierarchical", "fit_transfer_matrix"):
+        assert next(iter(inspect.signature(getattr(bs, entry)).parameters)) == "df"
+    assert issubclass(bs.DataValidationError, ValueError)
+    assert issubclass(bs.SamplingWarning, RuntimeWarning)
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         bs.nope  # noqa: B018
