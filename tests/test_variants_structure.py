@@ -177,7 +177,7 @@ def test_save_load_round_trip_eiv_and_conditions(eiv_fits, cond_fit, tmp_path):
 
 
 def test_nested_groups_build():
-    df, _ = simulate_conditions(seed=1, n_per=4)
+    df, _ = simulate_conditions(seed=seed(1), n_per=4)
     design = prepare_design(df)
     v = prepare_variants(df, design, group="model", group_nesting="nested")
     # One level per (task, model) cell, labelled "task:model", and each row coded to its own.
