@@ -3,6 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two pytest-xdist workers: the 2-core CI machine runs the suite in ~7 min instead of ~12.
+TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 .PHONY: venv demo test validate bench lint clean
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(PY) -m bayesslope.cli demo --out demo-output --overwrite
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 validate: $(STAMP)
 	$(PY) -m validation.run

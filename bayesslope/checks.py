@@ -81,7 +81,9 @@ def plot_loo_pit(fit, random_seed=None, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         pc = _plot(tree, var_names=["y"], backend="matplotlib", **kwargs)
-    return pc.viz["chart"].item() if hasattr(pc.viz["chart"], "item") else pc.viz["chart"]
+    # arviz-plots 1.3 keeps the matplotlib Figure under the "figure" node of its viz tree.
+    fig = pc.get_viz("figure")
+    return fig.item() if hasattr(fig, "item") else fig
 
 
 def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=None,

@@ -103,6 +103,11 @@ def test_plots_and_loo_pit(check):
     assert pit["loo_pit"].between(0, 1).all()
     # A well-specified model: PIT ~ Uniform(0, 1), whose mean has sd 0.29 / sqrt(80).
     assert abs(pit["loo_pit"].mean() - 0.5) < 0.15
+    import matplotlib.figure
+
+    fig = fit.plot_loo_pit(random_seed=seed(154))
+    assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+    plt.close(fig)
 
 
 def test_numpy_loglik_matches_pymc_hockey_stick():
