@@ -11,7 +11,6 @@ import pandas as pd
 from .data import prepare_design
 from .diagnostics import check_sampling
 from .exceptions import DataValidationError
-from .options import check_bool
 from .model import (
     POSTERIOR_VARS,
     VARIANT_VARS,
@@ -22,6 +21,7 @@ from .model import (
     model_priors,
     posterior_var_names,
 )
+from .options import check_bool
 from .predict import label_kinds
 from .result import TransferFit, library_versions
 from .sampling import SamplerConfig, sample_compiled, sample_model
@@ -274,7 +274,8 @@ def fit_hierarchical(
         "versions": library_versions(),
     }
     if check_dependence:
-        from .dependence import check_dependence as _check, dependence_to_dict, warn_dependence
+        from .dependence import check_dependence as _check
+        from .dependence import dependence_to_dict, warn_dependence
 
         table = _check(df, design, tree, variants, spec["model"], random_seed=random_seed)
         spec["dependence"] = dependence_to_dict(table)
