@@ -62,7 +62,7 @@ _MEASUREMENT_UNIQUE_SHARE = 0.5  # a non-integer column with more unique values 
 _TABLE_COLUMNS = ["n_rows", "n_levels", "statistic", "p_value", "icc", "inflation", "flagged"]
 
 
-def posterior_residuals(post, design, variants, model_spec: dict) -> np.ndarray:
+def posterior_residuals(post, design, variants) -> np.ndarray:
     """Posterior mean residual of each design row on the linear-predictor scale.
 
     Parameters
@@ -71,8 +71,7 @@ def posterior_residuals(post, design, variants, model_spec: dict) -> np.ndarray:
         The posterior group of a fit.
     design : TransferDesign
     variants : VariantData
-    model_spec : dict
-        ``fit.spec["model"]`` (for the lapse).
+        Link, chance floor and lapse of the fit.
 
     Returns
     -------
@@ -90,7 +89,7 @@ def posterior_residuals(post, design, variants, model_spec: dict) -> np.ndarray:
     eta = linear_predictor(post, design, variants).mean(axis=(0, 1))
     if variants.link == "identity":
         return design.y - eta
-    lapse = np.asarray(_lapse_obs(post, model_spec, design.task_idx))
+    lapse = np.asarray(_lapse_obs(post, variants, design.task_idx))
     lapse = lapse.mean(axis=(0, 1)) if lapse.ndim == 3 else float(lapse)
     chance = 0.0 if variants.chance is None else variants.chance
     p = response_mean(eta, variants.link, chance, lapse)
@@ -466,7 +465,7 @@ def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float 
     return table
 
 
-def check_dependence(df: pd.DataFrame, design, posterior, variants, model_spec: dict, *,
+def check_dependence(df: pd.DataFrame, design, posterior, variants, *,
                      alpha: float = ALPHA, n_permutations: int | None = None,
                      random_seed: int | None = None) -> pd.DataFrame:
     """Residual clustering table of a fit (see the module docstring).
@@ -479,8 +478,6 @@ def check_dependence(df: pd.DataFrame, design, posterior, variants, model_spec: 
     posterior : xarray.DataTree
         The fit's DataTree (its ``posterior`` group is read).
     variants : VariantData
-    model_spec : dict
-        ``fit.spec["model"]``.
     alpha, n_permutations
         As in :func:`clustering_table`.
     random_seed : int, optional
@@ -493,7 +490,7 @@ def check_dependence(df: pd.DataFrame, design, posterior, variants, model_spec: 
     """
     used = [c for c in variants.columns.values() if isinstance(c, str) and c in df.columns]
     candidates, skipped = candidate_columns(df, design, used)
-    residuals = (posterior_residuals(posterior["posterior"], design, variants, model_spec)
+    residuals = (posterior_residuals(posterior["posterior"], design, variants)
                  if candidates else np.zeros(design.n_obs))
     seq = np.random.SeedSequence(0 if random_seed is None else random_seed, spawn_key=(22,))
     table = clustering_table(residuals, design.xc, design.task_idx, candidates, alpha=alpha,

@@ -1,7 +1,14 @@
-"""fit_hierarchical: composes DataFrame -> design -> model -> posterior -> TransferFit."""
+"""fit_hierarchical: composes DataFrame -> design -> config -> posterior -> TransferFit.
+
+Each step is one call: :func:`~bayesslope.data.prepare_design` (the validated frame),
+:func:`~bayesslope.variant_data.prepare_variants` (variant options and columns),
+:func:`~bayesslope.resolve.resolve_model` (every modelling decision, frozen),
+:func:`~bayesslope.posterior.sample_posterior`, then the checks of the result.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -9,26 +16,12 @@ import numpy as np
 import pandas as pd
 
 from .data import prepare_design
-from .diagnostics import check_sampling
-from .exceptions import DataValidationError
-from .model import (
-    POSTERIOR_VARS,
-    VARIANT_VARS,
-    ModelConfig,
-    build_model,
-    choose_centered_log_sigma,
-    choose_centered_variant,
-    model_priors,
-    posterior_var_names,
-)
 from .options import check_bool
+from .posterior import sample_posterior
 from .predict import label_kinds
+from .resolve import check_model_options, resolve_model, resolve_sampler
 from .result import TransferFit, library_versions
-from .sampling import SamplerConfig, sample_compiled, sample_model
-from .summaries import add_derived
 from .variant_data import prepare_variants
-
-FORMULATIONS = ("auto", "full", "collapsed")
 
 __all__ = ["fit_hierarchical"]
 
@@ -183,119 +176,52 @@ def fit_hierarchical(
     >>> fit = bs.fit_hierarchical(df, random_seed=1)  # doctest: +SKIP
     >>> fit.summary()[["mean", "p_negative"]]  # doctest: +SKIP
     """
-    correlated = check_bool("correlated", correlated)
-    per_task_sigma = check_bool("per_task_sigma", per_task_sigma, allow=("pooled",))
+    check_model_options(correlated=correlated, per_task_sigma=per_task_sigma,
+                        parameterization=parameterization, formulation=formulation, shape=shape)
     dropna = check_bool("dropna", dropna)
     log_likelihood = check_bool("log_likelihood", log_likelihood)
-    if formulation not in FORMULATIONS:
-        raise DataValidationError(
-            f"formulation should be one of {list(FORMULATIONS)}, got {formulation!r}"
-        )
-    variant = (link not in (None, "identity") or likelihood not in (None, "normal")
-               or per_task_sigma == "pooled"
-               or any(v is not None for v in (n_eval, chance, x_se, condition, group))
-               or lapse is not False or shape != "linear")
-    _check_shape(shape)
-    if formulation == "auto":
-        formulation = "full" if variant else "collapsed"
-    elif formulation == "collapsed" and variant:
-        raise DataValidationError(
-            "formulation='collapsed' is valid only for the Gaussian identity model without "
-            "variants (link, likelihood, n_eval, chance, lapse, x_se, condition, group, "
-            "pooled sigma); use formulation='full' or 'auto'"
-        )
-    if sampler is None:
-        # Measured: PyMC's compiled C is cached on disk across processes, numba's is not,
-        # so a first fit is faster with PyMC; nutpie wins on refits (compile once).
-        sampler = "pymc"
-    sampler_config = SamplerConfig(
+    sampler_config = resolve_sampler(
         draws=draws, tune=tune, chains=chains, target_accept=target_accept,
         random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,
-        # Errors in x: the latent true x start at the measurements; jitter (on the scale of
-        # x itself) can throw a chain into the reflected mode, where it stays (SBC: R-hat
-        # 1.87 in a fit whose measurement error was comparable to the spread of x).
-        jitter=x_se is None,
+        latent_x=x_se is not None,
     )
-    design = prepare_design(
-        df, x=x, y=y, task=task, x_better=x_better, y_better=y_better, x_ref=x_ref,
-        dropna=dropna,
-    )
+    design = prepare_design(df, x=x, y=y, task=task, x_better=x_better, y_better=y_better,
+                            x_ref=x_ref, dropna=dropna)
     variants = prepare_variants(
         df, design, link=link, likelihood=likelihood, n_eval=n_eval, chance=chance,
         lapse=lapse, x_se=x_se, condition=condition, group=group, group_nesting=group_nesting,
     )
-    resolved = model_priors(priors, design, variants, lapse=lapse, per_task_sigma=per_task_sigma,
-                            shape=shape)
     if shape == "hockey_stick":
         _warn_few_x_values(design)
-    if parameterization == "auto":
-        centered = choose_centered_variant(design, variants, lapse,
-                                           per_task_noise=bool(per_task_sigma))
-    elif parameterization in ("centered", "non_centered"):
-        centered = np.full(design.n_tasks, parameterization == "centered")
-    else:
-        raise DataValidationError(
-            "parameterization should be one of ['auto', 'centered', 'non_centered'], "
-            f"got {parameterization!r}"
-        )
-    config = ModelConfig(
-        priors=resolved,
-        correlated=bool(correlated),
-        per_task_sigma="pooled" if per_task_sigma == "pooled" else bool(per_task_sigma),
-        parameterization=parameterization,
-        centered_tasks=tuple(bool(c) for c in centered),
-        # Decided here, from the data, and saved in the spec like the coefficients' choice.
-        centered_log_sigma=(tuple(bool(c) for c in choose_centered_log_sigma(design))
-                            if per_task_sigma == "pooled" else ()),
-        link=variants.link,
-        likelihood=variants.likelihood,
-        lapse=lapse,
-        shape=shape,
-    )
-    if formulation == "collapsed":
-        tree = _sample_collapsed(design, config, sampler_config)
-    else:
-        model = build_model(design, config, variants)
-        keep = posterior_var_names(model)
-        tree = sample_model(model, sampler_config, var_names=keep)
-    keep = [v for v in POSTERIOR_VARS + VARIANT_VARS if v in tree["posterior"].data_vars]
-    add_derived(tree, design.task_sign, design.x_scale, design.y_scale)
-    cache: dict = {}
-    check_sampling(tree, keep, stacklevel=2, cache=cache)
+    config = resolve_model(design, variants, priors=priors, correlated=correlated,
+                           per_task_sigma=per_task_sigma, parameterization=parameterization,
+                           formulation=formulation, shape=shape)
+    tree = sample_posterior(design, config, variants, sampler_config)
     spec = {
         "model": config.to_dict(),
-        "sampler": sampler_config.to_dict(),
-        "formulation": formulation,
-        "likelihood": variants.likelihood,
-        "link": variants.link,
         "variants": variants.to_dict(),
+        "sampler": sampler_config.to_dict(),
         # Label types (str, int, ...): predict() refuses a label of another type.
         "label_kinds": label_kinds(df, task=task, condition=condition, group=group),
         "versions": library_versions(),
     }
     if check_dependence:
-        from .dependence import check_dependence as _check
-        from .dependence import dependence_to_dict, warn_dependence
-
-        table = _check(df, design, tree, variants, spec["model"], random_seed=random_seed)
-        spec["dependence"] = dependence_to_dict(table)
-        warn_dependence(table, grouped=group, stacklevel=2)
-    fit = TransferFit(posterior=tree, design=design, spec=spec,
-                      variants=None if variants.is_default else variants,
-                      _diagnostics_cache=cache)
+        spec["dependence"] = _dependence(df, design, tree, variants,
+                                         random_seed=sampler_config.random_seed)
+    fit = TransferFit(posterior=tree, design=design, spec=spec, variants=variants)
     if log_likelihood:
-        fit = TransferFit(posterior=fit.log_likelihood_tree(), design=design, spec=spec,
-                          variants=fit.variants, _diagnostics_cache=cache)
+        fit = dataclasses.replace(fit, posterior=fit.log_likelihood_tree())
+    fit.check_sampling(stacklevel=2)
     return fit
 
 
-def _check_shape(shape) -> None:
-    from .likelihoods import SHAPES
+def _dependence(df: pd.DataFrame, design, tree, variants, random_seed) -> dict:
+    """Test the residuals for clustering, warn, and return the table for the spec."""
+    from .dependence import check_dependence, dependence_to_dict, warn_dependence
 
-    if shape not in SHAPES:
-        raise DataValidationError(
-            f"{shape!r} is not a supported shape. Must be one of: {list(SHAPES)}"
-        )
+    table = check_dependence(df, design, tree, variants, random_seed=random_seed)
+    warn_dependence(table, grouped=variants.columns.get("group"), stacklevel=3)
+    return dependence_to_dict(table)
 
 
 def _warn_few_x_values(design) -> None:
@@ -315,32 +241,3 @@ def _warn_few_x_values(design) -> None:
             WeakDataWarning,
             stacklevel=3,
         )
-
-
-def _sample_collapsed(design, config: ModelConfig, sampler_config: SamplerConfig):
-    """Sample the collapsed model, then add exact draws of each task's coefficients."""
-    from . import collapsed_model as cm
-
-    data = {**cm.collapsed_data(design), **cm.prior_data(config.priors, config.correlated)}
-    if sampler_config.sampler == "nutpie":
-        tree = sample_compiled(
-            lambda: cm.build_collapsed_model(design, config),
-            cm.structure_key(design, config),
-            data,
-            sampler_config,
-        )
-    else:
-        model = cm.build_collapsed_model(design, config)
-        names = [v for v in cm.COLLAPSED_FREE_VARS if v in model.named_vars]
-        tree = sample_model(model, sampler_config, var_names=names)
-    # nutpie keeps the coords of the model it compiled first: relabel for this design.
-    tree["posterior"] = tree["posterior"].to_dataset().drop_vars(
-        [v for v in tree["posterior"].data_vars
-         if v not in cm.COLLAPSED_FREE_VARS], errors="ignore"
-    )
-    if "task" in tree["posterior"].dims:
-        tree["posterior"] = tree["posterior"].to_dataset().assign_coords(task=list(design.tasks))
-    seed = np.random.SeedSequence(sampler_config.random_seed).spawn(1)[0] \
-        if sampler_config.random_seed is not None else None
-    cm.complete_collapsed_posterior(tree, design, seed)
-    return tree

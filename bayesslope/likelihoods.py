@@ -278,14 +278,13 @@ def linear_predictor(post, design, variants, x=None, task_idx=None, condition_id
     return a + b * g + extra
 
 
-def _lapse_obs(post, model_spec, tidx):
-    lapse = model_spec.get("lapse", False)
-    if lapse is True:
+def _lapse_obs(post, variants, tidx):
+    if variants.lapse is True:
         return _post_draws(post, "lapse")[..., tidx]
-    return float(lapse)
+    return float(variants.lapse)
 
 
-def mean_response_draws(post, design, variants, model_spec, **new) -> np.ndarray:
+def mean_response_draws(post, design, variants, **new) -> np.ndarray:
     """Mean score ``p`` per draw and observation (data scale); see :func:`linear_predictor`.
 
     At new points (``x=``, ``task_idx=``) pass ``chance=`` for them too.
@@ -301,7 +300,7 @@ def mean_response_draws(post, design, variants, model_spec, **new) -> np.ndarray
         chance = 0.0
     else:
         chance = variants.chance if chance_new is None else np.asarray(chance_new)
-    return response_mean(eta, variants.link, chance, _lapse_obs(post, model_spec, tidx))
+    return response_mean(eta, variants.link, chance, _lapse_obs(post, variants, tidx))
 
 
 def _obs_params(post, design, variants) -> dict:
@@ -319,22 +318,21 @@ def _obs_params(post, design, variants) -> dict:
     return out
 
 
-def log_likelihood_draws(post, design, variants, model_spec) -> np.ndarray:
+def log_likelihood_draws(post, design, variants) -> np.ndarray:
     """Pointwise log-likelihood of the scores, shape (chain, draw, n_obs).
 
     Count likelihoods give the log pmf of ``k = round(y * n)``; add ``log(n)`` to put it
     on the density scale of ``y = k / n`` (for comparisons with continuous models).
     """
-    mean = mean_response_draws(post, design, variants, model_spec)
+    mean = mean_response_draws(post, design, variants)
     return pointwise_loglik(variants.likelihood, design.y, mean,
                             **_obs_params(post, design, variants))
 
 
-def posterior_predictive_draws(post, design, variants, model_spec, *, random_seed=None
-                               ) -> np.ndarray:
+def posterior_predictive_draws(post, design, variants, *, random_seed=None) -> np.ndarray:
     """Posterior predictive scores (data scale), shape (chain, draw, n_obs)."""
     rng = np.random.default_rng(random_seed)
-    mean = mean_response_draws(post, design, variants, model_spec)
+    mean = mean_response_draws(post, design, variants)
     params = _obs_params(post, design, variants)
     params = {k: np.broadcast_to(v, mean.shape) if k != "nu" else v for k, v in params.items()}
     return predictive_draws(rng, variants.likelihood, mean, **params)

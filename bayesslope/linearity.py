@@ -219,9 +219,8 @@ def linearity_check(df: pd.DataFrame, *, x: str = "x", y: str = "y", task: str =
         )
     fits, loos = {}, {}
     for s in names:
-        fit = fit_hierarchical(df, x=x, y=y, task=task, **_shape_kwargs(s, fit_kwargs))
-        fit = type(fit)(posterior=fit.log_likelihood_tree(), design=fit.design, spec=fit.spec,
-                        variants=fit.variants, _diagnostics_cache=fit._diagnostics_cache)
+        fit = fit_hierarchical(df, x=x, y=y, task=task,
+                               **{**_shape_kwargs(s, fit_kwargs), "log_likelihood": True})
         fits[s] = fit
         loos[s] = _loo(fit.posterior)
     table = _task_table(fits, loos, rope_bounds, ci_prob)

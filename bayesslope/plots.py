@@ -32,14 +32,14 @@ def _bounded_curve(fit, k: int, grid: np.ndarray, max_draws: int) -> np.ndarray:
     """Mean score draws (sample, grid) of task ``k`` under a probit/logit link."""
     from .likelihoods import mean_response_draws
 
-    d, v = fit.design, fit._variants()
+    d, v = fit.design, fit.variants
     post = fit.posterior["posterior"]
     n = post.sizes["chain"] * post.sizes["draw"]
     sub = post.isel(draw=slice(None, None, max(1, -(-n // max_draws))))
     new = {"x": grid, "task_idx": np.full(grid.size, k)}
     if v.chance is not None:
         new["chance"] = np.full(grid.size, v.chance[d.task_idx == k].mean())
-    mean = mean_response_draws(sub, d, v, fit.spec["model"], **new)
+    mean = mean_response_draws(sub, d, v, **new)
     return mean.reshape(-1, grid.size)
 
 
@@ -98,8 +98,7 @@ def plot_tasks(
         xs, ys = d.x[mask], d.y[mask]
         span = d.x.max() - d.x.min()
         grid = np.linspace(xs.min() - 0.02 * span, xs.max() + 0.02 * span, 60)
-        if (fit.spec.get("link", "identity") == "identity"
-                and fit.spec["model"].get("shape", "linear") == "linear"):
+        if fit.link == "identity" and fit.shape == "linear":
             lines = a[:, k, None] + b[:, k, None] * (grid - d.x_ref)
         else:  # bounded link or curved shape: the mean score curve, see likelihoods
             lines = _bounded_curve(fit, k, grid, max_draws)

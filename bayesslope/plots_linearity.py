@@ -20,7 +20,7 @@ def mean_curve(fit, task: str, grid: np.ndarray, max_draws: int = 400) -> np.nda
     """
     from .likelihoods import mean_response_draws
 
-    d, v = fit.design, fit._variants()
+    d, v = fit.design, fit.variants
     k = d.tasks.index(task)
     post = fit.posterior["posterior"]
     n = post.sizes["chain"] * post.sizes["draw"]
@@ -28,7 +28,7 @@ def mean_curve(fit, task: str, grid: np.ndarray, max_draws: int = 400) -> np.nda
     new = {"x": grid, "task_idx": np.full(grid.size, k)}
     if v.chance is not None:
         new["chance"] = np.full(grid.size, v.chance[d.task_idx == k].mean())
-    return mean_response_draws(sub, d, v, fit.spec["model"], **new).reshape(-1, grid.size)
+    return mean_response_draws(sub, d, v, **new).reshape(-1, grid.size)
 
 
 def plot_linearity(check, *, tasks=None, axes=None, ncols=None, max_draws: int = 400,

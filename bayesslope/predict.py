@@ -150,7 +150,7 @@ def _row_values(fit, frame, codes_known, role: str, fitted: np.ndarray | None, c
     From ``frame`` when it has the column, else the fit's value: constant over the fit,
     or constant within the row's task.
     """
-    v = fit._variants()
+    v = fit.variants
     col = v.columns.get(role)
     # Only the fit's own column: a same-named column of a fit that used a constant (or a
     # dict) may mean something else (the bundled data's ``chance`` with chance=0.25).
@@ -181,7 +181,7 @@ def _row_values(fit, frame, codes_known, role: str, fitted: np.ndarray | None, c
 
 def _resolve_rows(fit, new_df: pd.DataFrame) -> _Rows:
     d = fit.design
-    v = fit._variants()
+    v = fit.variants
     if not isinstance(new_df, pd.DataFrame):
         raise DataValidationError(f"new_df must be a pandas DataFrame, got {type(new_df).__name__}")
     xcol, tcol = d.columns["x"], d.columns["task"]
@@ -305,7 +305,7 @@ class _Params:
     def __init__(self, fit, rows: _Rows, rng):
         post = fit.posterior["posterior"]
         model = fit.spec["model"]
-        v = fit._variants()
+        v = fit.variants
         n_new = len(rows.new_tasks)
         a, b = _draws(post, "intercept"), _draws(post, "slope")
         if n_new:
@@ -340,7 +340,7 @@ class _Params:
                 gb = np.concatenate([gb, sb * rng.standard_normal((self.S, k))], axis=1)
             self.grp_a, self.grp_b = ga.T.copy(), gb.T.copy()
         # Lapse per task (prior draws for new tasks: lapse rates are not pooled).
-        lapse = model.get("lapse", False)
+        lapse = v.lapse
         if lapse is True:
             lap = _draws(post, "lapse")
             if n_new:
@@ -383,7 +383,7 @@ class _Params:
 def _block_draws(fit, rows: _Rows, P: _Params, sl: slice, kind: str, rng) -> np.ndarray:
     """Draws of the predicted score for rows ``sl``: shape (rows, samples)."""
     d = fit.design
-    v = fit._variants()
+    v = fit.variants
     t = rows.task_code[sl]
     x = rows.x[sl][:, None]
     if rows.x_se is not None:
@@ -520,7 +520,7 @@ def predict(fit, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0
     table["extrapolated"] = extrapolation(fit, rows.x)
     table["new_task"] = rows.task_code >= fit.design.n_tasks
     if rows.group_code is not None:
-        table["new_group"] = rows.group_code >= len(fit._variants().groups)
+        table["new_group"] = rows.group_code >= len(fit.variants.groups)
     table.attrs.update(kind=kind, ci_prob=ci_prob)
     if not return_draws:
         return table
@@ -578,9 +578,8 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     """
     _check_ci_prob(ci_prob)
     d = fit.design
-    v = fit._variants()
+    v = fit.variants
     post = fit.posterior["posterior"]
-    model = fit.spec["model"]
     if isinstance(target, Mapping):
         _check_label_types(fit, list(target))
         targets = {str(k): val for k, val in target.items()}
@@ -622,7 +621,7 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     else:
         chance = _per_task_value(fit, v.chance)
         chance = np.zeros(len(names)) if chance is None else chance[tidx]
-        lapse = model.get("lapse", False)
+        lapse = v.lapse
         lap_fixed = 0.0 if lapse is True else float(lapse)
         for t, val, c in zip(names, y, chance, strict=True):
             if not c <= val <= 1.0 - lap_fixed:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,14 @@ import pandas as pd
 
 from . import summaries
 from .data import TransferDesign
-from .diagnostics import sampling_diagnostics
+from .diagnostics import check_sampling, sampling_diagnostics
+from .variant_data import VariantData
 
 __all__ = ["TransferFit", "load_fit", "library_versions"]
 
 _SPEC_ATTR = "bayesslope_spec"
-_FORMAT_VERSION = 1
+# 2: link, likelihood and lapse live only in spec["variants"]; formulation in spec["model"].
+_FORMAT_VERSION = 2
 
 
 def library_versions() -> dict:
@@ -46,26 +49,69 @@ class TransferFit:
     design : TransferDesign
         The validated data the model saw.
     spec : dict
-        Everything needed to rebuild the fit: priors, model options, orientation,
-        ``x_ref``, sampler settings, formulation, library versions and the data hash.
+        Everything needed to rebuild the fit: ``model`` (the resolved
+        :class:`~bayesslope.model.ModelConfig`: formulation, priors, parameterization,
+        shape), ``variants`` (link, likelihood, lapse and the variant columns), ``sampler``,
+        label types, library versions and, when checked, ``dependence``.
     variants : bayesslope.variant_data.VariantData, optional
-        Per-observation data of the model variants (counts, chance, x noise, conditions,
-        groups); ``None`` for the core model.
+        The variant options and per-observation data (counts, chance, x noise,
+        conditions, groups); the default (core Gaussian model) when not given.
     """
 
     posterior: object
     design: TransferDesign
     spec: dict
-    variants: object = None
-    # Per-element R-hat / ESS, computed once and shared by the fit's warnings, summary()
-    # and diagnostics() (arviz-stats takes ~4 ms per element: seconds at 500 tasks).
-    _diagnostics_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    variants: VariantData | None = None
 
-    # -- model variants (links, count likelihoods, conditions) ----------------------
-    def _variants(self):
-        from .variant_data import VariantData
+    def __post_init__(self):
+        if self.variants is None:
+            object.__setattr__(self, "variants", VariantData())
 
-        return self.variants if self.variants is not None else VariantData()
+    @cached_property
+    def _diagnostics_cache(self) -> dict:
+        # Per-element R-hat / ESS, filled on first use and shared by the sampling check,
+        # summary() and diagnostics() of this result (arviz-stats takes ~4 ms per
+        # element: seconds at 500 tasks). Private to the result, never passed in.
+        return {}
+
+    # -- the model, as resolved at fit time ------------------------------------------
+    @property
+    def link(self) -> str:
+        """Link of the mean score: "identity", "logit" or "probit"."""
+        return self.variants.link
+
+    @property
+    def likelihood(self) -> str:
+        """Observation model: "normal", "student_t", "binomial" or "beta_binomial"."""
+        return self.variants.likelihood
+
+    @property
+    def formulation(self) -> str:
+        """"collapsed" (task coefficients integrated out) or "full"."""
+        return self.spec["model"]["formulation"]
+
+    @property
+    def shape(self) -> str:
+        """Mean function of x: "linear", "hockey_stick" or "quadratic"."""
+        return self.spec["model"].get("shape", "linear")
+
+    def check_sampling(self, *, stacklevel: int = 2) -> pd.DataFrame:
+        """Diagnose the sampler and warn (:class:`SamplingWarning`) about each problem.
+
+        Divergences, R-hat above 1.01 and ESS below 400 of the model's parameters, each
+        with the fix. Run by :func:`~bayesslope.fit_hierarchical` after sampling.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Max R-hat and min ESS per parameter; ``attrs["divergences"]``.
+        """
+        from .model import POSTERIOR_VARS, VARIANT_VARS
+
+        keep = [v for v in POSTERIOR_VARS + VARIANT_VARS
+                if v in self.posterior["posterior"].data_vars]
+        return check_sampling(self.posterior, keep, stacklevel=stacklevel + 1,
+                              cache=self._diagnostics_cache)
 
     def log_likelihood(self, data_scale: bool = True) -> np.ndarray:
         """Pointwise log-likelihood of the scores, shape (chain, draw, obs).
@@ -78,9 +124,8 @@ class TransferFit:
         """
         from .likelihoods import log_likelihood_draws
 
-        v = self._variants()
-        ll = log_likelihood_draws(self.posterior["posterior"], self.design, v,
-                                  self.spec["model"])
+        v = self.variants
+        ll = log_likelihood_draws(self.posterior["posterior"], self.design, v)
         if data_scale and v.n_eval is not None:
             ll = ll + np.log(v.n_eval)
         return ll
@@ -103,8 +148,7 @@ class TransferFit:
         from .likelihoods import posterior_predictive_draws
 
         return posterior_predictive_draws(self.posterior["posterior"], self.design,
-                                          self._variants(), self.spec["model"],
-                                          random_seed=random_seed)
+                                          self.variants, random_seed=random_seed)
 
     def predict(self, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0.9,
                 random_seed=None, return_draws: bool = False):
@@ -307,12 +351,11 @@ class TransferFit:
         )
         tree["bayesslope_design"] = xr.DataTree(design_ds)
         spec = {**self.spec, "design": d.to_dict(), "format_version": _FORMAT_VERSION}
-        if self.variants is not None:
-            arrays = self.variants.arrays()
-            tree["bayesslope_variants"] = xr.DataTree(
-                xr.Dataset({k: ("obs", v) for k, v in arrays.items()})
-            )
-            spec["variant_data"] = self.variants.to_dict()
+        # spec["variants"] describes the variant options; their arrays travel as a group.
+        arrays = self.variants.arrays()
+        tree["bayesslope_variants"] = xr.DataTree(
+            xr.Dataset({k: ("obs", v) for k, v in arrays.items()})
+        )
         tree.attrs = {**tree.attrs, _SPEC_ATTR: json.dumps(spec)}
         path = Path(path)
         tree.to_netcdf(path, engine="h5netcdf")
@@ -324,7 +367,7 @@ class TransferFit:
         return (
             f"TransferFit({d.n_tasks} tasks, {d.n_obs} observations, "
             f"{post.sizes['chain']} chains x {post.sizes['draw']} draws, "
-            f"x_better={d.x_better!r}, formulation={self.spec.get('formulation')!r})"
+            f"x_better={d.x_better!r}, formulation={self.formulation!r})"
         )
 
 
@@ -358,7 +401,10 @@ def fit_from_tree(tree, spec: dict) -> TransferFit:
     """
     ds = tree["bayesslope_design"].to_dataset()
     info = spec.pop("design")
-    spec.pop("format_version", None)
+    version = spec.pop("format_version", None)
+    if version != _FORMAT_VERSION:
+        raise ValueError(f"file format version {version!r}; this bayesslope reads version "
+                         f"{_FORMAT_VERSION} (refit and save again)")
     design = TransferDesign(
         tasks=tuple(info["tasks"]),
         task_idx=ds["task_idx"].values.astype(np.int64),
@@ -376,14 +422,9 @@ def fit_from_tree(tree, spec: dict) -> TransferFit:
     if design.data_hash() != info["data_hash"]:
         raise ValueError("the stored data do not match their hash")
     del tree["bayesslope_design"]
-    variants = None
-    if "variant_data" in spec:
-        from .variant_data import VariantData
-
-        vds = tree["bayesslope_variants"].to_dataset()
-        variants = VariantData.from_parts(spec.pop("variant_data"),
-                                          {k: vds[k].values for k in vds.data_vars})
-        del tree["bayesslope_variants"]
+    vds = tree["bayesslope_variants"].to_dataset()
+    variants = VariantData.from_parts(spec["variants"], {k: vds[k].values for k in vds.data_vars})
+    del tree["bayesslope_variants"]
     attrs = dict(tree.attrs)
     attrs.pop(_SPEC_ATTR)
     tree.attrs = attrs

@@ -189,8 +189,8 @@ def data_scale_slope_summary(fit, at_x: float | None = None, ci_prob: float = 0.
     x0 = d.x_ref if at_x is None else float(at_x)
     a = _draws(fit.posterior, "intercept")
     b = _draws(fit.posterior, "slope")
-    v = fit._variants()
-    if fit.spec["model"].get("shape", "linear") != "linear":
+    v = fit.variants
+    if fit.shape != "linear":
         deriv = _shape_derivative(fit, x0)
     elif v.link == "identity":
         deriv = b
@@ -200,8 +200,7 @@ def data_scale_slope_summary(fit, at_x: float | None = None, ci_prob: float = 0.
         if v.chance is not None:
             chance = np.bincount(d.task_idx, v.chance, d.n_tasks) / np.bincount(
                 d.task_idx, minlength=d.n_tasks)
-        lapse = fit.spec["model"].get("lapse", False)
-        lap = _draws(fit.posterior, "lapse") if lapse is True else float(lapse)
+        lap = _draws(fit.posterior, "lapse") if v.lapse is True else float(v.lapse)
         deriv = (1.0 - chance - lap) * inverse_link_deriv(eta, v.link) * b
     flat = deriv.reshape(-1, deriv.shape[-1])
     table = pd.DataFrame(_quantile_table(flat, ci_prob), index=pd.Index(d.tasks, name="task"))
@@ -219,7 +218,7 @@ def _shape_derivative(fit, at_x: float) -> np.ndarray:
     """
     from .likelihoods import mean_response_draws
 
-    d, v = fit.design, fit._variants()
+    d, v = fit.design, fit.variants
     tidx = np.arange(d.n_tasks)
     new = {"task_idx": tidx}
     if v.chance is not None:
@@ -227,9 +226,9 @@ def _shape_derivative(fit, at_x: float) -> np.ndarray:
             d.task_idx, minlength=d.n_tasks)
     h = 1e-4 * (d.x_scale if d.x_scale > 0 else 1.0)
     post = fit.posterior["posterior"]
-    up = mean_response_draws(post, d, v, fit.spec["model"], x=np.full(d.n_tasks, at_x + h),
+    up = mean_response_draws(post, d, v, x=np.full(d.n_tasks, at_x + h),
                              **new)
-    down = mean_response_draws(post, d, v, fit.spec["model"],
+    down = mean_response_draws(post, d, v,
                                x=np.full(d.n_tasks, at_x - h), **new)
     return d.task_sign * (up - down) / (2.0 * h)
 

@@ -37,6 +37,9 @@ class VariantData:
     ----------
     link : {"identity", "logit", "probit"}
     likelihood : {"normal", "student_t", "binomial", "beta_binomial"}
+    lapse : bool or float
+        Lapse rate (1 - ceiling) of a bounded link: False (none), True (one per task,
+        estimated) or a fixed number in [0, 1).
     n_eval : ndarray of int64 or None
         Test-set size behind each score (count likelihoods).
     chance : ndarray of float or None
@@ -60,6 +63,7 @@ class VariantData:
 
     link: str = "identity"
     likelihood: str = "normal"
+    lapse: bool | float = False
     n_eval: np.ndarray | None = None
     chance: np.ndarray | None = None
     x_se: np.ndarray | None = None
@@ -78,13 +82,14 @@ class VariantData:
     def is_default(self) -> bool:
         """True for the core Gaussian identity model with no extra columns."""
         return (self.link == "identity" and self.likelihood == "normal"
-                and all(getattr(self, a) is None for a in self._ARRAYS))
+                and self.lapse is False and all(getattr(self, a) is None for a in self._ARRAYS))
 
     def to_dict(self) -> dict:
         """JSON-safe description (everything but the arrays)."""
         return {
             "link": self.link,
             "likelihood": self.likelihood,
+            "lapse": self.lapse,
             "n_x_points": self.n_x_points,
             "conditions": list(self.conditions),
             "groups": list(self.groups),
@@ -105,6 +110,7 @@ class VariantData:
         return cls(
             link=info["link"],
             likelihood=info["likelihood"],
+            lapse=info.get("lapse", False),
             n_x_points=int(info["n_x_points"]),
             conditions=tuple(info["conditions"]),
             groups=tuple(info["groups"]),
@@ -368,6 +374,7 @@ def prepare_variants(
         )
     if lapse is not False and link == "identity":
         raise DataValidationError("a lapse rate needs link='probit' or link='logit'")
+    out["lapse"] = True if lapse is True else (False if lapse is False else lapse_fixed)
 
     if n_eval is not None:
         n_arr, columns["n_eval"] = _column_or_constant(df, pos, n_eval, "n_eval", design)

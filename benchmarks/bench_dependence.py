@@ -34,8 +34,8 @@ def _check_timed(df, fit, repeats: int, group: str | None):
     for _ in range(repeats):
         c0 = time.process_time()
         t0 = time.perf_counter()
-        table = check_dependence(df, fit.design, fit.posterior, fit._variants(),
-                                 fit.spec["model"], random_seed=fit.spec["sampler"].get(
+        table = check_dependence(df, fit.design, fit.posterior, fit.variants,
+                                 random_seed=fit.spec["sampler"].get(
                                      "random_seed"))
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         sds[label] = summary["sd"]
         out["fits"][label] = {
             "kwargs": kw,
-            "formulation": fit.spec["formulation"],
+            "formulation": fit.formulation,
             "fit_wall_s": fit_s,
             "fit_from": str(args.fit_times) if args.saved else "measured in this run",
             "check_s": times,

@@ -205,7 +205,7 @@ def worker_bayesslope_fit(args: dict) -> dict:
     for fit, timing in zip(fits, timings, strict=True):
         diag_vars = list(fit.diagnostics().index)
         timing.update(diagnostics_summary(fit.posterior, diag_vars))
-        timing["formulation"] = fit.spec.get("formulation", "full")
+        timing["formulation"] = fit.formulation
         timing["sampler"] = fit.spec.get("sampler", {}).get("sampler")
     return {
         "import_s": t1 - t0, "load_s": t2 - t1,

@@ -87,7 +87,7 @@ def coverage(fit, prob=0.9, seed=0) -> float:
 
 def grid_predictive(fit, task, grid, seed=0, max_draws=400):
     """Predictive draws of y on an x grid for one task (mean chance/n of the task)."""
-    d, v = fit.design, fit._variants()
+    d, v = fit.design, fit.variants
     k = d.tasks.index(task)
     post = fit.posterior["posterior"]
     sub = post.isel(draw=slice(None, None, max(1, post.sizes["draw"] * post.sizes["chain"]
@@ -97,7 +97,7 @@ def grid_predictive(fit, task, grid, seed=0, max_draws=400):
     mask = d.task_idx == k
     if v.chance is not None:
         new["chance"] = np.full(grid.size, v.chance[mask].mean())
-    mean = mean_response_draws(sub, d, v, fit.spec["model"], **new)
+    mean = mean_response_draws(sub, d, v, **new)
     rng = np.random.default_rng(seed)
     params = {}
     if v.likelihood in ("normal", "student_t"):

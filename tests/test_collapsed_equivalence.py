@@ -48,8 +48,8 @@ def test_collapsed_matches_full(pair_of_fits, var):
     import arviz as az
 
     collapsed, full = pair_of_fits
-    assert collapsed.spec["formulation"] == "collapsed"
-    assert full.spec["formulation"] == "full"
+    assert collapsed.formulation == "collapsed" == collapsed.spec["model"]["formulation"]
+    assert full.formulation == "full"
     zs, ratios = [], []
     # A loose sanity bound (1% of the 8,000 draws), not a convergence criterion: one
     # divergence appeared in one of two clean-clone runs on the same machine (another

@@ -171,9 +171,9 @@ def test_residuals_are_the_posterior_mean_residuals(clustered):
 
     _, (fit, _) = clustered
     post = fit.posterior["posterior"]
-    every_draw = linear_predictor(post.to_dataset(), fit.design, fit._variants())
+    every_draw = linear_predictor(post.to_dataset(), fit.design, fit.variants)
     np.testing.assert_allclose(
-        posterior_residuals(post, fit.design, fit._variants(), fit.spec["model"]),
+        posterior_residuals(post, fit.design, fit.variants),
         fit.design.y - every_draw.mean(axis=(0, 1)), rtol=0, atol=1e-12)
 
 

@@ -17,7 +17,8 @@ from conftest import FIT_KW, seed
 import bayesslope as bs
 from bayesslope.data import prepare_design
 from bayesslope.likelihoods import log_likelihood_draws, smooth_hinge
-from bayesslope.model import ModelConfig, build_model, model_priors, posterior_var_names
+from bayesslope.model import ModelConfig, build_model, posterior_var_names
+from bayesslope.resolve import model_priors
 from bayesslope.variant_data import prepare_variants
 
 N_POINTS = 20
@@ -134,7 +135,7 @@ def test_numpy_loglik_matches_pymc_hockey_stick():
     logp_y = model.replace_rvs_by_values([pm.logp(model["y"], model.rvs_to_values[model["y"]])])
     ll_pymc = model.compile_fn(logp_y[0], inputs=model.value_vars,
                                on_unused_input="ignore")(point)
-    ll_np = log_likelihood_draws(post, design, v, config.to_dict())[0, 0]
+    ll_np = log_likelihood_draws(post, design, v)[0, 0]
     np.testing.assert_allclose(ll_np, ll_pymc, rtol=1e-6, atol=1e-6)
 
 
@@ -166,10 +167,12 @@ def test_unknown_shape_is_an_error():
 def test_hockey_stick_names_tasks_with_few_x_values():
     df = _simulate(171)
     two = df[(df["task"] != "hs1") | df["x"].isin(X_GRID[:2])]
-    # The warning comes before sampling; a bad parameterization then stops the fit.
+    # The warning comes with the data checks, before the model is resolved; a prior for a
+    # parameter the model does not have then stops the fit before any sampling.
     with (pytest.warns(bs.WeakDataWarning, match=r"fewer than 3 distinct x values \('hs1'\)"),
-          pytest.raises(bs.DataValidationError, match="parameterization")):
-        bs.fit_hierarchical(two, shape="hockey_stick", parameterization="bogus")
+          pytest.raises(bs.DataValidationError, match="not parameters of this model")):
+        bs.fit_hierarchical(two, shape="hockey_stick",
+                            priors={"bogus": {"dist": "Normal", "mu": 0, "sigma": 1}})
 
 
 def test_x0_prior_is_settable_and_checked():

@@ -12,7 +12,7 @@ import pytest
 from conftest import seed
 
 from bayesslope.data import prepare_design
-from bayesslope.model import _between_task_sd, choose_centered, choose_centered_log_sigma
+from bayesslope.resolve import _between_task_sd, choose_centered, choose_centered_log_sigma
 
 
 def _frame(k, n_tasks, n_points, slope_sd, noise_sd, x_sd=1.0):

@@ -361,8 +361,8 @@ def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, **vkw):
     import xarray as xr
 
     from bayesslope.data import prepare_design
-    from bayesslope.model import model_priors
     from bayesslope.predict import label_kinds
+    from bayesslope.resolve import model_priors
     from bayesslope.variant_data import prepare_variants
 
     rng = np.random.default_rng(seed(60))
@@ -370,7 +370,7 @@ def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, **vkw):
         warnings.simplefilter("ignore")
         d = prepare_design(df, x_better="lower", y_better="higher")
         v = prepare_variants(df, d, lapse=lapse, **vkw)
-        priors = model_priors(None, d, v, lapse=lapse, per_task_sigma=per_task_sigma)
+        priors = model_priors(None, d, v, per_task_sigma=per_task_sigma)
     C, D, T = 2, 100, d.n_tasks
 
     def draw(*shape, loc=0.0, scale=1.0, positive=False):
@@ -420,7 +420,8 @@ def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, **vkw):
         post[f"{shape}_sigma"] = (cd, draw(loc=scale, scale=0.01, positive=True))
         post[shape] = (cdt, draw(T, loc=loc, scale=scale))
     tree = xr.DataTree.from_dict({"posterior": xr.Dataset(post, coords=coords)})
-    spec = {"model": {"priors": priors, "lapse": lapse, "per_task_sigma": per_task_sigma},
+    spec = {"model": {"priors": priors, "formulation": "full",
+                      "per_task_sigma": per_task_sigma},
             "label_kinds": label_kinds(df, task="task", group=vkw.get("group"),
                                        condition=vkw.get("condition"))}
     return bs.TransferFit(posterior=tree, design=d, spec=spec, variants=v)
@@ -453,8 +454,8 @@ def test_every_variant_predicts_within_its_bounds(name):
         # at the fitted rows, the model's own formula set (likelihoods.mean_response_draws)
         from bayesslope.likelihoods import mean_response_draws
 
-        own = mean_response_draws(fit.posterior["posterior"], fit.design, fit.variants,
-                                  fit.spec["model"]).mean(axis=(0, 1))
+        own = mean_response_draws(fit.posterior["posterior"], fit.design,
+                                  fit.variants).mean(axis=(0, 1))
         at_rows = fit.predict(df.loc[fit.design.row_labels])
         np.testing.assert_allclose(at_rows["mean"], own, rtol=1e-10, atol=1e-12)
     new = pd.DataFrame({"task": ["a", "zz", "a", "zz", "b"], "x": [0.0, 0.0, 9.0, 9.0, 3.0],

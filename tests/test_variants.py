@@ -20,7 +20,8 @@ import bayesslope as bs
 from bayesslope import DataValidationError
 from bayesslope.data import prepare_design
 from bayesslope.likelihoods import log_likelihood_draws, pointwise_loglik, response_mean
-from bayesslope.model import ModelConfig, build_model, model_priors, posterior_var_names
+from bayesslope.model import ModelConfig, build_model, posterior_var_names
+from bayesslope.resolve import model_priors
 from bayesslope.variant_data import VariantData, prepare_variants
 
 FAST = dict(draws=500, tune=500, chains=2, random_seed=seed(11), sampler="pymc", cores=1,
@@ -200,8 +201,8 @@ def lapse_fit(lapse_data):
 # -- recovery -----------------------------------------------------------------------------
 def test_binomial_probit_chance_recovers_slopes(binom_fit, binom_data):
     _, truth = binom_data
-    assert binom_fit.spec["link"] == "probit"
-    assert binom_fit.spec["likelihood"] == "binomial"
+    assert binom_fit.link == "probit" and binom_fit.spec["variants"]["link"] == "probit"
+    assert binom_fit.likelihood == "binomial"
     assert_sampled(binom_fit)
     assert_recovers(binom_fit, truth)
     assert (binom_fit.p_negative_transfer() < 0.01).all()
@@ -210,7 +211,7 @@ def test_binomial_probit_chance_recovers_slopes(binom_fit, binom_data):
 def test_binomial_logit_chance_recovers_slopes(logit_fit, logit_data):
     # Same truth-in-interval bar as the probit fit, data simulated on the logit scale.
     _, truth = logit_data
-    assert logit_fit.spec["link"] == "logit"
+    assert logit_fit.link == "logit"
     assert_sampled(logit_fit)
     assert_recovers(logit_fit, truth)
 
@@ -274,7 +275,7 @@ def test_pooled_sigma_recovers_per_task_noise(pooled_fit, pooled_data):
 
 
 def test_pooled_sigma_parameterization_is_recorded_and_used(pooled_fit):
-    from bayesslope.model import choose_centered_log_sigma
+    from bayesslope.resolve import choose_centered_log_sigma
 
     d = pooled_fit.design
     recorded = pooled_fit.spec["model"]["centered_log_sigma"]
@@ -327,11 +328,9 @@ def test_numpy_loglik_matches_pymc(kw, binom_data):
     pooled = kw.pop("per_task_sigma", False)
     design = prepare_design(df, warn_weak=False)
     v = prepare_variants(df, design, **kw)
-    lapse = kw.get("lapse", False)
-    priors = model_priors(None, design, v, lapse=lapse, per_task_sigma=pooled)
-    config = ModelConfig(priors=priors, per_task_sigma=pooled, link=v.link,
-                         likelihood=v.likelihood, lapse=lapse,
-                         centered_tasks=(True, False) * 3)
+    priors = model_priors(None, design, v, per_task_sigma=pooled)
+    config = ModelConfig(priors=priors, per_task_sigma=pooled, centered_tasks=(True, False) * 3,
+                         centered_log_sigma=(False, True) * 3 if pooled == "pooled" else ())
     model = build_model(design, config, v)
     rng = np.random.default_rng(seed(0))
     point = {k: val + 0.3 * rng.standard_normal(np.shape(val))
@@ -345,7 +344,7 @@ def test_numpy_loglik_matches_pymc(kw, binom_data):
     logp_y = model.replace_rvs_by_values([pm.logp(model["y"], model.rvs_to_values[model["y"]])])
     ll_pymc = model.compile_fn(logp_y[0], inputs=model.value_vars,
                                on_unused_input="ignore")(point)
-    ll_np = log_likelihood_draws(post, design, v, config.to_dict())[0, 0]
+    ll_np = log_likelihood_draws(post, design, v)[0, 0]
     np.testing.assert_allclose(ll_np, ll_pymc, rtol=1e-6, atol=1e-6)
 
 
@@ -362,7 +361,7 @@ def test_response_mean_floor_and_ceiling():
 def test_save_load_round_trip_binomial(binom_fit, tmp_path):
     path = binom_fit.to_netcdf(tmp_path / "fit.nc")
     back = bs.load_fit(path)
-    assert back.spec["link"] == "probit" and back.spec["likelihood"] == "binomial"
+    assert back.link == "probit" and back.likelihood == "binomial"
     assert isinstance(back.variants, VariantData)
     np.testing.assert_array_equal(back.variants.n_eval, binom_fit.variants.n_eval)
     np.testing.assert_array_equal(back.variants.chance, binom_fit.variants.chance)
@@ -373,7 +372,7 @@ def test_save_load_round_trip_binomial(binom_fit, tmp_path):
 
 def test_save_load_round_trip_robust_and_pooled(robust_fit, pooled_fit, tmp_path):
     back = bs.load_fit(robust_fit.to_netcdf(tmp_path / "fit.nc"))
-    assert back.spec["likelihood"] == "student_t"
+    assert back.likelihood == "student_t"
     pd.testing.assert_frame_equal(back.summary(), robust_fit.summary())
     np.testing.assert_allclose(back.log_likelihood(), robust_fit.log_likelihood())
     back = bs.load_fit(pooled_fit.to_netcdf(tmp_path / "fit2.nc"))

@@ -69,7 +69,8 @@ def tm():
 def test_both_entry_points_take_the_same_keywords(hfit, tm):
     fit = hfit
     assert fit.spec["sampler"]["random_seed"] == seed(1)
-    assert tm.spec["sampler"]["random_seed"] == seed(1) and tm.spec["likelihood"] == "normal"
+    assert tm.spec["sampler"]["random_seed"] == seed(1)
+    assert tm.likelihood == fit.likelihood == "normal"
     # Same column names for the same quantities.
     common = {"mean", "sd", "eti90_lb", "eti90_ub", "p_negative", "r_hat", "ess_bulk",
               "intercept_mean", "x_better", "y_better", "n"}

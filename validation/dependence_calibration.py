@@ -136,8 +136,7 @@ def run_inflation(sets: int, seed: int, scenarios, checkpoint: Path | None = Non
                 "sd_ratio": sd_ratio.to_dict(),
                 "sd_ratio_median": float(np.median(sd_ratio)),
                 "residuals": posterior_residuals(plain.posterior["posterior"], d,
-                                                 plain._variants(), plain.spec["model"]
-                                                 ).tolist(),
+                                                 plain.variants).tolist(),
                 "xc": d.xc.tolist(), "task_idx": d.task_idx.tolist(),
                 "codes": codes[pos].tolist(),
             })

@@ -56,6 +56,11 @@ class TransferMatrix:
     priors: dict
     spec: dict = field(default_factory=dict)
 
+    @property
+    def likelihood(self) -> str:
+        """Observation model of the pairs: "normal", "student_t" or "binomial"."""
+        return self.spec["likelihood"]
+
     # ------------------------------------------------------------------ matrices
     def _matrix(self, column: str, diagonal: float = np.nan) -> xr.DataArray:
         k = self.design.n_tasks

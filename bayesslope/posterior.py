@@ -1,0 +1,74 @@
+"""Design + resolved ModelConfig + VariantData -> posterior DataTree (the sampling step).
+
+Dispatches on the formulation the config already holds: the collapsed model (NUTS on
+the population parameters, then exact draws of each task's coefficients) or the full
+model (NUTS on everything). Adds the derived slopes (``slope_data``, ``slope_std``).
+Decides nothing about the model; see :mod:`bayesslope.resolve`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .data import TransferDesign
+from .model import ModelConfig, build_model, posterior_var_names
+from .sampling import SamplerConfig, sample_compiled, sample_model
+from .summaries import add_derived
+from .variant_data import VariantData
+
+__all__ = ["sample_posterior"]
+
+
+def sample_posterior(design: TransferDesign, config: ModelConfig, variants: VariantData,
+                     sampler: SamplerConfig):
+    """Sample the model that ``config`` describes and return its ArviZ DataTree.
+
+    Parameters
+    ----------
+    design : TransferDesign
+    config : ModelConfig
+        From :func:`bayesslope.resolve.resolve_model`.
+    variants : VariantData
+    sampler : SamplerConfig
+
+    Returns
+    -------
+    xarray.DataTree
+        ``posterior`` with dims (chain, draw, task, ...), ``sample_stats``.
+    """
+    if config.formulation == "collapsed":
+        tree = _sample_collapsed(design, config, sampler)
+    else:
+        model = build_model(design, config, variants)
+        tree = sample_model(model, sampler, var_names=posterior_var_names(model))
+    add_derived(tree, design.task_sign, design.x_scale, design.y_scale)
+    return tree
+
+
+def _sample_collapsed(design: TransferDesign, config: ModelConfig, sampler: SamplerConfig):
+    """Sample the collapsed model, then add exact draws of each task's coefficients."""
+    from . import collapsed_model as cm
+
+    data = {**cm.collapsed_data(design), **cm.prior_data(config.priors, config.correlated)}
+    if sampler.sampler == "nutpie":
+        tree = sample_compiled(
+            lambda: cm.build_collapsed_model(design, config),
+            cm.structure_key(design, config),
+            data,
+            sampler,
+        )
+    else:
+        model = cm.build_collapsed_model(design, config)
+        names = [v for v in cm.COLLAPSED_FREE_VARS if v in model.named_vars]
+        tree = sample_model(model, sampler, var_names=names)
+    # nutpie keeps the coords of the model it compiled first: relabel for this design.
+    tree["posterior"] = tree["posterior"].to_dataset().drop_vars(
+        [v for v in tree["posterior"].data_vars
+         if v not in cm.COLLAPSED_FREE_VARS], errors="ignore"
+    )
+    if "task" in tree["posterior"].dims:
+        tree["posterior"] = tree["posterior"].to_dataset().assign_coords(task=list(design.tasks))
+    seed = np.random.SeedSequence(sampler.random_seed).spawn(1)[0] \
+        if sampler.random_seed is not None else None
+    cm.complete_collapsed_posterior(tree, design, seed)
+    return tree

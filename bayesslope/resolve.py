@@ -1,0 +1,363 @@
+"""Options + validated data -> one frozen :class:`~bayesslope.model.ModelConfig`.
+
+Every modelling decision of :func:`bayesslope.fit_hierarchical` is taken here, once:
+the formulation (collapsed or full), the resolved priors, and per task whether the
+coefficients (and, with pooled noise, log sigma) are sampled centered or non-centered.
+The result is saved in the fit's spec; the model builders (:mod:`bayesslope.model`,
+:mod:`bayesslope.collapsed_model`) only read it. The variant options (link, likelihood,
+chance, lapse, counts, conditions, groups) are owned by
+:class:`~bayesslope.variant_data.VariantData`, which :func:`resolve_model` consumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .data import TransferDesign
+from .exceptions import DataValidationError
+from .model import PARAMETERIZATIONS, ModelConfig
+from .options import check_bool
+from .priors import (
+    default_priors,
+    link_default_priors,
+    resolve_priors,
+    shape_default_priors,
+    variant_default_priors,
+)
+from .sampling import SamplerConfig
+from .variant_data import VariantData
+
+__all__ = [
+    "resolve_model", "resolve_sampler", "check_model_options", "collapsible",
+    "choose_centered", "choose_centered_variant",
+    "choose_centered_log_sigma", "link_scale_scores", "model_priors", "FORMULATIONS",
+    "PARAMETERIZATIONS", "CENTER_MARGIN",
+]
+
+FORMULATIONS = ("auto", "full", "collapsed")
+# A task is centered when its standard errors are below this fraction of the estimated
+# population scale. Near se = tau neither form is good, and the costs are unequal: a
+# wrong "centered" gives divergences and biased scales, a wrong "non-centered" only
+# longer trajectories. The moment estimate of tau from ~10 tasks is itself noisy (SBC of
+# per-task sigma: tau_intercept 0.028 estimated as 0.05, 31 divergences at margin 1).
+CENTER_MARGIN = 0.5
+
+
+def resolve_model(
+    design: TransferDesign,
+    variants: VariantData,
+    *,
+    priors=None,
+    correlated=True,
+    per_task_sigma=False,
+    parameterization: str = "auto",
+    formulation: str = "auto",
+    shape: str = "linear",
+) -> ModelConfig:
+    """Check the model options and take every modelling decision for this data.
+
+    Parameters
+    ----------
+    design : TransferDesign
+    variants : VariantData
+        The validated variant options and columns (link, likelihood, lapse, ...).
+    priors, correlated, per_task_sigma, parameterization, formulation, shape
+        As in :func:`bayesslope.fit_hierarchical`.
+
+    Returns
+    -------
+    ModelConfig
+        Frozen; ``formulation`` is "collapsed" or "full", ``centered_tasks`` has one flag
+        per task and ``centered_log_sigma`` one per task when the noise is pooled.
+
+    Raises
+    ------
+    DataValidationError
+        For an option outside its allowed values, or ``formulation="collapsed"`` for a
+        model that cannot be collapsed.
+    """
+    check_model_options(correlated=correlated, per_task_sigma=per_task_sigma,
+                        parameterization=parameterization, formulation=formulation,
+                        shape=shape)
+    correlated = check_bool("correlated", correlated)
+    per_task_sigma = check_bool("per_task_sigma", per_task_sigma, allow=("pooled",))
+    can_collapse = collapsible(variants, per_task_sigma=per_task_sigma, shape=shape)
+    if formulation == "auto":
+        formulation = "collapsed" if can_collapse else "full"
+    elif formulation == "collapsed" and not can_collapse:
+        raise DataValidationError(
+            "formulation='collapsed' is valid only for the Gaussian identity model without "
+            "variants (link, likelihood, n_eval, chance, lapse, x_se, condition, group, "
+            "pooled sigma, a curved shape); use formulation='full' or 'auto'"
+        )
+    resolved = model_priors(priors, design, variants, per_task_sigma=per_task_sigma,
+                            shape=shape)
+    if parameterization == "auto":
+        centered = choose_centered_variant(design, variants,
+                                           per_task_noise=bool(per_task_sigma))
+    else:
+        centered = np.full(design.n_tasks, parameterization == "centered")
+    return ModelConfig(
+        priors=resolved,
+        formulation=formulation,
+        correlated=correlated,
+        per_task_sigma=per_task_sigma,
+        parameterization=parameterization,
+        centered_tasks=tuple(bool(c) for c in centered),
+        centered_log_sigma=(tuple(bool(c) for c in choose_centered_log_sigma(design))
+                            if per_task_sigma == "pooled" else ()),
+        shape=shape,
+    )
+
+
+def resolve_sampler(*, draws, tune, chains, target_accept, random_seed, sampler, progressbar,
+                    cores, latent_x: bool) -> SamplerConfig:
+    """The NUTS settings of a fit (validated by :class:`~bayesslope.sampling.SamplerConfig`).
+
+    ``sampler=None`` is PyMC's NUTS; ``latent_x`` (errors in x) turns off the jitter of
+    the starting points.
+    """
+    if sampler is None:
+        # Measured: PyMC's compiled C is cached on disk across processes, numba's is not,
+        # so a first fit is faster with PyMC; nutpie wins on refits (compile once).
+        sampler = "pymc"
+    return SamplerConfig(
+        draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+        random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,
+        # Errors in x: the latent true x start at the measurements; jitter (on the scale of
+        # x itself) can throw a chain into the reflected mode, where it stays (SBC: R-hat
+        # 1.87 in a fit whose measurement error was comparable to the spread of x).
+        jitter=not latent_x,
+    )
+
+
+def check_model_options(*, correlated, per_task_sigma, parameterization, formulation,
+                        shape) -> None:
+    """Refuse model options outside their allowed values (before any data is read)."""
+    from .likelihoods import SHAPES
+
+    check_bool("correlated", correlated)
+    check_bool("per_task_sigma", per_task_sigma, allow=("pooled",))
+    for name, value, allowed in (("formulation", formulation, FORMULATIONS),
+                                 ("parameterization", parameterization, PARAMETERIZATIONS)):
+        if value not in allowed:
+            raise DataValidationError(f"{name} should be one of {list(allowed)}, got {value!r}")
+    if shape not in SHAPES:
+        raise DataValidationError(
+            f"{shape!r} is not a supported shape. Must be one of: {list(SHAPES)}"
+        )
+
+
+def collapsible(variants: VariantData, *, per_task_sigma=False, shape: str = "linear") -> bool:
+    """Whether the task coefficients can be integrated out exactly.
+
+    The one definition of "the core model": Gaussian likelihood, identity link, straight
+    line, no variant columns, and sigma shared or per task without a population prior.
+    """
+    return variants.is_default and per_task_sigma != "pooled" and shape == "linear"
+
+
+def _task_ols(design: TransferDesign) -> dict:
+    """Per-task least squares of y on the oriented xc.
+
+    The data-only facts the parameterization choices use: n, slope, intercept at
+    xc = 0, residual variance s2 on dof = max(n - 2, 1) degrees of freedom, sxx, mean
+    xc, and whether the task identifies a slope (>= 3 points and non-constant x).
+    """
+    T = design.n_tasks
+    n = np.bincount(design.task_idx, minlength=T).astype(float)
+    xc, y, idx = design.xc, design.y, design.task_idx
+    xbar = np.bincount(idx, xc, T) / n
+    ybar = np.bincount(idx, y, T) / n
+    dx, dy = xc - xbar[idx], y - ybar[idx]
+    sxx = np.bincount(idx, dx * dx, T)
+    sxy = np.bincount(idx, dx * dy, T)
+    informative = (n >= 3) & (sxx > 1e-12 * max(1.0, sxx.max()))
+    b = np.where(informative, sxy / np.where(informative, sxx, 1.0), 0.0)
+    resid = dy - b[idx] * dx
+    dof = np.maximum(n - 2, 1)
+    return {"n": n, "slope": b, "intercept": ybar - b * xbar, "s2": np.bincount(
+        idx, resid * resid, T) / dof, "dof": dof, "sxx": sxx, "xbar": xbar,
+        "informative": informative}
+
+
+def choose_centered_log_sigma(design: TransferDesign) -> np.ndarray:
+    """Decide per task whether log sigma_t is sampled centered (``per_task_sigma="pooled"``).
+
+    The same rule as :func:`choose_centered`, for the population on log sigma: a task's
+    residual log sd is known to about ``1 / sqrt(2 dof)``; it is centered only when that
+    is smaller than a DerSimonian-Laird estimate of the between-task sd of log sigma.
+    (The earlier rule, centered whenever n >= 10, put tasks in a funnel when all noise
+    scales were alike: sigma_log_sd near 0.)
+
+    Returns
+    -------
+    ndarray of bool, shape (n_tasks,)
+    """
+    ols = _task_ols(design)
+    ok = (ols["n"] >= 3) & (ols["s2"] > 0)
+    if ok.sum() < 2:
+        return np.zeros(design.n_tasks, dtype=bool)
+    log_s = 0.5 * np.log(np.where(ok, ols["s2"], 1.0))
+    se = 1.0 / np.sqrt(2.0 * ols["dof"])
+    tau = _between_task_sd(log_s[ok], se[ok])
+    return ok & (se < CENTER_MARGIN * tau)
+
+
+def choose_centered(design: TransferDesign, per_task_noise: bool = False) -> np.ndarray:
+    """Decide per task whether to sample its coefficients centered.
+
+    A centered task is sampled directly from its population distribution; a
+    non-centered one as ``mu + L z``. Centered is efficient when the task's own data pin
+    its coefficients down more tightly than the population spread does; otherwise the
+    posterior has a funnel in (coefficient, scale) and centered sampling diverges
+    (measured: weak tasks diverge centered; informative tasks need ~3x more leapfrog
+    steps non-centered). The rule compares each task's OLS standard errors with a
+    method-of-moments estimate of the between-task scale; a task is centered only when
+    its data are more precise than the population spread for both coefficients.
+
+    Parameters
+    ----------
+    design : TransferDesign
+    per_task_noise : bool, default False
+        The model has one noise scale per task: standard errors then use each task's
+        residual variance (averaged with the pooled one for a 3-point task, which
+        has a single residual degree of freedom) instead of the pooled one. With
+        noise scales that differ between tasks, the pooled variance calls a noisy task
+        informative (a funnel when centered) and a precise one weak (long trajectories
+        when non-centered); found by SBC of ``per_task_sigma=True``.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_tasks,)
+    """
+    T = design.n_tasks
+    ols = _task_ols(design)
+    n, b, a, s2, dof = ols["n"], ols["slope"], ols["intercept"], ols["s2"], ols["dof"]
+    sxx, xbar, informative = ols["sxx"], ols["xbar"], ols["informative"]
+    if informative.sum() < 2:
+        return np.zeros(T, dtype=bool)
+    s2_pool = np.sum(s2[informative] * dof[informative]) / np.sum(dof[informative])
+    # One residual (3 points) says little about a task's noise: blend it with the pool.
+    s2_task = (np.where(dof >= 2, s2, (s2 + s2_pool) / 2.0) if per_task_noise else s2_pool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_b = np.sqrt(s2_task / sxx)
+        se_a = np.sqrt(s2_task * (1.0 / n + xbar**2 / sxx))
+    # Method-of-moments between-task spread: the variance of the OLS estimates is the
+    # population variance plus the mean sampling variance. Comparing se with the raw
+    # spread of estimates (which contains se itself) picks centered for about half
+    # the tasks when the population scale is near zero: exactly the funnel case.
+    tau_b = _between_task_sd(b[informative], se_b[informative])
+    tau_a = _between_task_sd(a[informative], se_a[informative])
+    return informative & (se_b < CENTER_MARGIN * tau_b) & (se_a < CENTER_MARGIN * tau_a)
+
+
+def _between_task_sd(estimates: np.ndarray, se: np.ndarray) -> float:
+    """DerSimonian-Laird estimate of the between-task sd from estimates and their se.
+
+    ``tau^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = 1 / se^2``,
+    ``Q = sum w (estimate - weighted mean)^2``. The precision weights matter when the
+    standard errors differ a lot (per-task noise): an unweighted version lets a few noisy
+    tasks hide the spread that the precise ones show (measured in SBC: every task then
+    non-centered, R-hat 2.3).
+    """
+    est = np.asarray(estimates, dtype=float)
+    # A perfect fit (se = 0) has huge but finite weight; the floor is relative to the
+    # spread so that the arithmetic stays finite.
+    floor = 1e-6 * (np.std(est) + np.max(se) + 1e-300)
+    w = 1.0 / np.maximum(np.asarray(se, dtype=float), floor) ** 2
+    w = w / w.max()  # tau^2 is invariant to a common factor on w except through k - 1
+    scale = 1.0 / np.maximum(np.asarray(se, dtype=float), floor).min() ** 2
+    mean = np.sum(w * est) / np.sum(w)
+    q = scale * np.sum(w * (est - mean) ** 2)
+    denom = scale * (np.sum(w) - np.sum(w**2) / np.sum(w))
+    if not denom > 0:
+        return 0.0
+    return float(np.sqrt(max(0.0, (q - (est.size - 1)) / denom)))
+
+
+def link_scale_scores(design: TransferDesign, variants: VariantData) -> np.ndarray:
+    """Scores mapped to the link scale (clipped away from the floor and ceiling).
+
+    ``z = F^{-1}(clip((y - chance) / (1 - chance - lapse), 0.025, 0.975))`` (an estimated
+    lapse counts as 0 here); the scores
+    themselves for the identity link. Used for data-scaled priors and to choose the
+    parameterization, never in the likelihood.
+    """
+    from .likelihoods import link_function
+
+    if variants.link == "identity":
+        return design.y
+    c = variants.chance if variants.chance is not None else 0.0
+    lap = 0.0 if isinstance(variants.lapse, bool) else float(variants.lapse)
+    u = np.clip((design.y - c) / (1.0 - c - lap), 0.025, 0.975)
+    return link_function(u, variants.link)
+
+
+def choose_centered_variant(design: TransferDesign, variants: VariantData,
+                            per_task_noise: bool = False) -> np.ndarray:
+    """:func:`choose_centered` on the link scale (the scores mapped by the link).
+
+    Under a bounded link a task whose scores mostly sit on the chance floor (or the
+    ceiling) does not identify its intercept and slope: the likelihood is flat along a
+    ridge towards eta -> -inf. Such tasks (half or more of their scores within 2.5% of
+    the floor or ceiling) are sampled non-centered, where the population prior keeps
+    the ridge bounded.
+    """
+    if variants.link == "identity":
+        return choose_centered(design, per_task_noise)
+    z = link_scale_scores(design, variants)
+    centered = choose_centered(dataclasses.replace(design, y=z), per_task_noise)
+    edge = np.abs(z) >= np.max(np.abs(z)) - 1e-12
+    share = np.bincount(design.task_idx, edge, design.n_tasks) / np.bincount(
+        design.task_idx, minlength=design.n_tasks)
+    return centered & (share < 0.5)
+
+
+
+
+def model_priors(user, design: TransferDesign, variants: VariantData | None = None, *,
+                 per_task_sigma=False, shape: str = "linear") -> dict:
+    """Resolved priors of a (variant) model: data-scaled defaults, then the user's.
+
+    For a bounded link the intercept and slope defaults live on the link scale (see
+    :func:`bayesslope.priors.link_default_priors`); the variant parameters that are
+    switched on get :func:`bayesslope.priors.variant_default_priors`. A user prior for a
+    parameter the model does not have is an error (it would be silently ignored).
+    """
+    if per_task_sigma not in (True, False, "pooled"):
+        raise DataValidationError(
+            f"per_task_sigma should be False, True or 'pooled' but got {per_task_sigma!r}"
+        )
+    variants = VariantData() if variants is None else variants
+    defaults = default_priors(float(np.mean(design.y)), design.x_scale, design.y_scale)
+    if variants.link != "identity":
+        z = link_scale_scores(design, variants)
+        defaults.update(link_default_priors(float(np.mean(z)), design.x, variants.link))
+    if variants.likelihood in ("binomial", "beta_binomial"):
+        defaults.pop("sigma")
+    extra = variant_default_priors(
+        defaults,
+        y_scale=design.y_scale,
+        x_mean=float(np.mean(design.x)),
+        x_scale=design.x_scale,
+        likelihood=variants.likelihood,
+        lapse=variants.lapse,
+        pooled_sigma=per_task_sigma == "pooled",
+        condition=variants.condition_idx is not None,
+        group=variants.group_idx is not None,
+        x_se=variants.x_point is not None,
+    )
+    if per_task_sigma == "pooled":
+        defaults.pop("sigma", None)
+    defaults.update(extra)
+    defaults.update(shape_default_priors(shape, defaults, design.x))
+    unused = sorted(set(user or {}) - set(defaults))
+    if unused:
+        raise DataValidationError(
+            f"prior(s) {unused} are not parameters of this model (it has {sorted(defaults)}); "
+            "they would be ignored"
+        )
+    return resolve_priors(user, defaults)
