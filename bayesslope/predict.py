@@ -5,7 +5,8 @@ score of each row's task (``kind="mean"``) or a new observed score (``kind="obse
 adding the binomial / beta-binomial test-set noise or the residual noise), per posterior
 draw, then summarised. Tasks (and groups) not in the fit are drawn from their population,
 once per posterior draw, so every row of one new task shares its coefficients.
-:func:`required_upstream` inverts the mean line analytically, per draw.
+:func:`required_upstream` inverts the mean curve (line, hockey stick or quadratic) in
+closed form, per draw.
 
 Both reuse the one formula set of :mod:`bayesslope.likelihoods` (``response_mean``,
 ``predictive_draws``, ``link_function``); nothing here re-derives the model.
@@ -538,19 +539,92 @@ def predict(fit, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0
 # -- inverse prediction -------------------------------------------------------------------
 
 
-def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | None = None
-                      ) -> pd.DataFrame:
+def _log_expm1(v: np.ndarray) -> np.ndarray:
+    """``log(exp(v) - 1)`` for ``v > 0`` (the inverse of softplus), without overflow."""
+    v = np.asarray(v, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        small = np.log(np.expm1(np.minimum(v, 30.0)))
+        return np.where(v > 30.0, v + np.log1p(-np.exp(-np.maximum(v, 30.0))), small)
+
+
+def _rising_root(rhs: np.ndarray, b: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Root ``t`` of ``q t^2 + b t = rhs`` on the branch where the left side rises with t.
+
+    That branch is ``2 q t + b > 0``: right of the vertex for ``q > 0``, left of it for
+    ``q < 0``, the whole line for ``q = 0, b > 0``. Both cases are the root
+    ``(sqrt(D) - b) / (2 q) = 2 rhs / (b + sqrt(D))`` with ``D = b^2 + 4 q rhs``; the second
+    form is used for ``b >= 0`` (no cancellation, and it tends to the line's ``rhs / b``
+    as ``q -> 0``). Without a root on that branch: ``-inf`` when the curve lies above
+    ``rhs`` everywhere (``q > 0``, below the vertex: reached at every t), ``+inf`` when it
+    never gets there (``q < 0`` above the vertex, or ``q = 0, b <= 0``).
+    """
+    disc = b * b + 4.0 * q * rhs
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        sq = np.sqrt(np.maximum(disc, 0.0))
+        t = np.where(b >= 0, 2.0 * rhs / (b + sq), (sq - b) / (2.0 * q))
+    t = np.where(disc < 0, np.where(q > 0, -np.inf, np.inf), t)
+    t = np.where((q == 0) & (b <= 0), np.inf, t)
+    # rhs = +-inf (a target at chance under a bounded link): the limit, not inf - inf
+    return np.where(np.isnan(t), np.where(rhs < 0, -np.inf, np.inf), t)
+
+
+def _oriented_inverse(fit, a, b, e, tidx, post) -> np.ndarray:
+    """Per draw and task, ``t* = s_x (x* - x_ref)``: how far x must improve past x_ref.
+
+    ``a``, ``b`` (samples, tasks) are the intercept and oriented slope, ``e`` the target on
+    the link scale. ``t = s_y xc`` rises as x improves, whatever the task's orientation;
+    ``-inf``: the mean reaches the target at every x; ``+inf``: never by improving x.
+    """
+    d = fit.design
+    sy = np.array([1.0 if b_ == "higher" else -1.0 for b_ in d.y_better])[tidx]
+    if "x0" in post:
+        # eta = a + b h_w(xc - c) with h_w the smooth hinge, strictly increasing from 0
+        # (so eta from a) to infinity: one crossing when b > 0 and the target is above a.
+        c = d.task_sign[tidx] * (_draws(post, "x0")[:, tidx] - d.x_ref)
+        w = hinge_width(d.x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (e - a) / b
+        above = r > 0
+        xc = c + w * _log_expm1(np.where(above, r, 1.0) / w)
+        # Target at or below the plateau a: every x reaches it when higher y is better,
+        # none when lower y is better (eta > a >= target everywhere).
+        flat = np.where(sy > 0, -np.inf, np.inf)
+        t = np.where(above, sy * xc, flat)
+        return np.where(b > 0, t, np.inf)
+    rhs = sy * (e - a)
+    if "curvature" in post:
+        # phi(t) = s_y eta = s_y a + b t + s_y q t^2: reaches s_y e on its rising branch
+        return _rising_root(rhs, b, sy * _draws(post, "curvature")[:, tidx])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, rhs / b, np.inf)
+
+
+def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | None = None,
+                      return_draws: bool = False):
     """Posterior of the upstream value at which a task's mean score reaches ``target``.
 
-    Per posterior draw the mean line is inverted on the link scale:
-    ``x* = x_ref + s_t (g(u) - intercept_t) / slope_t`` with
+    Per posterior draw the mean curve is inverted in closed form on the link scale, with
     ``u = (target - chance_t) / (1 - chance_t - lapse_t)`` and ``g`` the link function
-    (``u = target`` under the identity link), ``s_t`` the orientation sign.
+    (``u = target`` under the identity link), ``s_t`` the orientation sign:
 
-    A draw *reaches* the target when improving x improves the task (``slope > 0``, the
-    oriented transfer slope) and the target lies below that draw's ceiling
-    ``1 - lapse``; otherwise the target is never reached by a better upstream score and the
-    draw's ``x*`` is infinitely far in the better direction (so the interval may be open).
+    * straight line: ``x* = x_ref + s_t (g(u) - intercept_t) / slope_t``;
+    * hockey stick (``eta = a + b h_w(xc - s_t (x0 - x_ref))``, ``h_w`` the smooth hinge):
+      ``x* = x0 + s_t w log(exp(r / w) - 1)`` with ``r = (g(u) - a) / b``. A target at or
+      below the plateau ``a`` is reached at every x (``x* = -inf`` in the better
+      direction) when higher scores are better;
+    * quadratic (``eta = a + b xc + q xc^2``): not monotone, so ``x*`` is the root on the
+      *rising branch*, where the mean increases as x improves (beyond the vertex when the
+      curve is convex in the better direction, before it when concave). A concave curve
+      whose maximum lies below the target never reaches it; a convex one whose minimum
+      lies above it reaches it at every x. A convex curve also exceeds the target on its
+      falling branch (x worse than the vertex), and a concave one falls back below it
+      beyond the second root: both are left out (improving x there lowers the score).
+
+    A draw *reaches* the target when improving x gets the mean there: for the line and
+    the hockey stick when the oriented slope is positive, for the quadratic when its
+    rising branch crosses the target; and under a bounded link when the target lies below
+    that draw's ceiling ``1 - lapse``. Otherwise the draw's ``x*`` is infinitely far in the
+    better direction (so the interval may be open).
 
     Parameters
     ----------
@@ -561,10 +635,13 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     condition : str, optional
         For a fit with conditions, the condition the task is in (default the reference
         condition). Group effects are left out: the answer is for a typical group.
+    return_draws : bool, default False
+        Also return the draws of ``x*`` as an xarray.DataArray with dims (chain, draw,
+        task) (``+inf`` / ``-inf`` as above).
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or (pandas.DataFrame, xarray.DataArray)
         Indexed by task: ``target``, ``median``, interval bounds, ``p_reachable``,
         ``x_best_observed`` (the best x of the task in the fit), ``p_beyond_observed``
         (P(x* lies beyond it, in the better direction; unreachable draws count as
@@ -598,11 +675,6 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     tidx = np.array([d.tasks.index(t) for t in names])
     y = np.array([float(targets[t]) for t in names])
 
-    curved = [n for n in ("x0", "curvature") if n in post]
-    if curved:
-        raise DataValidationError(
-            f"required_upstream inverts the straight line; this fit's shape is not linear "
-            f"(it has {curved}): use predict() on a grid of x instead")
     a = _draws(post, "intercept")[:, tidx]
     b = _draws(post, "slope")[:, tidx]
     if condition is not None:
@@ -632,13 +704,12 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
         u = (y - chance) / (1.0 - chance - lap)
         in_range = np.broadcast_to(u < 1.0, a.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
-            eta = link_function(np.clip(u, 0.0, 1.0), v.link)
-    sign = d.task_sign[tidx]
-    reach = in_range & (b > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xstar = d.x_ref + sign * (eta - a) / b
+            eta = np.broadcast_to(link_function(np.clip(u, 0.0, 1.0), v.link), a.shape)
+    tstar = _oriented_inverse(fit, a, b, eta, tidx, post)
+    tstar = np.where(in_range, tstar, np.inf)
+    reach = tstar < np.inf
     better = 1.0 if d.x_better == "higher" else -1.0
-    xstar = np.where(reach, xstar, better * np.inf)
+    xstar = d.x_ref + better * tstar
     q = [0.5, (1 - ci_prob) / 2, (1 + ci_prob) / 2]
     # Order statistics (no interpolation): draws that never reach the target are infinite.
     med, lo, hi = np.quantile(xstar, q, axis=0, method="inverted_cdf")
@@ -653,7 +724,15 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
         "beyond_observed": better * (med - best) > 0,
     }, index=pd.Index(names, name="task"))
     out.attrs["ci_prob"] = ci_prob
-    return out
+    if not return_draws:
+        return out
+    import xarray as xr
+
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    da = xr.DataArray(xstar.reshape(C, D, len(names)), dims=("chain", "draw", "task"),
+                      coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                              "task": names}, name="x_required")
+    return out, da
 
 
 def _plain(value):

@@ -355,7 +355,8 @@ def test_holdout_rules(ladder):
 # -- every variant, on a synthetic posterior (no sampling) ---------------------------------
 
 
-def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, **vkw):
+def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, y_better="higher",
+                   **vkw):
     """A TransferFit whose posterior draws are made up (the shapes and names of a real one):
     exercises every code path of predict() without the cost of sampling each variant."""
     import xarray as xr
@@ -368,7 +369,7 @@ def _synthetic_fit(df, *, lapse=False, per_task_sigma=False, shape=None, **vkw):
     rng = np.random.default_rng(seed(60))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        d = prepare_design(df, x_better="lower", y_better="higher")
+        d = prepare_design(df, x_better="lower", y_better=y_better)
         v = prepare_variants(df, d, lapse=lapse, **vkw)
         priors = model_priors(None, d, v, per_task_sigma=per_task_sigma)
     C, D, T = 2, 100, d.n_tasks
@@ -474,9 +475,152 @@ def test_every_variant_predicts_within_its_bounds(name):
     # the far-left row of a known task and of the new task: the new task is less certain
     assert mean["sd"].iloc[1] > mean["sd"].iloc[0]
     assert (obs["sd"] >= 0.9 * mean["sd"]).all()
-    if "shape" in kw:
-        with pytest.raises(bs.DataValidationError, match="shape is not linear"):
-            fit.required_upstream(0.7)
-        return
     inv = fit.required_upstream(0.7)
     assert inv["p_reachable"].between(0, 1).all() and list(inv.index) == ["a", "b", "c"]
+    assert not inv[["median", "eti90_lb", "eti90_ub"]].isna().any().any()
+
+
+# -- required_upstream of the curved shapes: closed forms written in data units ------------
+
+# (variant, y_better, per-task overrides of the synthetic draws (loc, scale), targets):
+# chosen so that every case has draws that reach the target at a finite x, draws that
+# never reach it and, where the shape allows, draws that reach it at every x.
+CURVED = {
+    "hockey_probit": dict(
+        kw=dict(link="probit", n_eval="n", chance=0.25, shape="x0"), y_better="higher",
+        slope={"c": (0.0, 0.5)}, targets={"a": 0.8, "b": 0.684, "c": 0.8}),
+    "hockey_identity_lower": dict(
+        kw=dict(shape="x0"), y_better="lower",
+        slope={"c": (0.0, 0.5)}, targets={"a": 1.0, "b": 0.2, "c": 1.0}),
+    "quadratic": dict(
+        kw=dict(shape="curvature"), y_better="higher",
+        curvature={"a": (0.3, 0.05), "b": (-0.3, 0.05), "c": (0.0, 0.3)},
+        slope={"c": (0.1, 0.5)}, targets={"a": -0.5, "b": 0.7, "c": 0.5}),
+    "quadratic_lower": dict(
+        kw=dict(shape="curvature"), y_better="lower",
+        curvature={"a": (0.3, 0.05), "b": (-0.3, 0.05), "c": (0.0, 0.3)},
+        slope={"c": (0.1, 0.5)}, targets={"a": -0.5, "b": -0.7, "c": 0.5}),
+}
+
+
+def _curved_fit(case):
+    spec = CURVED[case]
+    rng = np.random.default_rng(seed(63))
+    df = pd.DataFrame({"task": np.repeat(["a", "b", "c"], 6), "x": rng.uniform(2, 4, 18),
+                       "y": np.round(rng.uniform(0.55, 0.9, 18) * 200) / 200, "n": 200})
+    fit = _synthetic_fit(df, y_better=spec["y_better"], **spec["kw"])
+    ds = fit.posterior["posterior"].to_dataset()
+    for name in ("slope", "curvature"):
+        for task, (loc, scale) in spec.get(name, {}).items():
+            k = fit.design.tasks.index(task)
+            vals = ds[name].values.copy()
+            vals[..., k] = loc + scale * rng.standard_normal(vals.shape[:2])
+            ds[name] = (ds[name].dims, vals)
+    tree = fit.posterior.copy()
+    tree["posterior"] = ds
+    return bs.TransferFit(posterior=tree, design=fit.design, spec=fit.spec,
+                          variants=fit.variants)
+
+
+def _true_x(fit, task, target):
+    """x* per draw from the model's formulas written in data units (x lower is better):
+    the x at which the mean, improving as x improves, crosses the target; -inf (the
+    better end) where improving x never gets there, +inf where every x reaches it."""
+    from scipy.special import ndtri
+
+    d, post = fit.design, fit.posterior["posterior"]
+    k = d.tasks.index(task)
+    a, b = _flat(fit, "intercept")[:, k], _flat(fit, "slope")[:, k]
+    sy = 1.0 if d.y_better[k] == "higher" else -1.0
+    s = -sy                                   # orientation sign: x lower is better
+    e = target if fit.link == "identity" else ndtri((target - 0.25) / 0.75)
+    never, everywhere = -np.inf, np.inf       # x lower is better: "better infinity" is -inf
+    out = np.empty(a.size)
+    if "x0" in post:
+        # eta = a + b w log(1 + exp(s (x - x0) / w))
+        from bayesslope.likelihoods import hinge_width
+
+        w, x0 = hinge_width(d.x), _flat(fit, "x0")[:, k]
+        for i in range(a.size):
+            r = (e - a[i]) / b[i] if b[i] != 0 else np.nan
+            if b[i] <= 0:
+                out[i] = never
+            elif r > 0:
+                v = r / w   # log(exp(v) - 1), written so that it cannot overflow
+                out[i] = x0[i] + s * w * (v + np.log1p(-np.exp(-v)))
+            else:   # eta > a >= e everywhere: good when lower y is worse
+                out[i] = everywhere if sy > 0 else never
+        return out
+    q = _flat(fit, "curvature")[:, k]
+    for i in range(a.size):
+        # eta = a + b s dx + q dx^2, dx = x - x_ref; the mean improves as x improves
+        # (dx decreases) where sy * d eta / d dx < 0
+        roots = np.roots([q[i], b[i] * s, a[i] - e])
+        real = roots[np.abs(roots.imag) < 1e-12].real
+        rising = real[sy * (2 * q[i] * real + b[i] * s) < 0]
+        if rising.size:
+            assert rising.size == 1
+            out[i] = d.x_ref + rising[0]
+        elif sy * (a[i] - e) > 0:   # never crosses and is on the good side at x_ref
+            out[i] = everywhere
+        else:
+            out[i] = never
+    return out
+
+
+@pytest.mark.parametrize("case", list(CURVED))
+def test_required_upstream_curved_shapes(case):
+    from bayesslope.predict import required_upstream
+
+    fit = _curved_fit(case)
+    targets = CURVED[case]["targets"]
+    inv, draws = required_upstream(fit, targets, return_draws=True)
+    assert draws.dims == ("chain", "draw", "task")
+    got = draws.values.reshape(-1, 3)
+    kinds = set()
+    for j, task in enumerate(fit.design.tasks):
+        truth = _true_x(fit, task, targets[task])
+        finite = np.isfinite(truth)
+        np.testing.assert_array_equal(got[~finite, j], truth[~finite])
+        # rtol: np.roots (eigenvalues) near a double root is good to ~1e-8
+        np.testing.assert_allclose(got[finite, j], truth[finite], rtol=1e-7, atol=1e-9)
+        reach = truth > -np.inf
+        assert inv.loc[task, "p_reachable"] == pytest.approx(reach.mean())
+        med, lo, hi = np.quantile(truth, [0.5, 0.05, 0.95], method="inverted_cdf")
+        np.testing.assert_allclose(inv.loc[task, ["median", "eti90_lb", "eti90_ub"]]
+                                   .to_numpy(float), [med, lo, hi], rtol=1e-7)
+        kinds |= {"finite"} if finite.any() else set()
+        kinds |= {"never"} if (truth == -np.inf).any() else set()
+        kinds |= {"everywhere"} if (truth == np.inf).any() else set()
+    # the case exercises every outcome its shape has (a hockey stick whose target is above
+    # the plateau for lower-is-better y has no "everywhere"; it has it for higher y)
+    expected = {"finite", "never"} | (
+        set() if case == "hockey_identity_lower" else {"everywhere"})
+    assert kinds == expected
+
+
+@pytest.mark.parametrize("case", list(CURVED))
+def test_required_upstream_curved_agrees_with_predict(case):
+    """predict() at each draw's x* gives the target in that draw, and the mean is better
+    just beyond x* (in the better direction) and worse just before: the rising branch."""
+    from bayesslope.predict import required_upstream
+
+    fit = _curved_fit(case)
+    targets = CURVED[case]["targets"]
+    _, draws = required_upstream(fit, targets, return_draws=True)
+    got = draws.values.reshape(-1, 3)
+    for j, task in enumerate(fit.design.tasks):
+        idx = np.flatnonzero(np.isfinite(got[:, j]))
+        assert idx.size >= 10
+        sy = 1.0 if fit.design.y_better[j] == "higher" else -1.0
+        for shift, check in ((0.0, "equal"), (-1e-3, "better"), (1e-3, "worse")):
+            new = pd.DataFrame({"task": task, "x": got[idx, j] + shift, "n": 200})
+            _, pd_draws = fit.predict(new, return_draws=True)
+            at = pd_draws.values.reshape(-1, idx.size)[idx, np.arange(idx.size)]
+            if check == "equal":
+                # roots far out (slope and curvature near 0) lose digits to cancellation
+                np.testing.assert_allclose(at, targets[task], rtol=0, atol=1e-7)
+            elif check == "better":   # x lower is better
+                assert (sy * (at - targets[task]) > 0).all()
+            else:
+                assert (sy * (at - targets[task]) < 0).all()
