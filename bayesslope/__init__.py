@@ -29,6 +29,8 @@ __all__ = [
     "TransferFit",
     "fit_transfer_matrix",
     "TransferMatrix",
+    "write_report",
+    "figure_style",
     "DataValidationError",
     "DependenceWarning",
     "SamplingWarning",
@@ -52,6 +54,8 @@ _LAZY = {
     "dataset_readme": ".datasets",
     "fit_transfer_matrix": ".pairs",
     "TransferMatrix": ".pairs",
+    "write_report": ".report",
+    "figure_style": ".style",
 }
 
 
