@@ -30,7 +30,6 @@ __all__ = [
     "fit_transfer_matrix",
     "TransferMatrix",
     "write_report",
-    "figure_style",
     "DataValidationError",
     "DependenceWarning",
     "SamplingWarning",
@@ -55,7 +54,6 @@ _LAZY = {
     "fit_transfer_matrix": ".pairs",
     "TransferMatrix": ".pairs",
     "write_report": ".report",
-    "figure_style": ".style",
 }
 
 
