@@ -30,6 +30,7 @@ __all__ = [
     "fit_transfer_matrix",
     "TransferMatrix",
     "write_report",
+    "figure_style",
     "DataValidationError",
     "DependenceWarning",
     "SamplingWarning",
@@ -54,6 +55,7 @@ _LAZY = {
     "fit_transfer_matrix": ".pairs",
     "TransferMatrix": ".pairs",
     "write_report": ".report",
+    "figure_style": ".style",
 }
 
 

@@ -1,14 +1,12 @@
 """Posterior predictive checks and LOO-PIT of a :class:`~bayesslope.result.TransferFit`.
 
 The statistics come from arviz-stats (``loo_pit``: PSIS-weighted probability integral
-transform) and the calibration figure from arviz-plots (``plot_loo_pit``); the per-task
-PPC figure only draws predictive quantiles. Every check uses the scores on the data
+transform); the figures draw the ECDF of those values (with a simulated simultaneous
+band) and per-task predictive quantiles. Every check uses the scores on the data
 scale (proportions for count likelihoods; their log-likelihood includes ``log n``).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -66,32 +64,76 @@ def loo_pit(fit, random_seed=None) -> pd.DataFrame:
                         index=pd.Index(d.row_labels, name="row"))
 
 
-def plot_loo_pit(fit, random_seed=None, **kwargs):
-    """ECDF of the LOO-PIT values with a simultaneous band (:func:`arviz_plots.plot_loo_pit`).
+def _ecdf_band(n: int, prob: float, z: np.ndarray, rng, n_sim: int = 1000) -> np.ndarray:
+    """Half-width of a simultaneous ``prob`` band of ECDF(z) - z for ``n`` uniform values.
+
+    Simulated: the ``prob`` quantile over uniform samples of the largest standardized
+    deviation ``max_z |ECDF(z) - z| / sqrt(z (1 - z) / n)`` scales the pointwise sd, so
+    the whole ECDF stays inside with probability ``prob`` under calibration.
+    """
+    sd = np.sqrt(z * (1 - z) / n)
+    worst = np.empty(n_sim)
+    for i in range(0, n_sim, 100):  # blocks of 100 samples keep memory at 100 x n
+        u = np.sort(rng.uniform(size=(min(100, n_sim - i), n)), axis=1)
+        ecdf = np.stack([np.searchsorted(row, z, side="right") for row in u]) / n
+        worst[i:i + len(u)] = np.max(np.abs(ecdf - z) / sd, axis=1)
+    return np.quantile(worst, prob) * sd
+
+
+def plot_loo_pit(fit, random_seed=None, *, ax=None, envelope_prob: float = 0.95,
+                 style: str | None = None):
+    """ECDF of the LOO-PIT values minus the uniform CDF, with a simultaneous band.
+
+    Under calibration the LOO-PIT values are uniform, so ECDF(u) - u stays near 0 and
+    inside the ``envelope_prob`` simultaneous band (simulated from uniform samples of the
+    same size). An S shape rising then falling means predictive intervals too wide, the
+    mirror image too narrow; a curve above 0 throughout means scores below prediction.
+    The values are :func:`loo_pit`'s (arviz-stats).
+
+    Parameters
+    ----------
+    random_seed : int, optional
+        Seed of the predictive draws (count likelihoods) and of the band's simulation.
+    ax : matplotlib.axes.Axes, optional
+    envelope_prob : float, default 0.95
+    style : {"one-column", "two-column"}, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import warnings
+    from .options import check_ci_prob
+    from .style import COLORS, maybe_style, single_axes
 
-    from arviz_plots import plot_loo_pit as _plot
-
-    tree = predictive_tree(fit, random_seed=random_seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        pc = _plot(tree, var_names=["y"], backend="matplotlib", **kwargs)
-    # arviz-plots 1.3 keeps the matplotlib Figure under the "figure" node of its viz tree.
-    fig = pc.get_viz("figure")
-    return fig.item() if hasattr(fig, "item") else fig
+    check_ci_prob(envelope_prob)
+    pit = np.sort(loo_pit(fit, random_seed=random_seed)["loo_pit"].to_numpy())
+    z = np.linspace(0.005, 0.995, 199)
+    diff = np.searchsorted(pit, z, side="right") / pit.size - z
+    half = _ecdf_band(pit.size, envelope_prob, z, np.random.default_rng(random_seed))
+    with maybe_style(style):
+        fig, ax = single_axes(ax, (4.0, 2.8))
+        ax.fill_between(z, -half, half, color=COLORS["neutral"], alpha=0.3, lw=0,
+                        label=f"{envelope_prob:.0%} simultaneous band")
+        ax.axhline(0, color="0.4", lw=0.6)
+        ax.step(z, diff, where="post", color=COLORS["fit"], label="LOO-PIT ECDF - uniform")
+        outside = np.abs(diff) > half
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("LOO-PIT value u")
+        ax.set_ylabel("ECDF(u) - u")
+        ax.set_title(f"LOO-PIT, {pit.size} rows"
+                     + (f": {outside.mean():.0%} of u outside the band" if outside.any()
+                        else ": inside the band"), fontsize="small", loc="left")
+        ax.legend(fontsize="x-small", frameon=False, loc="best")
+    return fig
 
 
 def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=None,
-             ncols: int | None = None, panel_size=(3.0, 2.4)):
+             ax=None, ncols: int | None = None, panel_size=(2.6, 2.1),
+             better_right: bool = True, style: str | None = None):
     """Data against posterior predictive intervals, one panel per task.
 
     Each row's ``ci_prob`` posterior predictive interval is a vertical bar at its x, the
-    observed score a dot (red when outside); the title gives the share inside.
+    observed score a dot (vermillion when outside); the title gives the share inside.
 
     Parameters
     ----------
@@ -100,16 +142,22 @@ def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=Non
     ci_prob : float, default 0.9
     random_seed : int, optional
         Seed of the predictive draws.
-    axes : array of matplotlib Axes, optional
+    axes, ax : matplotlib Axes or array of Axes, optional
         One per task.
+    ncols : int, optional
+    panel_size : (float, float)
+        One panel, in inches (outside a paper style).
+    better_right : bool, default True
+        Invert a lower-is-better x or y axis, as :func:`~bayesslope.plots.plot_tasks`.
+    style : {"one-column", "two-column"}, optional
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     from .options import check_ci_prob
+    from .plots import metric_name
+    from .style import COLORS, maybe_style, panel_grid, shorten, thin_ticks
 
     check_ci_prob(ci_prob)
     d = fit.design
@@ -120,27 +168,28 @@ def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=Non
     pred = fit.posterior_predictive(random_seed=random_seed)
     pred = pred.reshape(-1, pred.shape[-1])
     lo, hi = np.quantile(pred, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=0)
-    if axes is None:
-        ncols = ncols or min(4, len(names))
-        nrows = math.ceil(len(names) / ncols)
-        fig, grid = plt.subplots(nrows, ncols, squeeze=False, layout="constrained",
-                                 figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
-        flat = list(grid.flat)
-        for ax in flat[len(names):]:
-            ax.set_visible(False)
-    else:
-        flat = list(np.asarray(axes, dtype=object).flat)
-        if len(flat) < len(names):
-            raise ValueError(f"axes has {len(flat)} panels for {len(names)} tasks")
-        fig = flat[0].figure
-    for ax, name in zip(flat, names, strict=False):
-        m = d.task_idx == d.tasks.index(name)
-        inside = (d.y[m] >= lo[m]) & (d.y[m] <= hi[m])
-        ax.vlines(d.x[m], lo[m], hi[m], color="C0", alpha=0.35, lw=1.5,
-                  label=f"{ci_prob:.0%} predictive")
-        ax.scatter(d.x[m], d.y[m], s=7, lw=0, color=np.where(inside, "0.2", "C3"),
-                   label="data", zorder=3)
-        ax.set_title(f"{name}: {inside.mean():.0%} inside", fontsize=8)
-        ax.tick_params(labelsize=7)
-    flat[0].legend(fontsize=6, loc="best")
+    with maybe_style(style):
+        fig, flat, created = panel_grid(len(names), axes=axes if axes is not None else ax,
+                                        ncols=ncols, panel_size=panel_size)
+        for a, name in zip(flat, names, strict=True):
+            k = d.tasks.index(name)
+            m = d.task_idx == k
+            inside = (d.y[m] >= lo[m]) & (d.y[m] <= hi[m])
+            a.vlines(d.x[m], lo[m], hi[m], color=COLORS["fit"], alpha=0.35, lw=1.5,
+                     label=f"{ci_prob:.0%} predictive")
+            a.scatter(d.x[m], d.y[m], s=7, lw=0,
+                      color=np.where(inside, COLORS["data"], COLORS["negative"]),
+                      label="data", zorder=3)
+            a.set_title(f"{shorten(name, 28)}: {inside.mean():.0%} inside", fontsize="small")
+            a.tick_params(labelsize="x-small")
+            thin_ticks(a, nbins=4)
+            if better_right and d.x_better == "lower":
+                a.xaxis.set_inverted(True)
+            if better_right and d.y_better[k] == "lower":
+                a.yaxis.set_inverted(True)
+        flat[0].legend(fontsize="x-small", loc="best")
+        if created:
+            arrow = " (better \u2192)" if better_right else f" ({d.x_better} is better)"
+            fig.supxlabel(metric_name(fit, "x") + arrow, fontsize="medium")
+            fig.supylabel(metric_name(fit, "y"), fontsize="medium")
     return fig

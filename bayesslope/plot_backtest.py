@@ -7,44 +7,49 @@ import pandas as pd
 
 from .baselines import sigmoid
 from .exceptions import DataValidationError
+from .plots import metric_name
+from .style import COLORS, panel_grid, shorten, thin_ticks
 
 __all__ = ["plot_backtest"]
 
-_COLORS = {"bayes": "C0", "linear": "C1", "sigmoid": "C2"}
+_COLORS = {"bayes": COLORS["fit"], "linear": COLORS["alt"], "sigmoid": COLORS["alt2"]}
 
 
-def plot_backtest(result, *, tasks=None, axes=None, kind: str = "observation",
-                  random_seed=None):
+def plot_backtest(result, *, tasks=None, axes=None, ax=None, kind: str = "observation",
+                  random_seed=None, style: str | None = None):
     """Per-task panels of a :class:`~bayesslope.backtesting.BacktestResult`.
 
     Grey: training rows; black: held-out rows; blue: the Bayesian forecast (mean line and
     ``ci_prob`` band along x, for the covariates of the task's first held-out row, and the
-    interval at each held-out row); orange / green: the linear and sigmoid baselines.
+    interval at each held-out row); orange / purple: the linear and sigmoid baselines.
+    ``style`` draws inside :func:`bayesslope.figure_style`.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
     from .predict import predict
+    from .style import maybe_style
 
     rows = result.rows
     names = list(dict.fromkeys(rows["task"])) if tasks is None else [str(t) for t in tasks]
     unknown = [t for t in names if t not in set(rows["task"])]
     if unknown:
         raise DataValidationError(f"task(s) {unknown} have no held-out rows in this backtest")
-    if axes is None:
-        ncol = min(3, len(names))
-        nrow = -(-len(names) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.2 * nrow), squeeze=False)
-    else:
-        fig = np.ravel(axes)[0].figure
-    flat = list(np.ravel(axes))
-    if len(flat) < len(names):
+    axes = axes if axes is not None else ax
+    if axes is not None and np.size(axes) < len(names):
         raise DataValidationError(
-            f"{len(names)} tasks need {len(names)} axes but {len(flat)} were given "
+            f"{len(names)} tasks need {len(names)} axes but {np.size(axes)} were given "
             "(pass tasks=[...] to choose)")
+    with maybe_style(style):
+        fig, flat, _ = panel_grid(len(names), axes=axes, ncols=min(3, len(names)),
+                                  panel_size=(3.4, 2.6))
+        _draw(result, flat, names, kind, random_seed, predict)
+    return fig
+
+
+def _draw(result, flat, names, kind, random_seed, predict) -> None:
+    rows = result.rows
     fit = result.fit
     cols = fit.design.columns
     train = result._train
@@ -55,7 +60,7 @@ def plot_backtest(result, *, tasks=None, axes=None, kind: str = "observation",
         te = rows[rows["task"] == task]
         xall = np.concatenate([pd.to_numeric(tr[cols["x"]]).to_numpy(float), te["x"].to_numpy()])
         xs = np.linspace(xall.min(), xall.max(), 80)
-        ax.scatter(tr[cols["x"]], tr[cols["y"]], s=8, color="0.6", label="fitted rows")
+        ax.scatter(tr[cols["x"]], tr[cols["y"]], s=8, color="0.65", lw=0, label="fitted rows")
         grid = pd.concat([result._held.loc[[te.index[0]]]] * len(xs), ignore_index=True)
         grid[cols["x"]] = xs
         band = predict(fit, grid, kind=kind, ci_prob=result.ci_prob, random_seed=random_seed)
@@ -71,11 +76,9 @@ def plot_backtest(result, *, tasks=None, axes=None, kind: str = "observation",
             yv = p[0] + p[1] * xs if m == "linear" else sigmoid(xs, *p)
             ax.plot(xs, yv, color=_COLORS[m], ls="--", lw=1, label=f"{m} least squares")
         ax.scatter(te["x"], te["actual"], s=12, color="k", zorder=3, label="held out")
-        ax.set_title(task, fontsize=9)
-        ax.set_xlabel(cols["x"])
-        ax.set_ylabel(cols["y"])
-    for ax in flat[len(names):]:
-        ax.set_visible(False)
-    flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+        ax.set_title(shorten(task, 30), fontsize="small")
+        ax.set_xlabel(metric_name(fit, "x"), fontsize="small")
+        ax.set_ylabel(metric_name(fit, "y"), fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        thin_ticks(ax, nbins=4)
+    flat[0].legend(fontsize="x-small")

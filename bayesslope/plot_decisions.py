@@ -7,12 +7,13 @@ import numpy as np
 __all__ = ["plot_ranks"]
 
 
-def plot_ranks(fit, *, k: int = 3, ci_prob: float = 0.9, ax=None, max_label: int = 40):
+def plot_ranks(fit, *, k: int = 3, ci_prob: float = 0.9, ax=None, max_label: int = 40,
+               style: str | None = None):
     """Posterior rank of each task by transfer slope, with intervals and P(flattest).
 
     Tasks run top to bottom from the flattest (rank 1, most negative slope) by mean rank;
-    a dot marks the mean rank, a line the ``ci_prob`` equal-tailed rank interval. A
-    right-hand column gives P(flattest) and P(among the ``k`` flattest).
+    a dot marks the mean rank, a line the ``ci_prob`` equal-tailed rank interval. The
+    right-hand axis gives P(flattest) and P(among the ``k`` flattest).
 
     Parameters
     ----------
@@ -22,39 +23,43 @@ def plot_ranks(fit, *, k: int = 3, ci_prob: float = 0.9, ax=None, max_label: int
     ax : matplotlib.axes.Axes, optional
     max_label : int, default 40
         Task labels longer than this are shortened with an ellipsis.
+    style : {"one-column", "two-column"}, optional
+        Draw inside :func:`bayesslope.figure_style`.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     from .decisions import rank_summary
+    from .style import COLORS, font_points, maybe_style, shorten, single_axes
 
     table = rank_summary(fit.posterior, k=k, ci_prob=ci_prob)
     lb, ub = (c for c in table.columns if c.startswith("rank_eti"))
     n = len(table)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 0.24 * n + 1.3), layout="constrained")
-    else:
-        fig = ax.figure
     pos = np.arange(n)
     neg = table["p_negative"].to_numpy() > 0.5
-    ax.hlines(pos, table[lb], table[ub], color="C0", lw=2.5)
-    ax.scatter(table["mean_rank"], pos, color=np.where(neg, "C3", "C0"), s=22, zorder=3)
-    labels = [t if len(t) <= max_label else t[: max_label - 1] + "\u2026" for t in table.index]
-    ax.set_yticks(pos, labels, fontsize=8 if n > 20 else 9)
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xlim(0.5, n + 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("rank by transfer slope (1 = flattest / most negative)")
-    ax.grid(axis="x", color="0.9", lw=0.6)
-    trans = ax.get_yaxis_transform()
-    ax.text(1.02, 1.0, f"P(1st)  P(\u2264{k})", transform=ax.transAxes, fontsize=7.5,
-            va="bottom")
-    for y, p1, pk in zip(pos, table["p_flattest"], table[f"p_bottom_{k}"], strict=True):
-        ax.text(1.02, y, f"{p1:.2f}    {pk:.2f}", transform=trans, fontsize=7.5, va="center")
-    ax.set_title(f"Ranks, {ci_prob:.0%} intervals (red: P(slope < 0) > 0.5)",
-                 fontsize=9, loc="left")
+    colors = np.where(neg, COLORS["negative"], COLORS["fit"])
+    with maybe_style(style):
+        row_h = max(0.14, 2.0 * font_points("ytick.labelsize") / 72)
+        fig, ax = single_axes(ax, (6.5, row_h * n + 1.1))
+        ax.hlines(pos, table[lb], table[ub], color=colors, lw=2.5)
+        ax.scatter(table["mean_rank"], pos, color=colors, s=16, zorder=3,
+                   edgecolors="white", linewidths=0.4)
+        size = "x-small" if n > 20 else "small"
+        ax.set_yticks(pos, [shorten(t, max_label) for t in table.index], fontsize=size)
+        ax.set_ylim(n - 0.5, -0.5)
+        ax.set_xlim(0.5, n + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+        ax.set_xlabel("rank by transfer slope (1 = flattest / most negative)")
+        ax.grid(axis="x", color="0.9", lw=0.6)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(pos, [f"{p1:.2f}  {pk:.2f}" for p1, pk in
+                               zip(table["p_flattest"], table[f"p_bottom_{k}"], strict=True)],
+                         fontsize=size)
+        right.tick_params(length=0)
+        right.set_ylabel(f"P(1st), P(\u2264{k})", fontsize="small")
+        ax.set_title(f"Ranks, {ci_prob:.0%} intervals (vermillion: P(slope < 0) > 0.5)",
+                     fontsize="small", loc="left")
     return fig

@@ -304,6 +304,12 @@ class TransferFit:
 
         return plot_slopes(self, **kwargs)
 
+    def plot_population(self, **kwargs):
+        """Density of a new task's slope with P(negative). See plots.plot_population."""
+        from .plots import plot_population
+
+        return plot_population(self, **kwargs)
+
     def plot_ranks(self, ax=None, **kwargs):
         """Posterior ranks by transfer slope with intervals. See plot_decisions.plot_ranks."""
         from .plot_decisions import plot_ranks

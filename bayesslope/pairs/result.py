@@ -252,7 +252,7 @@ class TransferMatrix:
         return write_transfer_matrix(self, Path(path))
 
     def plot(self, ax=None, order: bool = True, standardized: bool = True,
-             p_threshold: float = 0.9, annotate: bool | None = None):
+             p_threshold: float = 0.9, annotate: bool | None = None, **kwargs):
         """Heatmap of transfer slopes with P(negative transfer) marked.
 
         Parameters
@@ -267,6 +267,10 @@ class TransferMatrix:
             Cells with ``p_negative`` above it get a marker.
         annotate : bool, optional
             Write the slope in each cell (default: when there are at most 15 tasks).
+        **kwargs
+            ``mark_positive``, ``max_label``, ``style``: see
+            :func:`~bayesslope.pairs.plots.plot_transfer_matrix` (``order`` also takes
+            "cluster", "name" or a list of tasks).
 
         Returns
         -------
@@ -275,7 +279,7 @@ class TransferMatrix:
         from .plots import plot_transfer_matrix
 
         return plot_transfer_matrix(self, ax=ax, order=order, standardized=standardized,
-                                    p_threshold=p_threshold, annotate=annotate)
+                                    p_threshold=p_threshold, annotate=annotate, **kwargs)
 
     def __repr__(self) -> str:
         return (f"TransferMatrix({self.design.n_tasks} tasks, {len(self.table)} pairs, "
