@@ -1,7 +1,9 @@
-"""Command line: ``bayesslope demo --out demo-output`` and ``bayesslope fit data.csv --out DIR``.
+"""The ``bayesslope`` command: fit, matrix, report, datasets and demo.
 
-Every argument and the output folder are checked before any fitting; a user error prints
-one line on stderr and exits with status 2 (argparse's convention), never a traceback.
+A thin shell over the public API: each subcommand reads its input, checks every argument,
+column and the output path *before* any fitting, runs one library call and writes its files
+into ``--out`` only (through :func:`bayesslope.report.write_report`). A user error prints one
+line on stderr and exits with status 2 (argparse's convention), never a traceback.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "REPORT_FILES"]
 
-# The files bayesslope.report.write_report writes into the --out folder.
-REPORT_FILES = ("summary.csv", "population.csv", "diagnostics.csv", "fit.nc", "tasks.png",
-                "slopes.png", "report.md")
+from .report import report_files, result_kind
+
+# The files `bayesslope fit` and `bayesslope demo` write into --out.
+REPORT_FILES = report_files("fit")
 
 
 class UsageError(Exception):
@@ -25,9 +29,15 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors raise :class:`UsageError` instead of exiting."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # noqa: D102 (argparse's hook)
         raise UsageError(f"{self.prog}: error: {message}")
 
+
+# -- argument types ------------------------------------------------------------------------
 
 def _positive_int(text: str) -> int:
     try:
@@ -49,23 +59,37 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _check_out(out: str, overwrite: bool) -> Path:
-    """Create the output folder now, or say why it cannot be used (before any fitting)."""
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+# -- checks made before any fitting ----------------------------------------------------------
+
+def _check_out(out: str, names, overwrite: bool) -> Path:
+    """Say now (before fitting) why the --out folder cannot take ``names``; create nothing."""
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {out!r} is an existing file, not a folder; choose a folder")
-    existing = [name for name in REPORT_FILES if (path / name).exists()]
+    existing = [name for name in names if (path / name).exists()]
     if existing and not overwrite:
         raise UsageError(
             f"--out {out!r} already holds a report ({', '.join(existing)}); pass --overwrite "
             "to replace it, or choose another folder"
         )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create the --out folder {out!r}: {err.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise UsageError(f"the --out folder {out!r} is not writable")
+    # The folder is made after the fit: it must be creatable (or writable) now.
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot create the --out folder {out!r}: {str(parent)!r} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into {str(parent)!r} (for --out {out!r})")
     return path
 
 
@@ -84,21 +108,68 @@ def _read_csv(file: str):
         raise UsageError(f"cannot read {file!r} as CSV: {reason}") from None
 
 
-def _print_fit(fit) -> None:
-    import pandas as pd
+def _column_or_number(df, value: str | None, kind: type, flag: str):
+    """``--n-eval`` / ``--chance``: a column of the data if one has that name, else a number."""
+    if value is None or value in df.columns:
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        pass
+    try:
+        float(value)
+    except ValueError:
+        return value  # not a number: reported as a missing column
+    what = "an integer" if kind is int else "a number"
+    raise UsageError(f"argument {flag}: must be a column or {what}, got {value!r}")
 
-    ci = [c for c in fit.summary().columns if c.startswith("eti")]
-    with pd.option_context("display.width", 160, "display.max_columns", 12,
-                           "display.float_format", "{:.4g}".format):
-        print(fit.summary()[["mean", "sd", *ci, "p_negative", "r_hat", "ess_bulk", "n"]])
-        print(fit.population()[["mean", "sd", *ci]])
+
+def _check_columns(df, columns: dict[str, object]) -> None:
+    """Every ``--flag``'s column is in the data (numbers passed in their place are skipped)."""
+    missing = {flag: c for flag, c in columns.items()
+               if isinstance(c, str) and c not in df.columns}
+    if missing:
+        flags = ", ".join(f"--{f.replace('_', '-')} {c!r}" for f, c in missing.items())
+        raise UsageError(f"missing column(s) {list(dict.fromkeys(missing.values()))}; the frame "
+                         f"has columns {list(df.columns)} (from {flags})")
+
+
+def _progress(args) -> bool:
+    """``--progress``/``--no-progress``, else on only when the session is interactive."""
+    if args.progress is not None:
+        return args.progress
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+# -- subcommands -------------------------------------------------------------------------------
+
+def _print_slopes(fit) -> None:
+    from .report_format import format_interval, format_prob, format_sig
+
+    summary = fit.summary()
+    lb, ub = (c for c in summary.columns if c.startswith("eti"))
+    width = max(len(str(t)) for t in summary.index)
+    print(f"{'task':<{width}}  {'slope':>9}  {'90% interval':>22}  P(negative)")
+    for task, r in summary.iterrows():
+        print(f"{task!s:<{width}}  {format_sig(r['mean']):>9}  "
+              f"{format_interval(r[lb], r[ub]):>22}  {format_prob(r['p_negative'])}")
+
+
+def _write(result, out: Path, overwrite: bool, *, save_result: bool = True) -> int:
+    from .report import write_report
+
+    try:
+        paths = write_report(result, out, overwrite=overwrite, save_result=save_result)
+    except (FileExistsError, NotADirectoryError) as err:  # raced with another writer
+        raise UsageError(str(err)) from None
+    print(f"wrote {len(paths)} files to {out}: {', '.join(p.name for p in paths.values())}")
+    return 0
 
 
 def _demo(args) -> int:
     import bayesslope as bs
-    from bayesslope.report import write_report
 
-    out = _check_out(args.out, args.overwrite)
+    out = _check_out(args.out, report_files("fit"), args.overwrite)
     df = bs.load_dataset("pythia")
     print(f"Fitting the Pythia demo: {len(df)} rows, {df['task'].nunique()} tasks "
           "(x = LAMBADA log-perplexity, lower is better; y = accuracy, higher is better)")
@@ -106,86 +177,290 @@ def _demo(args) -> int:
     # model gets its own offset within each task (the README's quickstart model).
     fit = bs.fit_hierarchical(
         df, x="x", y="y", task="task", x_better="lower", y_better="higher",
-        group="model", group_nesting="nested", random_seed=args.seed, progressbar=True,
-        draws=args.draws, tune=args.tune, chains=args.chains,
+        group="model", group_nesting="nested", random_seed=args.seed,
+        progressbar=_progress(args), draws=args.draws, tune=args.tune, chains=args.chains,
+        target_accept=args.target_accept,
     )
-    _print_fit(fit)
-    paths = write_report(fit, out)
-    print("wrote", ", ".join(str(p) for p in paths.values()))
-    return 0
+    _print_slopes(fit)
+    return _write(fit, out, args.overwrite)
 
 
 def _fit(args) -> int:
     import bayesslope as bs
-    from bayesslope.report import write_report
 
     df = _read_csv(args.data)
-    out = _check_out(args.out, args.overwrite)
+    n_eval = _column_or_number(df, args.n_eval, int, "--n-eval")
+    chance = _column_or_number(df, args.chance, float, "--chance")
+    _check_columns(df, {"x": args.x, "y": args.y, "task": args.task, "group": args.group,
+                        "condition": args.condition, "n_eval": n_eval, "chance": chance})
+    out = _check_out(args.out, report_files("fit"), args.overwrite)
     print(f"Fitting {args.data}: {len(df)} rows")
     fit = bs.fit_hierarchical(
         df, x=args.x, y=args.y, task=args.task, x_better=args.x_better,
-        y_better=args.y_better, per_task_sigma=args.per_task_sigma, random_seed=args.seed,
-        progressbar=True, draws=args.draws, tune=args.tune, chains=args.chains,
+        y_better=args.y_better, link=args.link, likelihood=args.likelihood, n_eval=n_eval,
+        chance=chance, group=args.group, group_nesting=args.group_nesting,
+        condition=args.condition, per_task_sigma=args.per_task_sigma,
+        random_seed=args.seed, progressbar=_progress(args), draws=args.draws,
+        tune=args.tune, chains=args.chains, target_accept=args.target_accept,
     )
-    _print_fit(fit)
-    paths = write_report(fit, out)
-    print("wrote", ", ".join(str(p) for p in paths.values()))
+    _print_slopes(fit)
+    return _write(fit, out, args.overwrite)
+
+
+def _matrix(args) -> int:
+    import bayesslope as bs
+
+    df = _read_csv(args.data)
+    n_eval = _column_or_number(df, args.n_eval, int, "--n-eval")
+    _check_columns(df, {"unit": args.unit, "task": args.task, "y": args.y,
+                        "group": args.group, "n_eval": n_eval})
+    out = _check_out(args.out, report_files("matrix"), args.overwrite)
+    print(f"Fitting the transfer matrix of {args.data}: {len(df)} rows, "
+          f"{df[args.task].nunique()} tasks")
+    tm = bs.fit_transfer_matrix(
+        df, unit=args.unit, task=args.task, y=args.y, y_better=args.y_better,
+        likelihood=args.likelihood, n_eval=n_eval, group=args.group, random_seed=args.seed,
+        progressbar=_progress(args), draws=args.draws, tune=args.tune, chains=args.chains,
+        target_accept=args.target_accept,
+    )
+    print(repr(tm))
+    return _write(tm, out, args.overwrite)
+
+
+def _report(args) -> int:
+    import bayesslope as bs
+
+    path = Path(args.result)
+    if not path.exists():
+        raise UsageError(f"result file {args.result!r} does not exist")
+    if not path.is_file():
+        raise UsageError(f"result file {args.result!r} is not a file")
+    result = bs.load(path)
+    out = _check_out(args.out, report_files(result_kind(result), save_result=False),
+                     args.overwrite)
+    print(repr(result))
+    return _write(result, out, args.overwrite, save_result=False)
+
+
+def _datasets(args) -> int:
+    import bayesslope as bs
+
+    if args.action == "export":
+        target = Path(args.out)
+        if target.is_dir():
+            raise UsageError(f"--out {args.out!r} is a folder; give a file name, e.g. "
+                             f"{str(target / (args.name + '.csv'))!r}")
+        if target.exists() and not args.overwrite:
+            raise UsageError(f"--out {args.out!r} already exists; pass --overwrite to "
+                             "replace it, or choose another file")
+        if not target.parent.is_dir():
+            raise UsageError(f"the folder of --out {args.out!r} does not exist")
+        df = bs.load_dataset(args.name)
+        df.to_csv(target, index=False)
+        print(f"wrote {target}: {len(df)} rows, columns {list(df.columns)}")
+    elif args.action == "readme":
+        print(bs.dataset_readme(args.name))
+    else:
+        table = bs.list_datasets().reset_index()
+        columns = ["name", "rows", "tasks", "unit", "units", "license", "description"]
+        cells = [columns] + [[str(v) for v in row] for row in table[columns].to_numpy()]
+        widths = [max(len(r[k]) for r in cells) for k in range(len(columns))]
+        numeric = {"rows", "tasks", "units"}
+        for row in cells:
+            print("  ".join(c.rjust(w) if name in numeric else c.ljust(w)
+                            for c, w, name in zip(row, widths, columns, strict=True)).rstrip())
+        print("\nExport one: bayesslope datasets export NAME --out NAME.csv; "
+              "its provenance: bayesslope datasets readme NAME")
     return 0
 
 
-def _add_sampling_args(cmd: argparse.ArgumentParser, out_default: str | None) -> None:
+# -- the parser --------------------------------------------------------------------------------
+
+_EXAMPLES = {
+    "fit": """examples:
+  bayesslope datasets export pythia --out pythia.csv
+  bayesslope fit pythia.csv --x x --y y --task task --x-better lower --y-better higher \\
+      --group model --group-nesting nested --out pythia-fit
+  bayesslope fit scores.csv --x loss --y acc --task benchmark --n-eval n_questions \\
+      --chance 0.25 --draws 2000 --out acc-fit --overwrite""",
+    "matrix": """examples:
+  bayesslope datasets export openclip --out openclip.csv
+  bayesslope matrix openclip.csv --unit model --task task --y y --out openclip-matrix
+  bayesslope matrix mmlu.csv --unit unit --task subject --y acc --group model --seed 3 \\
+      --out mmlu-matrix""",
+    "report": """examples:
+  bayesslope report pythia-fit/fit.nc --out pythia-report
+  bayesslope report openclip-matrix/matrix.nc --out openclip-report""",
+    "datasets": """examples:
+  bayesslope datasets                                 # the table of bundled datasets
+  bayesslope datasets export pythia --out pythia.csv  # one of them as CSV
+  bayesslope datasets readme pythia                   # its provenance, license and caveats""",
+    "demo": """examples:
+  bayesslope demo                       # writes demo-output/
+  bayesslope demo --out d --overwrite --draws 500""",
+}
+
+_DESCRIPTION = """Bayesian analysis of transfer: how an upstream metric predicts downstream ones.
+
+User errors (a missing file or column, a bad value, an unusable --out, existing outputs
+without --overwrite) print one line and exit with status 2 before any fitting; every file
+is written inside --out."""
+
+
+def _add_sampling_args(cmd: argparse.ArgumentParser, *, out_default: str | None = None
+                       ) -> None:
     if out_default is None:
-        cmd.add_argument("--out", required=True, help="folder for the report")
+        cmd.add_argument("--out", required=True, help="folder for the results and the report")
     else:
         cmd.add_argument("--out", default=out_default,
-                         help=f"folder for the report (default {out_default})")
-    cmd.add_argument("--overwrite", action="store_true",
-                     help="replace a report already in --out")
-    cmd.add_argument("--seed", type=_non_negative_int, default=1)
-    cmd.add_argument("--draws", type=_positive_int, default=1000)
-    cmd.add_argument("--tune", type=_non_negative_int, default=1000)
-    cmd.add_argument("--chains", type=_positive_int, default=4)
+                         help=f"folder for the results and the report (default {out_default})")
+    cmd.add_argument("--overwrite", action="store_true", help="replace files already in --out")
+    cmd.add_argument("--seed", type=_non_negative_int, default=1,
+                     help="random seed (default 1): the same seed gives the same draws")
+    cmd.add_argument("--draws", type=_positive_int, default=1000,
+                     help="draws per chain (default 1000)")
+    cmd.add_argument("--tune", type=_non_negative_int, default=1000,
+                     help="tuning steps per chain (default 1000)")
+    cmd.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
+    cmd.add_argument("--target-accept", type=_probability, default=0.9,
+                     help="NUTS target acceptance (default 0.9; raise it on divergences)")
+    cmd.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar (default: on when run interactively)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``bayesslope`` command (subcommands ``demo``, ``fit``)."""
-    parser = _Parser(prog="bayesslope")
+    """The argument parser of the ``bayesslope`` command."""
+    parser = _Parser(prog="bayesslope", description=_DESCRIPTION,
+                     epilog="Run 'bayesslope COMMAND --help' for a command's options and "
+                            "examples; docs/cli.md has more.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    demo = sub.add_parser("demo", help="fit the bundled Pythia data and write a report")
-    _add_sampling_args(demo, "demo-output")
-    demo.set_defaults(run=_demo)
-    fit = sub.add_parser("fit", help="fit fit_hierarchical to a tidy CSV and write a report")
+
+    fit = sub.add_parser("fit", help="fit the hierarchical transfer model to a tidy CSV",
+                         description="Fit bs.fit_hierarchical to a tidy CSV (one row per "
+                                     "model or checkpoint x task); write fit.nc and a report.",
+                         epilog=_EXAMPLES["fit"])
     fit.add_argument("data", help="CSV file, one row per (model or checkpoint) x task")
     fit.add_argument("--x", default="x", help="column of the upstream score (default x)")
     fit.add_argument("--y", default="y", help="column of the downstream score (default y)")
     fit.add_argument("--task", default="task", help="column of the task (default task)")
-    fit.add_argument("--x-better", choices=("lower", "higher"), default=None)
-    fit.add_argument("--y-better", choices=("lower", "higher"), default=None)
+    fit.add_argument("--x-better", choices=("lower", "higher"), default=None,
+                     help="direction in which x is better (default: the data's "
+                          "x_higher_is_better column, else lower)")
+    fit.add_argument("--y-better", choices=("lower", "higher"), default=None,
+                     help="direction in which y is better (default: the data's "
+                          "y_higher_is_better column, else higher)")
+    fit.add_argument("--link", choices=("identity", "logit", "probit"), default=None,
+                     help="link of the mean score (default: probit with counts or a chance "
+                          "floor, else identity)")
+    fit.add_argument("--likelihood", default=None,
+                     choices=("normal", "student_t", "binomial", "beta_binomial"),
+                     help="observation model (default: binomial with --n-eval, else normal)")
+    fit.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
+                     help="test-set size behind each score: a column or one number")
+    fit.add_argument("--chance", default=None, metavar="COLUMN_OR_NUMBER",
+                     help="chance accuracy (floor): a column or one number")
+    fit.add_argument("--group", default=None,
+                     help="column of the unit the rows repeat (e.g. model), partially pooled")
+    fit.add_argument("--group-nesting", choices=("crossed", "nested"), default="crossed",
+                     help="group effects shared across tasks (crossed, default) or per "
+                          "(task, group) cell (nested: checkpoints of one model)")
+    fit.add_argument("--condition", default=None,
+                     help="column of conditions (e.g. shots): per-condition population slopes")
     fit.add_argument("--per-task-sigma", action="store_true", help="one noise scale per task")
-    _add_sampling_args(fit, None)
+    _add_sampling_args(fit)
     fit.set_defaults(run=_fit)
+
+    matrix = sub.add_parser("matrix", help="fit the transfer slope of every ordered task pair",
+                            description="Fit bs.fit_transfer_matrix to a long CSV (one row "
+                                        "per unit x task); write matrix.nc, summary.csv, the "
+                                        "heatmap and a report.",
+                            epilog=_EXAMPLES["matrix"])
+    matrix.add_argument("data", help="CSV file, one row per (unit, task) score")
+    matrix.add_argument("--unit", default="model",
+                        help="column of the unit scored on every task (default model)")
+    matrix.add_argument("--task", default="task", help="column of the task (default task)")
+    matrix.add_argument("--y", default="y", help="column of the score (default y)")
+    matrix.add_argument("--y-better", choices=("lower", "higher"), default=None,
+                        help="direction in which scores are better (default: the data's "
+                             "y_higher_is_better column, else higher)")
+    matrix.add_argument("--likelihood", choices=("normal", "student_t", "binomial"),
+                        default="normal", help="observation model (default normal)")
+    matrix.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
+                        help="with --likelihood binomial: questions per evaluation")
+    matrix.add_argument("--group", default=None,
+                        help="column grouping the units (e.g. the model of each checkpoint)")
+    _add_sampling_args(matrix)
+    matrix.set_defaults(run=_matrix)
+
+    report = sub.add_parser("report", help="write the report of a saved fit or matrix",
+                            description="Load a result written by 'bayesslope fit' or "
+                                        "'bayesslope matrix' (bs.load) and write its report "
+                                        "(tables, figures, report.md, report.html).",
+                            epilog=_EXAMPLES["report"])
+    report.add_argument("result", help="fit.nc or matrix.nc")
+    report.add_argument("--out", required=True, help="folder for the report")
+    report.add_argument("--overwrite", action="store_true", help="replace a report in --out")
+    report.set_defaults(run=_report)
+
+    datasets = sub.add_parser("datasets", help="list or export the bundled datasets",
+                              description="The real datasets shipped with bayesslope.",
+                              epilog=_EXAMPLES["datasets"])
+    actions = datasets.add_subparsers(dest="action", parser_class=_Parser, metavar="ACTION")
+    actions.add_parser("list", help="the table of datasets (the default)")
+    export = actions.add_parser("export", help="write one dataset as CSV",
+                                epilog=_EXAMPLES["datasets"])
+    export.add_argument("name", help="dataset name (see 'bayesslope datasets')")
+    export.add_argument("--out", required=True, help="CSV file to write")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    readme = actions.add_parser("readme", help="print a dataset's README")
+    readme.add_argument("name", help="dataset name (see 'bayesslope datasets')")
+    datasets.set_defaults(run=_datasets, action="list")
+
+    demo = sub.add_parser("demo", help="fit the bundled Pythia data and write a report",
+                          description="Fit the grouped model of the README's quickstart to "
+                                      "the bundled Pythia data and write its report.",
+                          epilog=_EXAMPLES["demo"])
+    _add_sampling_args(demo, out_default="demo-output")
+    demo.set_defaults(run=_demo)
     return parser
+
+
+def _one_line_warnings(prog: str):
+    """Show warnings as one line each (``bayesslope fit: warning: ...``) on stderr."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"{prog}: warning: {category.__name__}: {text}", file=sys.stderr)
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayesslope`` command; returns the exit status.
 
-    A user error (a bad argument, an unusable --out, an unreadable file, data that
-    ``fit_hierarchical`` refuses) prints one line on stderr and returns 2.
+    A user error (a bad argument, an unusable --out, a missing file or column, data or
+    options that the library refuses before sampling) prints one line on stderr and
+    returns 2.
     """
-    from bayesslope.exceptions import DataValidationError
+    from .exceptions import DataValidationError
 
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(f"{parser.prog} {args.command}")
+            return args.run(args)
     except UsageError as err:
         message = str(err)
-        if not message.startswith(parser.prog):
-            message = f"{parser.prog} {args.command}: error: {message}"
     except DataValidationError as err:
-        message = f"{parser.prog} {args.command}: error: {err}"
-    print(" ".join(message.split("\n")), file=sys.stderr)
+        message = str(err)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    if not message.startswith(parser.prog):
+        action = getattr(args, "action", None)
+        command = f"{args.command} {action}" if action not in (None, "list") else args.command
+        message = f"{parser.prog} {command}: error: {message}"
+    print(" ".join(message.split()), file=sys.stderr)
     return 2
 
 
