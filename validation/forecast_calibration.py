@@ -3,8 +3,8 @@
 Usage::
 
     nice -n 10 python -m validation.forecast_calibration --model gaussian --sims 200
-    nice -n 10 python -m validation.forecast_calibration --model binomial_probit --sims 100 \
-        --draws 500 --tune 500
+    nice -n 19 python -m validation.forecast_calibration --model binomial_probit \
+        --tasks 6 --models 12 --draws 500 --tune 500 --sims 200 --max-minutes 45 --resume
 
 Each simulated data set is drawn from the model that is fitted (correctly specified):
 ``n_models`` upstream values ("models", x uniform on [2, 4], x a loss: lower is better)
@@ -23,8 +23,15 @@ covers the simulated observation, and whether the 90% interval of the mean
 asked for the x at which the task's true mean line reaches its true mean at the
 extrapolated x; its 90% interval should cover that x.
 
-Results: ``validation/results/forecast_<model>.json`` (summary) and ``.csv`` (per point),
-written every 10 data sets so a long run can be read while it goes; the summary goes into
+``--model binomial_probit`` simulates accuracies ``0.25 + 0.75 Phi(eta)`` (probit link,
+chance floor 0.25) as binomial counts on a test set of ``n_eval`` items per task (drawn
+from 100, 300, 1,000, 3,000) and fits ``link="probit", likelihood="binomial",
+chance=0.25, n_eval="n_eval"``.
+
+Results: ``validation/results/forecast_<model>.json`` (summary, with binomial and Monte
+Carlo acceptance ranges), ``.csv`` (per point) and ``_inverse.csv``, rewritten after every
+data set so an interrupted run keeps what finished (``--resume`` continues it,
+``--max-minutes`` stops starting new data sets); the summary goes into
 validation/FORECAST.md by hand, with the command and the wall time.
 """
 
@@ -42,6 +49,8 @@ from scipy.special import ndtr
 
 HERE = Path(__file__).resolve().parent
 CI = 0.9
+# Test-set sizes of the binomial model, one drawn per task.
+N_EVAL_SIZES = (100, 300, 1000, 3000)
 
 
 def simulate(rng, model: str, n_tasks: int, n_models: int):
@@ -59,11 +68,12 @@ def simulate(rng, model: str, n_tasks: int, n_models: int):
         mu = np.array([rng.normal(0.3, 0.2), rng.normal(0.6, 0.15)])
         sd = np.array([rng.uniform(0.1, 0.4), rng.uniform(0.05, 0.25)])
         noise = None
+        # test-set size per task (the held-out task too): small and large benchmarks
+        n_eval = rng.choice(N_EVAL_SIZES, n_tasks + 1)
     rho = rng.uniform(-0.5, 0.5)
     cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
     coef = rng.multivariate_normal(mu, cov, n_tasks + 1)     # the last task is held out
     tasks = [f"t{k}" for k in range(n_tasks + 1)]
-    n_eval = 500
 
     def mean_of(k, x):
         eta = coef[k, 0] + coef[k, 1] * -(np.asarray(x) - x_ref)   # x lower is better
@@ -73,7 +83,7 @@ def simulate(rng, model: str, n_tasks: int, n_models: int):
         m = mean_of(k, x)
         if model == "gaussian":
             return m + rng.normal(0.0, noise, np.shape(x))
-        return rng.binomial(n_eval, m) / n_eval
+        return rng.binomial(n_eval[k], m) / n_eval[k]
 
     fit_rows, held_rows = [], []
     for k, t in enumerate(tasks[:-1]):
@@ -89,8 +99,9 @@ def simulate(rng, model: str, n_tasks: int, n_models: int):
     fit_df = pd.concat(fit_rows, ignore_index=True)
     held = pd.concat(held_rows, ignore_index=True)
     if model != "gaussian":
-        fit_df["n_eval"] = n_eval
-        held["n_eval"] = n_eval
+        n_of = dict(zip(tasks, n_eval, strict=True))
+        fit_df["n_eval"] = fit_df["task"].map(n_of)
+        held["n_eval"] = held["task"].map(n_of)
     targets = {t: float(mean_of(k, x_extrap)) for k, t in enumerate(tasks[:-1])}
     return fit_df, held, targets, x_extrap
 
@@ -106,9 +117,11 @@ def one(seed: int, model: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
               sampler=args.sampler or ("nutpie" if model == "gaussian" else "pymc"))
     if model != "gaussian":
         kw.update(n_eval="n_eval", chance=0.25, link="probit", likelihood="binomial")
+    t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bs.fit_hierarchical(fit_df, **kw)
+    fit_s = time.time() - t0
     obs = predict(fit, held, kind="observation", ci_prob=CI, random_seed=seed)
     mean = predict(fit, held, kind="mean", ci_prob=CI, random_seed=seed)
     out = held[["task", "where", "x"]].copy()
@@ -119,6 +132,7 @@ def one(seed: int, model: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     out["extrapolated"] = obs["extrapolated"]
     div = int(fit.posterior["sample_stats"]["diverging"].sum())
     out["divergences"] = div
+    out["fit_s"] = round(fit_s, 2)
     inv = required_upstream(fit, targets, ci_prob=CI)
     inv_out = pd.DataFrame({
         "seed": seed, "task": inv.index,
@@ -142,8 +156,27 @@ def summarize(points: pd.DataFrame, inv: pd.DataFrame) -> dict:
         out["mean"][where] = cov(frame, "covered_mean")
     out["required_upstream"] = cov(inv, "covered")
     out["required_upstream"]["mean_p_reachable"] = float(inv["p_reachable"].mean())
-    out["divergent_fits"] = int((points.groupby("seed")["divergences"].first() > 0).sum())
+    per_seed = points.groupby("seed")
+    out["divergent_fits"] = int((per_seed["divergences"].first() > 0).sum())
+    if "fit_s" in points:
+        out["fit_s_median"] = float(per_seed["fit_s"].first().median())
     return out
+
+
+def acceptance(entry: dict, nominal: float = CI, level: float = 0.95) -> dict:
+    """Where a calibrated coverage would fall: the central ``level`` range of
+    Binomial(n_points, nominal) / n_points (points taken as independent, which they are not
+    within a data set: too narrow) and ``nominal +- z mc_se`` (from the data-set-level
+    spread, which accounts for that clustering)."""
+    from scipy.stats import binom, norm
+
+    n = entry["n_points"]
+    lo, hi = binom.ppf([(1 - level) / 2, (1 + level) / 2], n, nominal) / n
+    res = {"binomial_range": [float(lo), float(hi)]}
+    if entry.get("mc_se"):
+        z = float(norm.ppf((1 + level) / 2))
+        res["mc_range"] = [nominal - z * entry["mc_se"], nominal + z * entry["mc_se"]]
+    return res
 
 
 def main(argv=None) -> int:
@@ -159,28 +192,48 @@ def main(argv=None) -> int:
     p.add_argument("--sampler", choices=["pymc", "nutpie"], default=None,
                    help="default: nutpie for the Gaussian model (collapsed, compiled once), "
                         "pymc for the binomial one (its C code is cached on disk)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new data set after this many minutes (results so far kept)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the data sets already in the result files and skip their seeds")
+    p.add_argument("--suffix", default="", help="appended to the result file names")
     args = p.parse_args(argv)
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    stem = out_dir / f"forecast_{args.model}"
+    stem = out_dir / f"forecast_{args.model}{args.suffix}"
     t0 = time.time()
-    points, invs = [], []
+    points, invs, done = [], [], set()
+    if args.resume and Path(f"{stem}.csv").exists():
+        points.append(pd.read_csv(f"{stem}.csv"))
+        invs.append(pd.read_csv(f"{stem}_inverse.csv"))
+        done = set(points[0]["seed"]) & set(invs[0]["seed"])
+        points[0] = points[0][points[0]["seed"].isin(done)]
+        invs[0] = invs[0][invs[0]["seed"].isin(done)]
     for i in range(args.sims):
+        if args.seed + i in done:
+            continue
+        if args.max_minutes is not None and time.time() - t0 > 60 * args.max_minutes:
+            print(f"time limit: stopping before data set {i}", flush=True)
+            break
         pt, inv = one(args.seed + i, args.model, args)
         points.append(pt)
         invs.append(inv)
-        if (i + 1) % 10 == 0 or i + 1 == args.sims:
-            pts = pd.concat(points, ignore_index=True)
-            inverse = pd.concat(invs, ignore_index=True)
-            summary = summarize(pts, inverse)
-            summary.update(model=args.model, sims_done=i + 1, wall_s=round(time.time() - t0, 1),
-                           settings=vars(args))
-            pts.to_csv(f"{stem}.csv", index=False)
-            inverse.to_csv(f"{stem}_inverse.csv", index=False)
-            Path(f"{stem}.json").write_text(json.dumps(summary, indent=2))
-            print(f"{i + 1} sims, {time.time() - t0:.0f} s: predictive "
-                  f"{summary['predictive']['all']['coverage']:.3f}, required_upstream "
-                  f"{summary['required_upstream']['coverage']:.3f}", flush=True)
+        # checkpoint after every data set: an interrupted run keeps what finished
+        pts = pd.concat(points, ignore_index=True)
+        inverse = pd.concat(invs, ignore_index=True)
+        summary = summarize(pts, inverse)
+        for block in (summary["predictive"], summary["mean"]):
+            for entry in block.values():
+                entry.update(acceptance(entry))
+        summary["required_upstream"].update(acceptance(summary["required_upstream"]))
+        summary.update(model=args.model, sims_done=int(pts["seed"].nunique()),
+                       wall_s_this_run=round(time.time() - t0, 1), settings=vars(args))
+        pts.to_csv(f"{stem}.csv", index=False)
+        inverse.to_csv(f"{stem}_inverse.csv", index=False)
+        Path(f"{stem}.json").write_text(json.dumps(summary, indent=2))
+        print(f"{summary['sims_done']} sims, {time.time() - t0:.0f} s (fit {pt['fit_s'].iloc[0]}"
+              f" s): predictive {summary['predictive']['all']['coverage']:.3f}, "
+              f"required_upstream {summary['required_upstream']['coverage']:.3f}", flush=True)
     return 0
 
 
