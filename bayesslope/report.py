@@ -10,7 +10,6 @@ the ``bayesslope`` command.
 
 from __future__ import annotations
 
-import io
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -39,7 +38,7 @@ __all__ = ["write_report", "report_files", "result_kind"]
 # Files per result kind; each figure stem is saved as <stem>.png and <stem>.pdf.
 _TABLES = {"fit": ("summary.csv", "population.csv", "diagnostics.csv"),
            "matrix": ("summary.csv", "diagnostics.csv")}
-_FIGURES = {"fit": ("tasks", "slopes"), "matrix": ("heatmap",)}
+_FIGURES = {"fit": ("tasks", "slopes", "population"), "matrix": ("heatmap",)}
 RESULT_FILES = {"fit": "fit.nc", "matrix": "matrix.nc"}
 # Beyond these the report shows a selection and points to the CSV (a page stays readable).
 MAX_TASK_PANELS = 60
@@ -102,9 +101,10 @@ def write_report(result, out_dir: str | Path, *, overwrite: bool = False,
     -------
     dict of str to pathlib.Path
         For a fit: ``summary``, ``population``, ``diagnostics`` (CSV), ``fit`` (when
-        saved), ``tasks_png``, ``tasks_pdf``, ``slopes_png``, ``slopes_pdf``, ``report``
-        (Markdown), ``html``. For a matrix: ``summary``, ``diagnostics``, ``matrix``,
-        ``heatmap_png``, ``heatmap_pdf``, ``report``, ``html``.
+        saved), ``tasks_png``, ``tasks_pdf``, ``slopes_png``, ``slopes_pdf``,
+        ``population_png``, ``population_pdf``, ``report`` (Markdown), ``html``. For a
+        matrix: ``summary``, ``diagnostics``, ``matrix``, ``heatmap_png``, ``heatmap_pdf``,
+        ``report``, ``html``.
 
     Raises
     ------
@@ -158,15 +158,13 @@ def _save_figure(fig, out: Path, stem: str, caption: str, paths: dict) -> Figure
     """Save a matplotlib Figure as PNG and PDF, close it, and return its report block."""
     import matplotlib.pyplot as plt
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
-    png = buffer.getvalue()
-    paths[f"{stem}_png"] = out / f"{stem}.png"
-    paths[f"{stem}_png"].write_bytes(png)
-    paths[f"{stem}_pdf"] = out / f"{stem}.pdf"
-    fig.savefig(paths[f"{stem}_pdf"], format="pdf", bbox_inches="tight")
+    from .style import save_figure
+
+    paths[f"{stem}_png"] = save_figure(fig, out / f"{stem}.png", dpi=150)
+    paths[f"{stem}_pdf"] = save_figure(fig, out / f"{stem}.pdf")
     plt.close(fig)
-    return Figure(png=png, file=f"{stem}.png", caption=caption, other_files=(f"{stem}.pdf",))
+    return Figure(png=paths[f"{stem}_png"].read_bytes(), file=f"{stem}.png", caption=caption,
+                  other_files=(f"{stem}.pdf",))
 
 
 def _pct(ci_prob: float) -> str:
@@ -195,7 +193,7 @@ def _fit_report(fit, out: Path, save_result: bool, ci_prob: float):
         shown = [*order[:half], *order[-half:]]
     tasks_note = ("" if len(shown) == d.n_tasks else
                   f" ({len(shown)} of {d.n_tasks} tasks: the {len(shown) // 2} flattest and "
-                  "steepest slopes)")
+                  f"the {len(shown) // 2} steepest slopes)")
     tasks_kw = {"tasks": shown} if len(shown) < d.n_tasks else {}
     figures = [
         _save_figure(fit.plot_tasks(ci_prob=ci_prob, **tasks_kw), out, "tasks",
@@ -203,6 +201,9 @@ def _fit_report(fit, out: Path, save_result: bool, ci_prob: float):
                      f"{tasks_note}", paths),
         _save_figure(fit.plot_slopes(ci_prob=ci_prob), out, "slopes",
                      f"Transfer slope per task: mean and {_pct(ci_prob)} interval", paths),
+        _save_figure(fit.plot_population(ci_prob=ci_prob), out, "population",
+                     "Population distribution of a new task's slope; the shaded area is "
+                     "P(a new task has negative transfer)", paths),
     ]
 
     post = fit.posterior["posterior"]

@@ -237,7 +237,7 @@ def test_fit_then_report_from_a_shell(files):
     assert (md.split("## Diagnostics")[1]
             == (files / "d" / "report.md").read_text().split("## Diagnostics")[1])
     assert "`model` (nested, " in md
-    _assert_self_contained((files / "e" / "report.html").read_text(), 2)
+    _assert_self_contained((files / "e" / "report.html").read_text(), 3)
 
     # A report into the fit's own folder needs --overwrite (one line, exit 2).
     again = subprocess.run([*_command(), "report", "d/fit.nc", "--out", "d"], **run)

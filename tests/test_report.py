@@ -132,7 +132,7 @@ def test_report_files(small_fit, report):
     out, paths = report
     assert sorted(p.name for p in out.iterdir()) == sorted(report_files("fit"))
     assert {p.name for p in paths.values()} == set(report_files("fit"))
-    for stem in ("tasks", "slopes"):
+    for stem in ("tasks", "slopes", "population"):
         assert paths[f"{stem}_png"].read_bytes()[:8] == PNG_MAGIC
         assert paths[f"{stem}_pdf"].read_bytes()[:5] == b"%PDF-"
     # The CSV tables keep full precision; the result file reloads to the same summaries.
@@ -147,9 +147,10 @@ def test_report_html_is_self_contained(report):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == 3 and all(s.startswith("data:image/png;base64,") for s in sources)
     embedded = {base64.b64decode(s.split(",", 1)[1]) for s in sources}
-    assert embedded == {(out / "tasks.png").read_bytes(), (out / "slopes.png").read_bytes()}
+    assert embedded == {(out / f"{stem}.png").read_bytes()
+                        for stem in ("tasks", "slopes", "population")}
 
 
 def _table(md: str, headers: str) -> list[list[str]]:
@@ -245,3 +246,27 @@ def test_report_overwrite_and_no_result_file(small_fit, report, tmp_path):
     assert sorted(p.name for p in (tmp_path / "nosave").iterdir()) == sorted(
         report_files("fit", save_result=False))
     assert "fit.nc" not in {p.name for p in fresh.values()}
+
+
+def test_report_selects_tasks_beyond_the_limits(small_fit, tmp_path, monkeypatch):
+    # Beyond MAX_TASK_PANELS the task figure shows the flattest and steepest halves, and
+    # beyond MAX_TABLE_ROWS the slope table points to summary.csv (limits lowered here).
+    from bayesslope import report as report_module
+
+    monkeypatch.setattr(report_module, "MAX_TASK_PANELS", 2)
+    monkeypatch.setattr(report_module, "MAX_TABLE_ROWS", 2)
+    shown = []
+    original = type(small_fit).plot_tasks
+
+    def spy(self, **kwargs):
+        shown.append(kwargs.get("tasks"))
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(type(small_fit), "plot_tasks", spy)
+    md = write_report(small_fit, tmp_path / "r")["report"].read_text(encoding="utf-8")
+    means = small_fit.summary()["mean"]
+    assert shown == [[means.idxmin(), means.idxmax()]]
+    assert "(2 of 3 tasks: the 1 flattest and the 1 steepest slopes)" in md
+    rows = _table(md, "task")
+    assert [r[0] for r in rows[:2]] == TASKS[:2]
+    assert rows[2][0] == "... 1 more in summary.csv"
