@@ -129,7 +129,8 @@ def plot_loo_pit(fit, random_seed=None, *, ax=None, envelope_prob: float = 0.95,
 
 def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=None,
              ax=None, ncols: int | None = None, panel_size=(2.6, 2.1),
-             better_right: bool = True, style: str | None = None):
+             better_right: bool = True, xlabel: str | None = None, ylabel: str | None = None,
+             style: str | None = None):
     """Data against posterior predictive intervals, one panel per task.
 
     Each row's ``ci_prob`` posterior predictive interval is a vertical bar at its x, the
@@ -149,6 +150,8 @@ def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=Non
         One panel, in inches (outside a paper style).
     better_right : bool, default True
         Invert a lower-is-better x or y axis, as :func:`~bayesslope.plots.plot_tasks`.
+    xlabel, ylabel : str, optional
+        Axis names (default the metric or column names).
     style : {"one-column", "two-column"}, optional
 
     Returns
@@ -190,6 +193,6 @@ def plot_ppc(fit, *, task=None, ci_prob: float = 0.9, random_seed=None, axes=Non
         flat[0].legend(fontsize="x-small", loc="best")
         if created:
             arrow = " (better \u2192)" if better_right else f" ({d.x_better} is better)"
-            fig.supxlabel(metric_name(fit, "x") + arrow, fontsize="medium")
-            fig.supylabel(metric_name(fit, "y"), fontsize="medium")
+            fig.supxlabel((xlabel or metric_name(fit, "x")) + arrow, fontsize="medium")
+            fig.supylabel(ylabel or metric_name(fit, "y"), fontsize="medium")
     return fig

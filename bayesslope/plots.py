@@ -7,6 +7,8 @@ never calls ``plt.show()`` and changes no global setting: ``style=`` draws insid
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .style import (
@@ -122,7 +124,7 @@ def set_probability_scale(ax, name: str, nbins: int = 5) -> None:
 
 
 def _chance_per_task(fit, chance) -> dict:
-    """Chance level to draw per task: {} (none), from the fit's floor, or one value."""
+    """Chance level to draw per task: {} (none), the fit's floor, one value or a mapping."""
     d, v = fit.design, fit.variants
     if chance is False:
         return {}
@@ -132,8 +134,9 @@ def _chance_per_task(fit, chance) -> dict:
                 raise ValueError("chance=True but the fit has no chance floor: pass a value")
             return {}
         return {t: float(v.chance[d.task_idx == k].mean()) for k, t in enumerate(d.tasks)}
-    value = float(chance)
-    return dict.fromkeys(d.tasks, value)
+    if isinstance(chance, Mapping):
+        return {str(t): float(c) for t, c in chance.items()}
+    return dict.fromkeys(d.tasks, float(chance))
 
 
 def plot_tasks(
@@ -187,9 +190,9 @@ def plot_tasks(
     better_right : bool, default True
         Orient the axes so that better is to the right and up: a loss x axis (lower is
         better) and a loss y axis are inverted, so a positive transfer slope rises.
-    chance : None, bool or float
+    chance : None, bool, float or mapping of task -> float
         Horizontal chance line: None draws the fit's chance floor when it has one, a
-        number draws that level, False none.
+        number that level in every panel, a mapping each task's level, False none.
     yscale : {"linear", "probit", "logit"}, default "linear"
         Probit or logit y axis for accuracies (probability tick labels).
     sharex, sharey : bool, default True, False

@@ -276,6 +276,11 @@ def test_plot_tasks_probit_axis_and_chance_line(probit_fit):
     assert not overlapping(fig)
     fig = plot_tasks(probit_fit, chance=False, yscale="logit")
     assert not any(ln.get_label() == "chance" for a in fig.axes for ln in a.lines)
+    levels = {"t0": 0.2, "t3": 0.5}  # per task; the others get none
+    fig = plot_tasks(probit_fit, chance=levels)
+    for a, t in zip(_visible_axes(fig), probit_fit.design.tasks, strict=True):
+        drawn = [ln.get_ydata()[0] for ln in a.lines if ln.get_label() == "chance"]
+        assert drawn == ([levels[t]] if t in levels else [])
     with pytest.raises(ValueError, match="yscale should be"):
         plot_tasks(probit_fit, yscale="log2")
 
