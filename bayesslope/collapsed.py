@@ -27,6 +27,14 @@ Numerical design
   quadratic form of the marginal density is written as a sum of squares.
 * ``sxx = 0`` (one observation, or a constant x) and ``n = 0`` (no observations) stay
   finite: the prior keeps the marginal proper and no term divides by ``sxx``.
+
+Per-task prior means
+--------------------
+The population means may differ between tasks (task covariates: ``intercept_mu_t =
+intercept_mu + Z_t @ intercept_beta``, likewise for the slope): every formula is per task
+and only ever uses the task's own prior mean, so ``intercept_mu`` and ``slope_mu`` may be
+arrays of shape (T,) (or ``(..., T)``), broadcast like a per-task ``sigma``. The conjugate
+algebra is unchanged: ``y_t ~ MVN(X_t mu_t, X_t Sigma X_t' + sigma_t^2 I)``.
 """
 
 from __future__ import annotations
@@ -358,7 +366,8 @@ def task_marginal_loglik(
     stats : SufficientStats
         Arrays of shape (T,) (numpy, or the namespace's own arrays / tensors).
     intercept_mu, slope_mu : scalar or array
-        Population means of intercept (at ``xc = 0``) and slope.
+        Population means of intercept (at ``xc = 0``) and slope: shared, or per task
+        (shape (T,); task covariates).
     intercept_sigma, slope_sigma : scalar or array
         Population standard deviations (> 0).
     corr : scalar or array
@@ -550,6 +559,8 @@ def conditional_draw(moments: ConditionalMoments, z_a, z_b, xp: ModuleType = np)
 # --------------------------------------------------------------------------------------
 
 _PARAM_NAMES = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr", "sigma")
+# Parameters that may be given per task, shape (chain, draw, T).
+_PER_TASK_OK = ("intercept_mu", "slope_mu", "sigma")
 
 
 def draw_task_coefficients(
@@ -569,7 +580,8 @@ def draw_task_coefficients(
     params : mapping of str to array
         ``intercept_mu``, ``slope_mu``, ``intercept_sigma``, ``slope_sigma`` and ``corr``
         of shape (chain, draw) (``corr`` may be omitted: independent effects), and
-        ``sigma`` of shape (chain, draw) or (chain, draw, T).
+        ``sigma`` of shape (chain, draw) or (chain, draw, T). ``intercept_mu`` and
+        ``slope_mu`` may also be per task, shape (chain, draw, T) (task covariates).
     chunk_size : int, optional
         Draws processed at a time, to bound memory; default: as many as keep a chunk to
         about four million normals. The output does not depend on it.
@@ -587,7 +599,7 @@ def draw_task_coefficients(
     """
     stats = SufficientStats(*(np.asarray(s, dtype=np.float64) for s in stats))
     n_tasks = stats.n.shape[0]
-    shape = np.shape(params["slope_mu"])
+    shape = np.shape(params["slope_sigma"])
     if len(shape) != 2:
         raise ValueError(f"population parameters must have shape (chain, draw); got {shape}")
     n_chain, n_draw = shape
@@ -598,10 +610,11 @@ def draw_task_coefficients(
             value = np.zeros(shape)
         else:
             value = np.asarray(params[name], dtype=np.float64)
+        per_task = name in _PER_TASK_OK
         if value.shape == shape:
             value = value[..., None]  # broadcast against the task axis
-        elif not (name == "sigma" and value.shape == (*shape, n_tasks)):
-            expected = f"{shape} or {(*shape, n_tasks)}" if name == "sigma" else f"{shape}"
+        elif not (per_task and value.shape == (*shape, n_tasks)):
+            expected = f"{shape} or {(*shape, n_tasks)}" if per_task else f"{shape}"
             raise ValueError(f"params[{name!r}] must have shape {expected}; got {value.shape}")
         values[name] = value
 

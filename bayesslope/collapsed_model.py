@@ -9,6 +9,9 @@ full model's; only the sampler's work changes.
 
 The data enter only through per-task sufficient statistics held in ``pm.Data``, so a
 built (and compiled) model can be reused for new data of the same number of tasks.
+With task covariates the prior mean of each task is ``mu + Z_t @ beta`` (the covariate
+matrix ``Z`` is data too); the marginal likelihood and the conditional draws take it per
+task (:mod:`bayesslope.collapsed`, "Per-task prior means").
 """
 
 from __future__ import annotations
@@ -33,14 +36,20 @@ __all__ = [
 ]
 
 COLLAPSED_FREE_VARS = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
-                       "sigma")
+                       "sigma", "intercept_beta", "slope_beta")
 _STAT_FIELDS = SufficientStats._fields
 
 
-def collapsed_data(design: TransferDesign) -> dict[str, np.ndarray]:
-    """The ``pm.Data`` values of the collapsed model for ``design``: per-task statistics."""
+def collapsed_data(design: TransferDesign, covariates=None) -> dict[str, np.ndarray]:
+    """The ``pm.Data`` values of the collapsed model for ``design``: per-task statistics.
+
+    With task covariates also ``covariate_matrix`` (tasks x columns, standardized).
+    """
     stats = task_sufficient_stats(design.xc, design.y, design.task_idx, design.n_tasks)
-    return {f"stat_{f}": np.asarray(getattr(stats, f), dtype="float64") for f in _STAT_FIELDS}
+    out = {f"stat_{f}": np.asarray(getattr(stats, f), dtype="float64") for f in _STAT_FIELDS}
+    if covariates is not None:
+        out["covariate_matrix"] = np.asarray(covariates.matrix, dtype="float64")
+    return out
 
 
 def prior_data(priors: dict, correlated: bool = True) -> dict[str, float]:
@@ -59,13 +68,15 @@ def prior_data(priors: dict, correlated: bool = True) -> dict[str, float]:
     }
 
 
-def structure_key(design: TransferDesign, config) -> tuple:
+def structure_key(design: TransferDesign, config, covariates=None) -> tuple:
     """What a compiled collapsed model depends on besides its data."""
     families = tuple(
         (name, spec["dist"], tuple(sorted(k for k in spec if k != "dist")))
         for name, spec in sorted(config.priors.items())
     )
-    return ("collapsed", design.n_tasks, config.correlated, config.per_task_sigma, families)
+    n_cov = 0 if covariates is None else covariates.n_columns
+    return ("collapsed", design.n_tasks, config.correlated, config.per_task_sigma, families,
+            n_cov)
 
 
 def _prior(name: str, spec: dict, **kwargs):
@@ -75,7 +86,7 @@ def _prior(name: str, spec: dict, **kwargs):
     return getattr(pm, spec["dist"])(name, **params, **kwargs)
 
 
-def build_collapsed_model(design: TransferDesign, config):
+def build_collapsed_model(design: TransferDesign, config, covariates=None):
     """Build the collapsed PyMC model: population parameters + marginal likelihood.
 
     Parameters
@@ -84,6 +95,9 @@ def build_collapsed_model(design: TransferDesign, config):
     config : bayesslope.model.ModelConfig
         Priors, ``correlated`` and ``per_task_sigma`` are used; the parameterization is
         irrelevant here (there are no task coefficients to sample).
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        Task covariates: adds ``intercept_beta`` and ``slope_beta`` (dims ``covariate``)
+        and makes each task's prior mean ``mu + Z_t @ beta``.
 
     Returns
     -------
@@ -96,11 +110,24 @@ def build_collapsed_model(design: TransferDesign, config):
     import pytensor.tensor as pt
 
     priors = config.priors
-    with pm.Model(coords={"task": list(design.tasks)}) as model:
-        data = {k: pm.Data(k, v, dims="task") for k, v in collapsed_data(design).items()}
+    coords = {"task": list(design.tasks)}
+    if covariates is not None:
+        coords["covariate"] = list(covariates.columns)
+    with pm.Model(coords=coords) as model:
+        values = collapsed_data(design, covariates)
+        data = {k: pm.Data(k, v, dims="task") for k, v in values.items()
+                if k.startswith("stat_")}
         stats = SufficientStats(**{f: data[f"stat_{f}"] for f in _STAT_FIELDS})
         mu_a = _prior("intercept_mu", priors["intercept_mu"])
         mu_b = _prior("slope_mu", priors["slope_mu"])
+        if covariates is not None:
+            z = pm.Data("covariate_matrix", values["covariate_matrix"],
+                        dims=("task", "covariate"))
+            beta_a = _prior("intercept_beta", priors["intercept_beta"], dims="covariate")
+            beta_b = _prior("slope_beta", priors["slope_beta"], dims="covariate")
+            # Per-task prior means: the marginal likelihood is per task (collapsed.py).
+            mu_a = mu_a + z @ beta_a
+            mu_b = mu_b + z @ beta_b
         sd_a = _prior("intercept_sigma", priors["intercept_sigma"])
         sd_b = _prior("slope_sigma", priors["slope_sigma"])
         if config.correlated:
@@ -118,7 +145,7 @@ def build_collapsed_model(design: TransferDesign, config):
     return model
 
 
-def complete_collapsed_posterior(tree, design: TransferDesign, seed) -> None:
+def complete_collapsed_posterior(tree, design: TransferDesign, seed, covariates=None) -> None:
     """Add exact conditional draws of ``intercept`` and ``slope`` to the posterior group.
 
     Parameters
@@ -128,6 +155,8 @@ def complete_collapsed_posterior(tree, design: TransferDesign, seed) -> None:
     design : TransferDesign
     seed : int or None or numpy.random.SeedSequence
         Seeds the conditional draws (same seed, same draws).
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        Task covariates: each task's prior mean is ``mu + Z_t @ beta`` per draw.
     """
     import xarray as xr
 
@@ -140,6 +169,11 @@ def complete_collapsed_posterior(tree, design: TransferDesign, seed) -> None:
         post["corr"].transpose("chain", "draw").values if "corr" in post
         else np.zeros_like(params["slope_mu"])
     )
+    if covariates is not None:
+        z = np.asarray(covariates.matrix, dtype=np.float64)
+        for name in ("intercept", "slope"):
+            beta = post[f"{name}_beta"].transpose("chain", "draw", "covariate").values
+            params[f"{name}_mu"] = params[f"{name}_mu"][..., None] + beta @ z.T
     rng = np.random.default_rng(seed)
     intercept, slope = draw_task_coefficients(rng, stats, params)
     coords = {"chain": post["chain"], "draw": post["draw"], "task": list(design.tasks)}

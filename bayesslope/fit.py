@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .covariates import prepare_covariates
 from .data import prepare_design
 from .options import check_bool
 from .posterior import sample_posterior
@@ -59,6 +60,7 @@ def fit_hierarchical(
     group: str | None = None,
     group_nesting: Literal["crossed", "nested"] = "crossed",
     shape: Literal["linear", "hockey_stick", "quadratic"] = "linear",
+    task_covariates: pd.DataFrame | str | list[str] | None = None,
     log_likelihood: bool = False,
     check_dependence: bool = True,
 ) -> TransferFit:
@@ -144,6 +146,16 @@ def fit_hierarchical(
         smooth kink; docs/model.md, "Shapes"). "quadratic": adds a per-task, partially
         pooled ``curvature`` times the squared oriented distance from ``x_ref``. Both
         use ``formulation="full"``.
+    task_covariates : DataFrame, str or list of str, optional
+        Per-task covariates of the population means (slope meta-regression): a table
+        indexed by task, or names of columns of ``df`` constant within each task. Then
+        ``intercept_mu_t = intercept_mu + Z_t @ intercept_beta`` and ``slope_mu_t =
+        slope_mu + Z_t @ slope_beta``, with ``Z`` the standardized numeric covariates and
+        0/1 dummies of categorical ones (first level the reference); ``slope_mu`` is the
+        mean slope at the covariates' means and reference levels. Priors ``intercept_beta``,
+        ``slope_beta`` (per sd of a covariate). Works with every formulation and variant.
+        See :meth:`TransferFit.covariate_effects`, :meth:`TransferFit.variance_explained`
+        and ``population(covariates=...)``; docs/model.md, "Task covariates".
     log_likelihood : bool, default False
         Store the pointwise log-likelihood (group ``log_likelihood``, var ``y``; on the
         density scale of y for count likelihoods) so ``arviz.loo`` works.
@@ -191,12 +203,13 @@ def fit_hierarchical(
         df, design, link=link, likelihood=likelihood, n_eval=n_eval, chance=chance,
         lapse=lapse, x_se=x_se, condition=condition, group=group, group_nesting=group_nesting,
     )
+    covariates = prepare_covariates(task_covariates, df, design)
     if shape == "hockey_stick":
         _warn_few_x_values(design)
     config = resolve_model(design, variants, priors=priors, correlated=correlated,
                            per_task_sigma=per_task_sigma, parameterization=parameterization,
-                           formulation=formulation, shape=shape)
-    tree = sample_posterior(design, config, variants, sampler_config)
+                           formulation=formulation, shape=shape, covariates=covariates)
+    tree = sample_posterior(design, config, variants, sampler_config, covariates)
     spec = {
         "model": config.to_dict(),
         "variants": variants.to_dict(),
@@ -205,6 +218,8 @@ def fit_hierarchical(
         "label_kinds": label_kinds(df, task=task, condition=condition, group=group),
         "versions": library_versions(),
     }
+    if covariates is not None:
+        spec["covariates"] = covariates.to_dict()
     if check_dependence:
         spec["dependence"] = _dependence(df, design, tree, variants,
                                          random_seed=sampler_config.random_seed)

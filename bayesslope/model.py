@@ -5,6 +5,8 @@ The model, in data units (see docs/model.md)::
     y_i ~ Normal(intercept[t_i] + slope[t_i] * xc_i, sigma[t_i])
     xc_i = s[t_i] * (x_i - x_ref),   s = +1 or -1 from the orientation
     (intercept_t, slope_t) ~ MVNormal((intercept_mu, slope_mu), Sigma)
+        (with task covariates Z: (intercept_mu + Z_t @ intercept_beta,
+                                  slope_mu + Z_t @ slope_beta))
     Sigma = [[intercept_sigma^2, corr*intercept_sigma*slope_sigma], [..., slope_sigma^2]]
 
 ``slope`` is the transfer slope: positive when better upstream goes with better
@@ -39,6 +41,7 @@ VARIANT_VARS = (
     "group_intercept_sigma", "group_slope_sigma", "group_intercept", "group_slope",
     "x_mu", "x_sigma", "x_true",
     "x0", "x0_mu", "x0_sigma", "curvature", "curvature_mu", "curvature_sigma",
+    "intercept_beta", "slope_beta",
 )
 
 
@@ -126,7 +129,7 @@ def _validate_config(config: ModelConfig) -> None:
                                   f"of: {list(SHAPES)}")
 
 
-def build_model(design: TransferDesign, config: ModelConfig, variants=None):
+def build_model(design: TransferDesign, config: ModelConfig, variants=None, covariates=None):
     """Build the full (uncollapsed) PyMC model of the transfer regression.
 
     Parameters
@@ -138,6 +141,9 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None):
     variants : bayesslope.variant_data.VariantData, optional
         The variant options (link, likelihood, lapse) and per-observation data (counts,
         chance, x noise, condition and group codes). ``None`` is the core model.
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        Task covariates: the population means become ``intercept_mu + Z_t @
+        intercept_beta`` and ``slope_mu + Z_t @ slope_beta`` (dims ``covariate``).
 
     Returns
     -------
@@ -166,6 +172,8 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None):
         coords["condition_contrast"] = list(v.conditions[1:])
     if v.group_idx is not None:
         coords["group"] = list(v.groups)
+    if covariates is not None:
+        coords["covariate"] = list(covariates.columns)
 
     with pm.Model(coords=coords) as model:
         task_idx = pm.Data("task_idx", design.task_idx, dims="obs")
@@ -187,13 +195,18 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None):
             ]
         )
         mean = pt.stack([mu_a, mu_b])
+        mean_c = mean_n = mean
+        if covariates is not None:
+            # Per-task population means, linear in the standardized covariates.
+            mean = _covariate_means(pt, covariates, priors, mu_a, mu_b)
+            mean_c, mean_n = mean[c_idx], mean[n_idx]
         coef = pt.zeros((design.n_tasks, 2))
         if c_idx.size:
-            direct = pm.MvNormal("coef_centered", mu=mean, chol=chol, shape=(c_idx.size, 2))
+            direct = pm.MvNormal("coef_centered", mu=mean_c, chol=chol, shape=(c_idx.size, 2))
             coef = pt.set_subtensor(coef[c_idx], direct)
         if n_idx.size:
             z = pm.Normal("coef_offset", 0.0, 1.0, shape=(n_idx.size, 2))
-            coef = pt.set_subtensor(coef[n_idx], mean + z @ chol.T)
+            coef = pt.set_subtensor(coef[n_idx], mean_n + z @ chol.T)
         intercept = pm.Deterministic("intercept", coef[:, 0], dims="task")
         slope = pm.Deterministic("slope", coef[:, 1], dims="task")
 
@@ -215,6 +228,14 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None):
         eta_obs = a_obs + b_obs * g + extra
         _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx)
     return model
+
+
+def _covariate_means(pt, covariates, priors, mu_a, mu_b):
+    """``(T, 2)`` population means ``(mu_a + Z beta_a, mu_b + Z beta_b)`` of the tasks."""
+    beta_a = create_prior_variable("intercept_beta", priors["intercept_beta"], dims="covariate")
+    beta_b = create_prior_variable("slope_beta", priors["slope_beta"], dims="covariate")
+    z = pt.as_tensor_variable(np.asarray(covariates.matrix, dtype="float64"))
+    return pt.stack([mu_a + z @ beta_a, mu_b + z @ beta_b], axis=1)
 
 
 def _pooled_per_task(pm, name: str, priors):

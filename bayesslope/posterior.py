@@ -20,7 +20,7 @@ __all__ = ["sample_posterior"]
 
 
 def sample_posterior(design: TransferDesign, config: ModelConfig, variants: VariantData,
-                     sampler: SamplerConfig):
+                     sampler: SamplerConfig, covariates=None):
     """Sample the model that ``config`` describes and return its ArviZ DataTree.
 
     Parameters
@@ -30,6 +30,8 @@ def sample_posterior(design: TransferDesign, config: ModelConfig, variants: Vari
         From :func:`bayesslope.resolve.resolve_model`.
     variants : VariantData
     sampler : SamplerConfig
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        Task covariates of the population means.
 
     Returns
     -------
@@ -37,28 +39,30 @@ def sample_posterior(design: TransferDesign, config: ModelConfig, variants: Vari
         ``posterior`` with dims (chain, draw, task, ...), ``sample_stats``.
     """
     if config.formulation == "collapsed":
-        tree = _sample_collapsed(design, config, sampler)
+        tree = _sample_collapsed(design, config, sampler, covariates)
     else:
-        model = build_model(design, config, variants)
+        model = build_model(design, config, variants, covariates)
         tree = sample_model(model, sampler, var_names=posterior_var_names(model))
     add_derived(tree, design.task_sign, design.x_scale, design.y_scale)
     return tree
 
 
-def _sample_collapsed(design: TransferDesign, config: ModelConfig, sampler: SamplerConfig):
+def _sample_collapsed(design: TransferDesign, config: ModelConfig, sampler: SamplerConfig,
+                      covariates=None):
     """Sample the collapsed model, then add exact draws of each task's coefficients."""
     from . import collapsed_model as cm
 
-    data = {**cm.collapsed_data(design), **cm.prior_data(config.priors, config.correlated)}
+    data = {**cm.collapsed_data(design, covariates),
+            **cm.prior_data(config.priors, config.correlated)}
     if sampler.sampler == "nutpie":
         tree = sample_compiled(
-            lambda: cm.build_collapsed_model(design, config),
-            cm.structure_key(design, config),
+            lambda: cm.build_collapsed_model(design, config, covariates),
+            cm.structure_key(design, config, covariates),
             data,
             sampler,
         )
     else:
-        model = cm.build_collapsed_model(design, config)
+        model = cm.build_collapsed_model(design, config, covariates)
         names = [v for v in cm.COLLAPSED_FREE_VARS if v in model.named_vars]
         tree = sample_model(model, sampler, var_names=names)
     # nutpie keeps the coords of the model it compiled first: relabel for this design.
@@ -68,7 +72,10 @@ def _sample_collapsed(design: TransferDesign, config: ModelConfig, sampler: Samp
     )
     if "task" in tree["posterior"].dims:
         tree["posterior"] = tree["posterior"].to_dataset().assign_coords(task=list(design.tasks))
+    if covariates is not None:
+        tree["posterior"] = tree["posterior"].to_dataset().assign_coords(
+            covariate=list(covariates.columns))
     seed = np.random.SeedSequence(sampler.random_seed).spawn(1)[0] \
         if sampler.random_seed is not None else None
-    cm.complete_collapsed_posterior(tree, design, seed)
+    cm.complete_collapsed_posterior(tree, design, seed, covariates)
     return tree

@@ -19,6 +19,7 @@ __all__ = [
     "PRIOR_NAMES", "default_priors", "resolve_priors", "create_prior_variable",
     "VARIANT_PRIOR_NAMES", "link_default_priors", "variant_default_priors",
     "check_prior_spec", "PARAMETERIZATIONS", "shape_default_priors",
+    "covariate_default_priors",
 ]
 
 # The parameterizations a prior may use, per distribution: each is a complete set of
@@ -83,6 +84,9 @@ _ALLOWED.update({
     "x0_sigma": _SCALE_DISTS,
     "curvature_mu": _LOCATION_DISTS,
     "curvature_sigma": _SCALE_DISTS,
+    # task_covariates=: effects on the population means, per standardized covariate unit
+    "intercept_beta": _LOCATION_DISTS,
+    "slope_beta": _LOCATION_DISTS,
 })
 VARIANT_PRIOR_NAMES = tuple(k for k in _ALLOWED if k not in PRIOR_NAMES)
 _SCALE_NAMES = ("intercept_sigma", "slope_sigma", "sigma", "overdispersion", "sigma_log_sd",
@@ -264,6 +268,22 @@ def shape_default_priors(shape: str, core: Mapping[str, dict], x) -> dict[str, d
         return {"curvature_mu": {"dist": "Normal", "mu": 0.0, "sigma": s_b / sx},
                 "curvature_sigma": {"dist": "HalfNormal", "sigma": s_tau / sx}}
     return {}
+
+
+def covariate_default_priors(core: Mapping[str, dict]) -> dict[str, dict]:
+    """Default priors of the task-covariate effects (``task_covariates=``).
+
+    One prior per population mean, shared by every covariate column: ``intercept_beta ~
+    Normal(0, sd of the intercept_mu prior)`` and ``slope_beta ~ Normal(0, sd of the
+    slope_mu prior)``, as for condition effects. The coefficients are per standard
+    deviation of a numeric covariate (per level contrast of a categorical one), so the
+    prior says a one-sd change of a covariate moves the population mean by about as much
+    as the mean itself is a priori uncertain: weakly informative, in data units.
+    """
+    return {"intercept_beta": {"dist": "Normal", "mu": 0.0,
+                               "sigma": float(core["intercept_mu"].get("sigma", 1.0))},
+            "slope_beta": {"dist": "Normal", "mu": 0.0,
+                           "sigma": float(core["slope_mu"].get("sigma", 1.0))}}
 
 
 def _describe(dist: str) -> str:

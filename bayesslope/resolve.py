@@ -20,6 +20,7 @@ from .exceptions import DataValidationError
 from .model import PARAMETERIZATIONS, ModelConfig
 from .options import check_bool
 from .priors import (
+    covariate_default_priors,
     default_priors,
     link_default_priors,
     resolve_priors,
@@ -55,6 +56,7 @@ def resolve_model(
     parameterization: str = "auto",
     formulation: str = "auto",
     shape: str = "linear",
+    covariates=None,
 ) -> ModelConfig:
     """Check the model options and take every modelling decision for this data.
 
@@ -65,6 +67,10 @@ def resolve_model(
         The validated variant options and columns (link, likelihood, lapse, ...).
     priors, correlated, per_task_sigma, parameterization, formulation, shape
         As in :func:`bayesslope.fit_hierarchical`.
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        Task covariates: adds the default priors of their effects, and the
+        parameterization compares each task with the residual spread of the population
+        around its covariate-predicted mean.
 
     Returns
     -------
@@ -93,10 +99,11 @@ def resolve_model(
             "pooled sigma, a curved shape); use formulation='full' or 'auto'"
         )
     resolved = model_priors(priors, design, variants, per_task_sigma=per_task_sigma,
-                            shape=shape)
+                            shape=shape, covariates=covariates)
     if parameterization == "auto":
         centered = choose_centered_variant(design, variants,
-                                           per_task_noise=bool(per_task_sigma))
+                                           per_task_noise=bool(per_task_sigma),
+                                           covariates=covariates)
     else:
         centered = np.full(design.n_tasks, parameterization == "centered")
     return ModelConfig(
@@ -206,7 +213,8 @@ def choose_centered_log_sigma(design: TransferDesign) -> np.ndarray:
     return ok & (se < CENTER_MARGIN * tau)
 
 
-def choose_centered(design: TransferDesign, per_task_noise: bool = False) -> np.ndarray:
+def choose_centered(design: TransferDesign, per_task_noise: bool = False,
+                    covariates=None) -> np.ndarray:
     """Decide per task whether to sample its coefficients centered.
 
     A centered task is sampled directly from its population distribution; a
@@ -228,6 +236,10 @@ def choose_centered(design: TransferDesign, per_task_noise: bool = False) -> np.
         noise scales that differ between tasks, the pooled variance calls a noisy task
         informative (a funnel when centered) and a precise one weak (long trajectories
         when non-centered); found by SBC of ``per_task_sigma=True``.
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        Task covariates: the population scale is then the residual spread around the
+        covariate-predicted means (a meta-regression moment estimate), which can be much
+        smaller than the raw spread of the estimates.
 
     Returns
     -------
@@ -249,12 +261,14 @@ def choose_centered(design: TransferDesign, per_task_noise: bool = False) -> np.
     # population variance plus the mean sampling variance. Comparing se with the raw
     # spread of estimates (which contains se itself) picks centered for about half
     # the tasks when the population scale is near zero: exactly the funnel case.
-    tau_b = _between_task_sd(b[informative], se_b[informative])
-    tau_a = _between_task_sd(a[informative], se_a[informative])
+    z = None if covariates is None else covariates.matrix[informative]
+    tau_b = _between_task_sd(b[informative], se_b[informative], z)
+    tau_a = _between_task_sd(a[informative], se_a[informative], z)
     return informative & (se_b < CENTER_MARGIN * tau_b) & (se_a < CENTER_MARGIN * tau_a)
 
 
-def _between_task_sd(estimates: np.ndarray, se: np.ndarray) -> float:
+def _between_task_sd(estimates: np.ndarray, se: np.ndarray, z: np.ndarray | None = None
+                     ) -> float:
     """DerSimonian-Laird estimate of the between-task sd from estimates and their se.
 
     ``tau^2 = max(0, (Q - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = 1 / se^2``,
@@ -262,8 +276,16 @@ def _between_task_sd(estimates: np.ndarray, se: np.ndarray) -> float:
     standard errors differ a lot (per-task noise): an unweighted version lets a few noisy
     tasks hide the spread that the precise ones show (measured in SBC: every task then
     non-centered, R-hat 2.3).
+
+    With task covariates ``z`` (rows of the estimates), the method-of-moments estimate of
+    the residual between-task sd of a meta-regression on ``X = [1, z]`` (Raudenbush 2009):
+    ``tau^2 = max(0, (Q_E - (k - p)) / tr(P))``, ``Q_E`` the weighted residual sum of
+    squares and ``tr(P) = sum w - tr((X'WX)^-1 X'W^2 X)``; for ``X = 1`` this is the
+    formula above.
     """
     est = np.asarray(estimates, dtype=float)
+    if z is not None:
+        return _between_task_sd_regression(est, np.asarray(se, dtype=float), z)
     # A perfect fit (se = 0) has huge but finite weight; the floor is relative to the
     # spread so that the arithmetic stays finite.
     floor = 1e-6 * (np.std(est) + np.max(se) + 1e-300)
@@ -276,6 +298,30 @@ def _between_task_sd(estimates: np.ndarray, se: np.ndarray) -> float:
     if not denom > 0:
         return 0.0
     return float(np.sqrt(max(0.0, (q - (est.size - 1)) / denom)))
+
+
+def _between_task_sd_regression(est: np.ndarray, se: np.ndarray, z: np.ndarray) -> float:
+    """Residual between-task sd around a weighted regression of ``est`` on ``[1, z]``."""
+    k = est.size
+    x = np.hstack([np.ones((k, 1)), np.asarray(z, dtype=float).reshape(k, -1)])
+    p = x.shape[1]
+    if k <= p:
+        return 0.0
+    floor = 1e-6 * (np.std(est) + np.max(se) + 1e-300)
+    w = 1.0 / np.maximum(se, floor) ** 2
+    w = w / w.max()  # tau^2 scales with 1 / common factor: undone through `scale` below
+    scale = 1.0 / np.maximum(se, floor).min() ** 2
+    xtwx = x.T @ (w[:, None] * x)
+    try:
+        inv = np.linalg.pinv(xtwx)
+    except np.linalg.LinAlgError:
+        return 0.0
+    coef = inv @ (x.T @ (w * est))
+    q = scale * np.sum(w * (est - x @ coef) ** 2)
+    trace = scale * (np.sum(w) - np.trace(inv @ (x.T @ ((w**2)[:, None] * x))))
+    if not trace > 0:
+        return 0.0
+    return float(np.sqrt(max(0.0, (q - (k - p)) / trace)))
 
 
 def link_scale_scores(design: TransferDesign, variants: VariantData) -> np.ndarray:
@@ -297,7 +343,7 @@ def link_scale_scores(design: TransferDesign, variants: VariantData) -> np.ndarr
 
 
 def choose_centered_variant(design: TransferDesign, variants: VariantData,
-                            per_task_noise: bool = False) -> np.ndarray:
+                            per_task_noise: bool = False, covariates=None) -> np.ndarray:
     """:func:`choose_centered` on the link scale (the scores mapped by the link).
 
     Under a bounded link a task whose scores mostly sit on the chance floor (or the
@@ -307,9 +353,9 @@ def choose_centered_variant(design: TransferDesign, variants: VariantData,
     the ridge bounded.
     """
     if variants.link == "identity":
-        return choose_centered(design, per_task_noise)
+        return choose_centered(design, per_task_noise, covariates)
     z = link_scale_scores(design, variants)
-    centered = choose_centered(dataclasses.replace(design, y=z), per_task_noise)
+    centered = choose_centered(dataclasses.replace(design, y=z), per_task_noise, covariates)
     edge = np.abs(z) >= np.max(np.abs(z)) - 1e-12
     share = np.bincount(design.task_idx, edge, design.n_tasks) / np.bincount(
         design.task_idx, minlength=design.n_tasks)
@@ -319,12 +365,13 @@ def choose_centered_variant(design: TransferDesign, variants: VariantData,
 
 
 def model_priors(user, design: TransferDesign, variants: VariantData | None = None, *,
-                 per_task_sigma=False, shape: str = "linear") -> dict:
+                 per_task_sigma=False, shape: str = "linear", covariates=None) -> dict:
     """Resolved priors of a (variant) model: data-scaled defaults, then the user's.
 
     For a bounded link the intercept and slope defaults live on the link scale (see
     :func:`bayesslope.priors.link_default_priors`); the variant parameters that are
-    switched on get :func:`bayesslope.priors.variant_default_priors`. A user prior for a
+    switched on get :func:`bayesslope.priors.variant_default_priors`, task covariates
+    :func:`bayesslope.priors.covariate_default_priors`. A user prior for a
     parameter the model does not have is an error (it would be silently ignored).
     """
     if per_task_sigma not in (True, False, "pooled"):
@@ -354,6 +401,8 @@ def model_priors(user, design: TransferDesign, variants: VariantData | None = No
         defaults.pop("sigma", None)
     defaults.update(extra)
     defaults.update(shape_default_priors(shape, defaults, design.x))
+    if covariates is not None:
+        defaults.update(covariate_default_priors(defaults))
     unused = sorted(set(user or {}) - set(defaults))
     if unused:
         raise DataValidationError(

@@ -18,6 +18,10 @@ __all__ = [
     "prob_negative_new_task",
     "data_scale_slope_summary",
     "condition_difference_summary",
+    "task_population_means",
+    "covariate_effect_summary",
+    "variance_explained_draws",
+    "variance_explained_summary",
 ]
 
 
@@ -138,9 +142,26 @@ def prob_negative_new_task(posterior) -> float:
     return float(np.mean(ndtr(-mu / sd)))
 
 
-def population_summary(posterior, ci_prob: float = 0.9, cache: dict | None = None
-                       ) -> pd.DataFrame:
+def population_summary(posterior, ci_prob: float = 0.9, cache: dict | None = None,
+                       covariates=None, z_new: np.ndarray | None = None) -> pd.DataFrame:
     """Population parameters and P(a new task has negative transfer).
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+    ci_prob : float, default 0.9
+    cache : dict, optional
+        As in :func:`slope_summary`.
+    covariates : bayesslope.covariates.TaskCovariates, optional
+        The fit's task covariates. ``slope_mu`` is then the population mean at ``z = 0``
+        (numeric covariates at their means, categorical ones at the reference level).
+    z_new : ndarray, optional
+        Standardized covariate row of a new task
+        (:func:`bayesslope.covariates.covariate_row`): adds rows
+        ``intercept_mu_at_covariates``, ``slope_mu_at_covariates`` and P(negative) is
+        ``E[Phi(-(slope_mu + z_new @ slope_beta) / slope_sigma)]``. Without it (and with
+        covariates) P(negative) is for a task whose covariates are those of a fitted task
+        picked at random: the average of that over the fitted tasks.
 
     Returns
     -------
@@ -148,7 +169,7 @@ def population_summary(posterior, ci_prob: float = 0.9, cache: dict | None = Non
         Rows ``slope_mu``, ``slope_sigma``, ``intercept_mu``, ``intercept_sigma``,
         ``corr`` (if modelled), ``sigma`` (if shared) with the columns of
         :func:`slope_summary`'s statistics, and a row ``p_negative_new_task`` whose
-        ``mean`` is the probability. ``cache`` as in :func:`slope_summary`.
+        ``mean`` is the probability.
     """
     _check_ci_prob(ci_prob)
     post = posterior["posterior"]
@@ -159,7 +180,124 @@ def population_summary(posterior, ci_prob: float = 0.9, cache: dict | None = Non
             t.index = [var]
             rows.append(t)
     table = pd.concat(rows)
-    table.loc["p_negative_new_task", "mean"] = prob_negative_new_task(posterior)
+    if covariates is None:
+        table.loc["p_negative_new_task", "mean"] = prob_negative_new_task(posterior)
+    else:
+        table = _covariate_population_rows(posterior, table, covariates, z_new, ci_prob)
+    table.index.name = "parameter"
+    return table
+
+
+def _covariate_population_rows(posterior, table: pd.DataFrame, covariates, z_new,
+                               ci_prob: float) -> pd.DataFrame:
+    """P(negative) of a new task under task covariates (see :func:`population_summary`)."""
+    sd = _draws(posterior, "slope_sigma")[..., None]
+    if z_new is None:
+        mu = task_population_means(posterior, covariates, "slope")
+        table.loc["p_negative_new_task", "mean"] = float(np.mean(ndtr(-mu / sd)))
+        table.attrs["p_negative_new_task"] = "averaged over the fitted tasks' covariates"
+        return table
+    z = np.asarray(z_new, dtype=float)
+    lb, ub = _ci_names(ci_prob)
+    for name in ("slope", "intercept"):
+        draws = (_draws(posterior, f"{name}_mu")
+                 + _draws(posterior, f"{name}_beta") @ z).reshape(-1)
+        stats = _quantile_table(draws[:, None], ci_prob)
+        for key in ("mean", "sd", lb, ub):
+            table.loc[f"{name}_mu_at_covariates", key] = float(np.ravel(stats[key])[0])
+    mu = _draws(posterior, "slope_mu") + _draws(posterior, "slope_beta") @ z
+    table.loc["p_negative_new_task", "mean"] = float(np.mean(ndtr(-mu / sd[..., 0])))
+    table.attrs["p_negative_new_task"] = "at the given covariates"
+    return table
+
+
+def task_population_means(posterior, covariates, name: str = "slope") -> np.ndarray:
+    """Per-draw population mean of each fitted task: ``mu + Z_t @ beta``.
+
+    Parameters
+    ----------
+    posterior : xarray.DataTree
+        With ``<name>_mu`` and ``<name>_beta`` (dims covariate).
+    covariates : bayesslope.covariates.TaskCovariates
+    name : {"slope", "intercept"}
+
+    Returns
+    -------
+    ndarray, shape (chain, draw, task)
+    """
+    mu = _draws(posterior, f"{name}_mu")
+    beta = _draws(posterior, f"{name}_beta")
+    return mu[..., None] + beta @ np.asarray(covariates.matrix, dtype=float).T
+
+
+def covariate_effect_summary(posterior, covariates, ci_prob: float = 0.9) -> pd.DataFrame:
+    """Effects of the task covariates on the population means, per covariate unit.
+
+    A coefficient per standardized unit is divided by the covariate's sd (1 for a dummy),
+    per posterior draw: the change of the population mean slope (intercept) per unit of a
+    numeric covariate, or a level's difference from the reference level.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by (``covariate``, ``parameter`` in slope, intercept): ``mean``, ``sd``,
+        interval bounds, ``p_positive``, ``per_sd_mean`` (the effect of one sd of the
+        covariate), ``unit`` and ``covariate_sd``.
+    """
+    _check_ci_prob(ci_prob)
+    scale = np.asarray(covariates.scale, dtype=float)
+    rows, index = [], []
+    units = covariates.units()
+    for j, col in enumerate(covariates.columns):
+        for name in ("slope", "intercept"):
+            flat = _draws(posterior, f"{name}_beta")[..., j].reshape(-1)
+            per_unit = flat / scale[j]
+            row = {k: float(np.ravel(v)[0])
+                   for k, v in _quantile_table(per_unit[:, None], ci_prob).items()}
+            row["p_positive"] = float((per_unit > 0).mean())
+            row["per_sd_mean"] = float(flat.mean()) if col not in covariates.levels else np.nan
+            row["unit"] = units[j]
+            row["covariate_sd"] = float(scale[j]) if covariates.sources[j] not in \
+                covariates.levels else np.nan
+            rows.append(row)
+            index.append((col, name))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index,
+                                                              names=["covariate", "parameter"]))
+
+
+def variance_explained_draws(posterior, covariates, name: str = "slope") -> np.ndarray:
+    """Per-draw share of the between-task variance that the covariates explain.
+
+    ``R^2 = 1 - var_t(theta_t - mu_t) / var_t(theta_t)`` over the fitted tasks, with
+    ``theta_t`` the task's slope (intercept) and ``mu_t = mu + Z_t @ beta`` its
+    covariate-predicted population mean (Gelman and Pardoe 2006, the group-level R^2).
+
+    Returns
+    -------
+    ndarray, shape (chain, draw)
+    """
+    theta = _draws(posterior, name)
+    resid = theta - task_population_means(posterior, covariates, name)
+    return 1.0 - resid.var(axis=-1) / theta.var(axis=-1)
+
+
+def variance_explained_summary(posterior, covariates, ci_prob: float = 0.9) -> pd.DataFrame:
+    """Posterior of the group-level R^2 of the slopes and intercepts.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``slope``, ``intercept``: ``mean``, ``sd`` and interval bounds of
+        :func:`variance_explained_draws`. ``R^2`` can fall below 0 in a draw where the
+        covariate-predicted means fit the tasks worse than their common mean.
+    """
+    _check_ci_prob(ci_prob)
+    rows = {}
+    for name in ("slope", "intercept"):
+        flat = variance_explained_draws(posterior, covariates, name).reshape(-1)
+        rows[name] = {k: float(np.ravel(v)[0])
+                      for k, v in _quantile_table(flat[:, None], ci_prob).items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "parameter"
     return table
 

@@ -1,0 +1,369 @@
+"""Task covariates (slope meta-regression): recovery, collapsed = full, every variant, bad input.
+
+The simulation plants ``slope_mu_t = 0.3 + 0.5 z_t - 0.4 [kind_t = b]`` with residual slope
+sd 0.3 (x ~ Normal(0, 1), noise sd 0.3, 30 tasks x 8 points): the reported effects per
+covariate unit must recover 0.5 and -0.4 (and 0 for the intercept), the collapsed and the
+full formulation must agree up to Monte Carlo error, and the fit must survive save/load.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import seed
+
+import bayesslope as bs
+from bayesslope import DataValidationError
+from bayesslope.collapsed import (
+    conditional_moments,
+    draw_task_coefficients,
+    task_marginal_loglik,
+    task_sufficient_stats,
+)
+from bayesslope.covariates import covariate_row, prepare_covariates
+from bayesslope.data import prepare_design
+from bayesslope.model import ModelConfig, build_model
+from bayesslope.resolve import _between_task_sd, choose_centered, model_priors
+from bayesslope.variant_data import prepare_variants
+
+N_TASKS, N_POINTS = 30, 8
+SLOPE_Z, SLOPE_B, SLOPE_0, RESID_SD, NOISE = 0.5, -0.4, 0.3, 0.3, 0.3
+FIT_KW = dict(x_better="higher", y_better="higher", draws=500, tune=500, chains=2, cores=1,
+              check_dependence=False, task_covariates=["z", "kind"])
+
+
+def simulate(k: int, n_tasks: int = N_TASKS, n_points: int = N_POINTS):
+    """Frame with per-task covariates ``z`` (numeric) and ``kind`` (a / b), and the truth."""
+    rng = np.random.default_rng(seed(k))
+    z = rng.normal(size=n_tasks)
+    kind = np.where(np.arange(n_tasks) % 3 == 0, "b", "a")
+    mu = SLOPE_0 + SLOPE_Z * z + SLOPE_B * (kind == "b")
+    slope = mu + RESID_SD * rng.normal(size=n_tasks)
+    intercept = 0.2 * rng.normal(size=n_tasks)
+    task = np.repeat(np.arange(n_tasks), n_points)
+    x = rng.normal(size=task.size)
+    y = intercept[task] + slope[task] * x + NOISE * rng.normal(size=task.size)
+    df = pd.DataFrame({"task": [f"t{t:02d}" for t in task], "x": x, "y": y, "z": z[task],
+                       "kind": kind[task]})
+    r2 = 1.0 - np.var(slope - mu) / np.var(slope)
+    return df, {"z": z, "kind": kind, "slope": slope, "mu": mu, "r2": r2}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return simulate(1)
+
+
+@pytest.fixture(scope="module")
+def fits(data):
+    df, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        collapsed = bs.fit_hierarchical(df, formulation="collapsed", random_seed=seed(2),
+                                        **FIT_KW)
+        full = bs.fit_hierarchical(df, formulation="full", random_seed=seed(3), **FIT_KW)
+    return {"collapsed": collapsed, "full": full}
+
+
+# -- recovery and agreement ------------------------------------------------------------
+@pytest.mark.parametrize("form", ["collapsed", "full"])
+def test_recovers_planted_effects(fits, data, form):
+    fit, (_, truth) = fits[form], data
+    assert fit.formulation == form
+    eff = fit.covariate_effects(ci_prob=0.9)
+    assert list(eff.index) == [("z", "slope"), ("z", "intercept"), ("kind[b]", "slope"),
+                               ("kind[b]", "intercept")]
+    # Per covariate unit (z is standardized inside, reported per unit of z).
+    for key, true in (((("z", "slope")), SLOPE_Z), (("kind[b]", "slope"), SLOPE_B),
+                      (("z", "intercept"), 0.0), (("kind[b]", "intercept"), 0.0)):
+        row = eff.loc[key]
+        assert abs(row["mean"] - true) < 4 * row["sd"], (key, row["mean"], row["sd"])
+    assert eff.loc[("kind[b]", "slope"), "unit"] == "b vs a"
+    assert eff.loc[("z", "slope"), "covariate_sd"] == pytest.approx(np.std(truth["z"]))
+    # slope_mu is the population mean at z = mean(z) in the reference level a.
+    pop = fit.population()
+    true_mu0 = SLOPE_0 + SLOPE_Z * np.mean(truth["z"])
+    assert abs(pop.loc["slope_mu", "mean"] - true_mu0) < 4 * pop.loc["slope_mu", "sd"]
+    assert abs(pop.loc["slope_sigma", "mean"] - RESID_SD) < 4 * pop.loc["slope_sigma", "sd"]
+    r2 = fit.variance_explained(ci_prob=0.9)
+    assert abs(r2.loc["slope", "mean"] - truth["r2"]) < 4 * r2.loc["slope", "sd"]
+    assert r2.loc["slope", "eti90_lb"] < r2.loc["slope", "mean"] < r2.loc["slope", "eti90_ub"]
+
+
+def test_collapsed_matches_full(fits):
+    import arviz as az
+
+    stats = []
+    for form in ("collapsed", "full"):
+        ds = fits[form].posterior["posterior"].to_dataset()
+        out = {}
+        for var in ("slope_beta", "intercept_beta", "slope_mu", "slope", "intercept"):
+            da = ds[var]
+            draws = da.values.reshape(-1, *da.shape[2:])
+            out[var] = (draws.mean(0), az.mcse(ds[[var]])[var].values)
+        stats.append(out)
+    for var in stats[0]:
+        (m1, e1), (m2, e2) = stats[0][var], stats[1][var]
+        zs = (m1 - m2) / np.sqrt(e1**2 + e2**2)
+        assert np.all(np.abs(zs) < 4), (var, zs)
+
+
+def test_population_at_new_covariates(fits, data):
+    fit = fits["collapsed"]
+    _, truth = data
+    post = fit.posterior["posterior"]
+    low = fit.population(covariates={"z": -2.0, "kind": "b"})
+    high = fit.population(covariates={"z": 2.0, "kind": "a"})
+    # By definition: E[Phi(-(mu + z beta) / tau)] over the draws.
+    from scipy.special import ndtr
+
+    z_low = (-2.0 - np.mean(truth["z"])) / np.std(truth["z"])
+    mu = (post["slope_mu"] + post["slope_beta"].sel(covariate="z") * z_low
+          + post["slope_beta"].sel(covariate="kind[b]")).values
+    expected = float(np.mean(ndtr(-mu / post["slope_sigma"].values)))
+    assert low.loc["p_negative_new_task", "mean"] == pytest.approx(expected, rel=1e-9)
+    assert low.loc["slope_mu_at_covariates", "mean"] == pytest.approx(mu.mean(), rel=1e-9)
+    # Planted: mean slope 0.3 - 1.0 - 0.4 = -1.1 at z = -2, kind b; 1.3 at z = 2, kind a.
+    assert low.loc["p_negative_new_task", "mean"] > 0.8
+    assert high.loc["p_negative_new_task", "mean"] < 0.2
+    assert low.attrs["covariates"] == {"z": -2.0, "kind": "b"}
+
+
+def test_save_load_round_trip(fits, tmp_path):
+    fit = fits["collapsed"]
+    loaded = bs.load_fit(fit.to_netcdf(tmp_path / "cov.nc"))
+    assert loaded.covariates.columns == ("z", "kind[b]")
+    np.testing.assert_array_equal(loaded.covariates.matrix, fit.covariates.matrix)
+    pd.testing.assert_frame_equal(loaded.covariate_effects(), fit.covariate_effects())
+    pd.testing.assert_frame_equal(loaded.variance_explained(), fit.variance_explained())
+    new = {"z": 0.5, "kind": "a"}
+    pd.testing.assert_frame_equal(loaded.population(covariates=new),
+                                  fit.population(covariates=new))
+
+
+# -- the model's algebra ---------------------------------------------------------------
+def _dense(stats_xy, mu_a, mu_b, sa, sb, rho, sigma):
+    """Dense per-task marginal log density and conditional mean (scipy / numpy)."""
+    from scipy.stats import multivariate_normal
+
+    cov = np.array([[sa**2, rho * sa * sb], [rho * sa * sb, sb**2]])
+    out_ll, out_mean = [], []
+    for t, (x, y) in enumerate(stats_xy):
+        X = np.column_stack([np.ones_like(x), x])
+        m = np.array([mu_a[t], mu_b[t]])
+        out_ll.append(multivariate_normal(X @ m, X @ cov @ X.T + sigma**2 * np.eye(x.size))
+                      .logpdf(y))
+        prec = np.linalg.inv(cov) + X.T @ X / sigma**2
+        out_mean.append(np.linalg.solve(prec, np.linalg.solve(cov, m) + X.T @ y / sigma**2))
+    return np.array(out_ll), np.array(out_mean)
+
+
+def test_collapsed_algebra_with_per_task_means():
+    rng = np.random.default_rng(seed(5))
+    T = 5
+    xs = [rng.normal(size=n) for n in (1, 3, 6, 9, 4)]
+    ys = [rng.normal(size=x.size) for x in xs]
+    idx = np.concatenate([np.full(x.size, t) for t, x in enumerate(xs)])
+    stats = task_sufficient_stats(np.concatenate(xs), np.concatenate(ys), idx, T)
+    mu_a, mu_b = rng.normal(size=T), rng.normal(size=T)
+    args = (0.7, 0.4, 0.3, 0.5)
+    ll = task_marginal_loglik(stats, mu_a, mu_b, *args)
+    mom = conditional_moments(stats, mu_a, mu_b, *args)
+    ll_dense, mean_dense = _dense(list(zip(xs, ys, strict=True)), mu_a, mu_b, *args)
+    np.testing.assert_allclose(ll, ll_dense, rtol=1e-10)
+    np.testing.assert_allclose(mom.mean_a, mean_dense[:, 0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mom.mean_b, mean_dense[:, 1], rtol=1e-9, atol=1e-12)
+    # The exact draws take per-task means of shape (chain, draw, T).
+    params = {"intercept_mu": np.broadcast_to(mu_a, (1, 4000, T)),
+              "slope_mu": np.broadcast_to(mu_b, (1, 4000, T)),
+              "intercept_sigma": np.full((1, 4000), 0.7), "slope_sigma": np.full((1, 4000), 0.4),
+              "corr": np.full((1, 4000), 0.3), "sigma": np.full((1, 4000), 0.5)}
+    _, b = draw_task_coefficients(np.random.default_rng(seed(6)), stats, params)
+    se = np.sqrt(mom.var_b / 4000)
+    assert np.all(np.abs(b[0].mean(0) - mom.mean_b) < 5 * se)
+
+
+@pytest.mark.parametrize("variant", [
+    {},
+    {"likelihood": "student_t"},
+    {"n_eval": 200, "chance": 0.25, "lapse": True},
+    {"condition": "cond", "group": "family"},
+    {"per_task_sigma": "pooled"},
+    {"shape": "hockey_stick"},
+])
+def test_full_model_means_are_linear_in_covariates(variant):
+    """In every variant, coefficient offsets 0 give intercept/slope = mu + Z beta exactly."""
+    df, _ = simulate(7, n_tasks=6, n_points=6)
+    df["y"] = np.round(np.clip(0.6 + 0.1 * df["y"], 0.3, 0.95) * 200) / 200
+    df["cond"] = np.tile(["c0", "c1"], len(df) // 2)
+    df["family"] = np.tile(["f0", "f1", "f2"], len(df) // 3)
+    variant = dict(variant)
+    pooled = variant.pop("per_task_sigma", False)
+    shape = variant.pop("shape", "linear")
+    design = prepare_design(df, x_better="higher", y_better="higher", warn_weak=False)
+    v = prepare_variants(df, design, **variant)
+    cov = prepare_covariates(["z", "kind"], df, design)
+    priors = model_priors(None, design, v, per_task_sigma=pooled, shape=shape, covariates=cov)
+    config = ModelConfig(priors=priors, per_task_sigma=pooled, shape=shape,
+                         centered_tasks=(False,) * 6,
+                         centered_log_sigma=(False,) * 6 if pooled == "pooled" else ())
+    model = build_model(design, config, v, cov)
+    assert model.named_vars_to_dims["slope_beta"] == ("covariate",)
+    point = model.initial_point()
+    rng = np.random.default_rng(seed(8))
+    point = {k: (np.zeros_like(val) if k == "coef_offset"
+                 else val + 0.3 * rng.standard_normal(np.shape(val))) for k, val in point.items()}
+    outs = model.replace_rvs_by_values([model[n] for n in (
+        "intercept", "slope", "intercept_mu", "slope_mu", "intercept_beta", "slope_beta")])
+    a, b, mu_a, mu_b, beta_a, beta_b = model.compile_fn(
+        outs, inputs=model.value_vars, on_unused_input="ignore")(point)
+    np.testing.assert_allclose(a, mu_a + cov.matrix @ beta_a, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b, mu_b + cov.matrix @ beta_b, rtol=1e-10, atol=1e-12)
+
+
+def test_parameterization_uses_residual_spread():
+    """With covariates the moment estimate of tau is the spread around the regression."""
+    rng = np.random.default_rng(seed(9))
+    z = rng.normal(size=(40, 1))
+    est = 2.0 * z[:, 0] + 0.1 * rng.normal(size=40)
+    se = np.full(40, 0.1)
+    raw = _between_task_sd(est, se)
+    resid = _between_task_sd(est, se, z)
+    assert raw > 1.0  # the raw spread holds the covariate's 2.0 * sd(z)
+    assert resid < 0.15  # residual sd about 0: se and noise are both 0.1
+
+
+def test_choose_centered_with_covariates(data):
+    """A strong covariate, little residual spread: fewer tasks centered than without."""
+    df, _ = data
+    design = prepare_design(df, x_better="higher", y_better="higher", warn_weak=False)
+    cov = prepare_covariates(["z", "kind"], df, design)
+    assert choose_centered(design, covariates=cov).sum() <= choose_centered(design).sum()
+
+
+# -- bad input -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small():
+    df, _ = simulate(4, n_tasks=5, n_points=4)
+    design = prepare_design(df, x_better="higher", y_better="higher", warn_weak=False)
+    return df, design
+
+
+def _table(df):
+    return df.groupby("task")[["z", "kind"]].first()
+
+
+def test_columns_and_table_give_the_same_design(small):
+    df, design = small
+    a = prepare_covariates(["z", "kind"], df, design)
+    b = prepare_covariates(_table(df).iloc[::-1], df, design)
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+    assert a.columns == ("z", "kind[b]") and a.levels == {"kind": ["a", "b"]}
+    np.testing.assert_allclose(a.matrix[:, 0].mean(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(a.matrix[:, 0].std(), 1.0)
+
+
+def test_categorical_order_sets_the_reference(small):
+    df, design = small
+    df = df.assign(kind=pd.Categorical(df["kind"], categories=["b", "a"]))
+    cov = prepare_covariates(["kind"], df, design)
+    assert cov.columns == ("kind[a]",) and cov.units() == ["a vs b"]
+
+
+def test_varying_within_task(small):
+    df, design = small
+    df = df.copy()
+    df.loc[df.index[1], "z"] = 99.0
+    with pytest.raises(DataValidationError, match=r"'z' varies within task 't00'.*99\.0"):
+        prepare_covariates(["z"], df, design)
+
+
+def test_nan_covariate(small):
+    df, design = small
+    df = df.copy()
+    df.loc[df["task"] == "t02", "z"] = np.nan
+    with pytest.raises(DataValidationError, match=r"'z' has missing values.*'t02'"):
+        prepare_covariates(["z"], df, design)
+    table = _table(df)
+    with pytest.raises(DataValidationError, match=r"'z' has missing values.*'t02'"):
+        prepare_covariates(table, df, design)
+
+
+def test_constant_covariate(small):
+    df, design = small
+    with pytest.raises(DataValidationError, match=r"'c' is equal for all tasks \(1\.5\)"):
+        prepare_covariates(["c"], df.assign(c=1.5), design)
+    with pytest.raises(DataValidationError, match=r"'k' is equal for all tasks \('u'\)"):
+        prepare_covariates(["k"], df.assign(k="u"), design)
+
+
+def test_table_missing_a_task(small):
+    df, design = small
+    with pytest.raises(DataValidationError, match=r"no row for task\(s\) 't03'"):
+        prepare_covariates(_table(df).drop(index="t03"), df, design)
+    table = pd.concat([_table(df), _table(df).iloc[:1]])
+    with pytest.raises(DataValidationError, match=r"lists task\(s\) 't00' more than once"):
+        prepare_covariates(table, df, design)
+
+
+def test_too_many_covariates(small):
+    df, design = small
+    extra = {f"c{j}": df["task"].map({t: (k + 1) ** (j + 1) for k, t in enumerate(design.tasks)})
+             for j in range(4)}
+    with pytest.raises(DataValidationError, match=r"5 covariate column\(s\).*for 5 tasks.*at "
+                       r"most 4"):
+        prepare_covariates(["z", *extra], df.assign(**extra), design)
+
+
+def test_collinear_covariates(small):
+    df, design = small
+    with pytest.raises(DataValidationError, match=r"'z2' is a linear combination"):
+        prepare_covariates(["z", "z2"], df.assign(z2=2 * df["z"] + 1), design)
+
+
+def test_unknown_column_and_wrong_type(small):
+    df, design = small
+    with pytest.raises(DataValidationError, match=r"\['nope'\] not in the frame"):
+        prepare_covariates(["nope"], df, design)
+    with pytest.raises(DataValidationError, match="DataFrame indexed by task or a list"):
+        prepare_covariates(3, df, design)
+    with pytest.raises(DataValidationError, match="is the x, y or task column"):
+        prepare_covariates(["x"], df, design)
+
+
+def test_new_task_covariates_checked(small):
+    df, design = small
+    cov = prepare_covariates(["z", "kind"], df, design)
+    with pytest.raises(DataValidationError, match=r"missing \['kind'\]"):
+        covariate_row(cov, {"z": 1.0})
+    with pytest.raises(DataValidationError, match=r"kind='c' is not a level"):
+        covariate_row(cov, {"z": 1.0, "kind": "c"})
+    with pytest.raises(DataValidationError, match="z is numeric"):
+        covariate_row(cov, {"z": "high", "kind": "a"})
+    assert covariate_row(cov, {"z": cov.center[0], "kind": "b"}).tolist() == [0.0, 1.0]
+
+
+def test_fit_refuses_bad_covariates_before_sampling(small):
+    df, _ = small
+    with pytest.raises(DataValidationError, match="varies within task"):
+        bs.fit_hierarchical(df.assign(v=np.arange(len(df))), x_better="higher",
+                            task_covariates=["v"], check_dependence=False)
+    with pytest.raises(DataValidationError, match="not parameters of this model"):
+        bs.fit_hierarchical(df, x_better="higher", check_dependence=False,
+                            priors={"slope_beta": {"dist": "Normal", "mu": 0, "sigma": 1}})
+
+
+def test_fit_without_covariates_refuses_covariate_methods(fits):
+    # Reuse a fit's machinery on a spec without covariates: the methods say what is missing.
+    import dataclasses
+
+    fit = fits["collapsed"]
+    spec = {k: v for k, v in fit.spec.items() if k != "covariates"}
+    bare = dataclasses.replace(fit, spec=spec)
+    with pytest.raises(DataValidationError, match="no task covariates"):
+        bare.covariate_effects()
+    with pytest.raises(DataValidationError, match="needs a fit with task_covariates"):
+        bare.population(covariates={"z": 1.0})
