@@ -263,9 +263,73 @@ class TransferFit:
         """P(transfer slope < 0 | data) per task."""
         return summaries.prob_negative_transfer(self.posterior)
 
-    def population(self, ci_prob: float = 0.9) -> pd.DataFrame:
-        """Population slope mean and spread, and P(a new task has negative transfer)."""
-        return summaries.population_summary(self.posterior, ci_prob, self._diagnostics_cache)
+    def population(self, ci_prob: float = 0.9, covariates: dict | None = None
+                   ) -> pd.DataFrame:
+        """Population slope mean and spread, and P(a new task has negative transfer).
+
+        Parameters
+        ----------
+        ci_prob : float, default 0.9
+        covariates : dict, optional
+            For a fit with ``task_covariates``: the new task's value of every covariate
+            (numbers in the covariate's units, levels of categorical ones). Adds rows
+            ``slope_mu_at_covariates``, ``intercept_mu_at_covariates`` and gives
+            P(negative) of a task with those covariates. Without it P(negative) is
+            averaged over the fitted tasks' covariates. See
+            :func:`bayesslope.summaries.population_summary`.
+        """
+        from .covariates import covariate_row
+
+        cov = self.covariates
+        if covariates is not None and cov is None:
+            from .exceptions import DataValidationError
+
+            raise DataValidationError(
+                "covariates= needs a fit with task_covariates=; this fit has none")
+        z_new = None if covariates is None else covariate_row(cov, covariates)
+        table = summaries.population_summary(self.posterior, ci_prob, self._diagnostics_cache,
+                                             covariates=cov, z_new=z_new)
+        if covariates is not None:
+            table.attrs["covariates"] = dict(covariates)
+        return table
+
+    # -- task covariates (slope meta-regression) --------------------------------------
+    @property
+    def covariates(self):
+        """The :class:`~bayesslope.covariates.TaskCovariates` of the fit, or None."""
+        from .covariates import TaskCovariates
+
+        info = self.spec.get("covariates")
+        return None if info is None else TaskCovariates.from_dict(info)
+
+    def _require_covariates(self):
+        cov = self.covariates
+        if cov is None:
+            from .exceptions import DataValidationError
+
+            raise DataValidationError(
+                "this fit has no task covariates: fit with task_covariates=...")
+        return cov
+
+    def covariate_effects(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Effect of each task covariate on the population mean slope and intercept.
+
+        One row per (covariate column, parameter): ``mean``, ``sd``, interval, ``p_positive``
+        in data units per covariate unit (a level vs the reference for a categorical
+        covariate). See :func:`bayesslope.summaries.covariate_effect_summary`.
+        """
+        return summaries.covariate_effect_summary(self.posterior, self._require_covariates(),
+                                                  ci_prob)
+
+    def variance_explained(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Share of the between-task variance the covariates explain (group-level R^2).
+
+        Per draw ``1 - var_t(slope_t - slope_mu_t) / var_t(slope_t)`` (rows ``slope`` and
+        ``intercept``), with mean and interval. See
+        :func:`bayesslope.summaries.variance_explained_summary`.
+        """
+        return summaries.variance_explained_summary(self.posterior,
+                                                    self._require_covariates(), ci_prob)
 
     def diagnostics(self) -> pd.DataFrame:
         """Max R-hat and min bulk/tail ESS per variable; ``attrs['divergences']``.
