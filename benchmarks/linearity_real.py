@@ -61,7 +61,7 @@ def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path,
         table = check.table()
         table.to_csv(out / f"table_{label}.csv")
         fig = check.plot()
-        fig.savefig(out / f"shapes_{label}.png", dpi=110)
+        fig.savefig(out / f"shapes_{label}.png", dpi=110, bbox_inches="tight")
         diag = {s: {"divergences": int(f.diagnostics().attrs["divergences"]),
                     "r_hat_max": float(f.diagnostics()["r_hat_max"].max())}
                 for s, f in check.fits.items()}

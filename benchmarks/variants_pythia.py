@@ -114,6 +114,7 @@ def grid_predictive(fit, task, grid, seed=0, max_draws=400):
 
 def plot_ppc(fits, out_png):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     names = list(fits)
     base = fits[names[0]]
@@ -140,6 +141,7 @@ def plot_ppc(fits, out_png):
             ax.plot(grid, mean.reshape(-1, grid.size).mean(axis=0), color=c, lw=1.3,
                     label=name.replace("_", " "))
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # "2x10^0 3x10^0 ..." overlapped
         ax.set_title(task, fontsize=9)
         ax.tick_params(labelsize=7)
     axes.flat[0].legend(fontsize=7, loc="upper right")
@@ -147,7 +149,7 @@ def plot_ppc(fits, out_png):
     fig.supylabel("accuracy")
     fig.suptitle("Pythia, 0-shot, all checkpoints: posterior predictive 90% bands and means",
                  fontsize=10)
-    fig.savefig(out_png, dpi=130)
+    fig.savefig(out_png, dpi=130, bbox_inches="tight")
     plt.close(fig)
 
 

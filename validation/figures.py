@@ -56,7 +56,7 @@ def plot_rank_histograms(result: SBCResult, path: Path | str, *, band: float = 0
                  f"L={result.n_rank_draws}; band {band:.0%})", fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -92,6 +92,6 @@ def plot_ecdf_differences(result: SBCResult, path: Path | str, *, seed: int = 0)
     fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
     fig.suptitle(f"{result.variant}: PIT ECDF difference ({len(result.records)} sims)")
     path = Path(path)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     return path

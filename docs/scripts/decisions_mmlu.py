@@ -118,7 +118,8 @@ def main(argv=None) -> int:
         (ROOT / "docs" / f"decisions_mmlu_{tag}.json").write_text(
             json.dumps(out, indent=1, default=str))
         fig = f.plot_ranks(k=5)
-        fig.savefig(ROOT / "docs" / "img" / f"decisions_mmlu_ranks_{tag}.png", dpi=110)
+        fig.savefig(ROOT / "docs" / "img" / f"decisions_mmlu_ranks_{tag}.png", dpi=110,
+                    bbox_inches="tight")
     return 0
 
 

@@ -86,7 +86,8 @@ def run(name: str, df) -> dict:
                                       "bayes_eti90_lb", "bayes_eti90_ub", "linear_mean",
                                       "sigmoid_mean"]])
     fig = res.plot()
-    fig.savefig(ROOT / "docs" / "img" / f"forecast_pythia_{name}.png", dpi=80)
+    fig.savefig(ROOT / "docs" / "img" / f"forecast_pythia_{name}.png", dpi=80,
+                bbox_inches="tight")
     print(f"{name}: {wall:.0f} s\n{res.overall}\nfinal checkpoints:\n"
           f"{json.dumps(out['final_checkpoint'], indent=1)}", flush=True)
     return out
