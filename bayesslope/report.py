@@ -250,7 +250,7 @@ def _fit_diagnostics(fit, diagnostics: pd.DataFrame) -> list:
     items += fixes
     problems = set(range(len(items) - len(fixes), len(items)))
 
-    dep_items, dep_problems, dep_table = _dependence(fit)
+    dep_items, dep_problems, dep_table = _dependence(fit, fit.variants.columns.get("group"))
     problems |= {len(items) + k for k in dep_problems}
     items += dep_items
     weak = fit.design.weak_reasons()
@@ -265,12 +265,15 @@ def _fit_diagnostics(fit, diagnostics: pd.DataFrame) -> list:
     return blocks
 
 
-def _dependence(fit) -> tuple[list[str], set[int], Table | None]:
-    """The residual dependence check: its DependenceWarning (if any) and its table."""
+def _dependence(result, grouped: str | None, **how) -> tuple[list[str], set[int], Table | None]:
+    """The residual dependence check: its DependenceWarning (if any) and its table.
+
+    ``how`` goes to :func:`~bayesslope.dependence.warn_dependence` (``matrix=True``).
+    """
     from .dependence import warn_dependence
     from .exceptions import DependenceWarning
 
-    table = fit.dependence()
+    table = result.dependence()
     if table is None:
         return (["Residual dependence: not checked (fitted with check_dependence=False)."],
                 set(), None)
@@ -278,7 +281,7 @@ def _dependence(fit) -> tuple[list[str], set[int], Table | None]:
         return (["Residual dependence: no candidate grouping column to test."], set(), None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        warn_dependence(table, grouped=fit.variants.columns.get("group"))
+        warn_dependence(table, grouped=grouped, **how)
     messages = [str(w.message) for w in caught if issubclass(w.category, DependenceWarning)]
     if messages:
         items, problems = [f"Dependent rows: {m}" for m in messages], set(range(len(messages)))
@@ -426,8 +429,8 @@ def _matrix_report(tm, out: Path, save_result: bool, ci_prob: float):
              "pair's shared units. Full-precision tables: `summary.csv`, `diagnostics.csv`"
              + ("; the result itself: `matrix.nc` (`bs.load`)." if save_result else ".")),
         Heading("Diagnostics"),
-        _matrix_diagnostics(diagnostics),
-        Heading(f"Pairs most likely to transfer negatively (top {TOP_PAIRS})"),
+        *_matrix_diagnostics(tm, diagnostics),
+        Heading(f"Pairs most likely to transfer negatively (top {min(TOP_PAIRS, len(summary))})"),
         _pairs_table(summary, ci_prob),
         Heading("Figure"),
         figure,
@@ -442,7 +445,19 @@ def _matrix_report(tm, out: Path, save_result: bool, ci_prob: float):
     return blocks, paths, title
 
 
-def _matrix_diagnostics(diagnostics: pd.DataFrame) -> Items:
+def _matrix_diagnostics(tm, diagnostics: pd.DataFrame) -> list:
+    """Sampler checks over pairs (with the fix) and, when the matrix has it, dependence."""
+    items, problems = _matrix_sampling(diagnostics)
+    table = None
+    if hasattr(tm, "dependence"):  # the residual clustering check of fit_transfer_matrix
+        dep_items, dep_problems, table = _dependence(tm, tm.design.columns.get("group"),
+                                                     matrix=True)
+        problems |= {len(items) + k for k in dep_problems}
+        items += dep_items
+    return [Items(tuple(items), frozenset(problems))] + ([table] if table is not None else [])
+
+
+def _matrix_sampling(diagnostics: pd.DataFrame) -> tuple[list[str], set[int]]:
     a = diagnostics.attrs
     items = [f"Divergences: {a['divergences']} (population run and per-pair runs).",
              f"Pairs with R-hat > 1.01: {a['n_rhat_high']} of {a['n_pairs']}; with bulk "
@@ -454,11 +469,11 @@ def _matrix_diagnostics(diagnostics: pd.DataFrame) -> Items:
     if a["ok"]:
         items.append("Sampling: no problem found (no divergence; at least 99% of pairs pass "
                      "both checks).")
-        return Items(tuple(items))
+        return items, set()
     items.append("Sampling problems: the flagged pairs' intervals may be unreliable (see "
                   "diagnostics.csv and `tm.diagnostics().attrs`). Fix: more draws and tuning "
                   "(`--draws`, `--tune`) or a higher target_accept.")
-    return Items(tuple(items), frozenset({len(items) - 1}))
+    return items, {len(items) - 1}
 
 
 def _pairs_table(summary: pd.DataFrame, ci_prob: float) -> Table:

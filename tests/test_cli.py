@@ -259,6 +259,9 @@ def test_matrix_then_report(capsys, files):
     _assert_self_contained((out / "report.html").read_text(), 1)
     md = (out / "report.md").read_text()
     assert "3 tasks, 6 ordered pairs" in md and "P(negative)" in md
+    dependence = tm.dependence() if hasattr(tm, "dependence") else None
+    flagged = dependence is not None and bool(dependence["flagged"].any())
+    assert ("- **Problem:** Dependent rows: " in md) == flagged
     capsys.readouterr()
     assert main(["report", str(out / "matrix.nc"), "--out", str(files / "mr")]) == 0
     assert sorted(p.name for p in (files / "mr").iterdir()) == sorted(
