@@ -37,7 +37,8 @@ from .common import (
 __all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope",
            "simulate_student_t", "simulate_binomial_probit", "sample_bounded", "simulate_counts",
            "sample_pooled_sigma", "sample_errors_in_x", "simulate_errors_in_x",
-           "sample_conditions", "simulate_conditions"]
+           "sample_conditions", "simulate_conditions", "sample_covariates",
+           "simulate_covariates", "PRIORS_COVARIATES"]
 
 # PRIORS (fixed, data units), POPULATION, SAMPLING: validation.common.
 PRIORS_T = {**PRIORS, "nu": {"dist": "Gamma", "alpha": 2.0, "beta": 0.1}}
@@ -273,7 +274,7 @@ def _accepts(option: str) -> bool:
 
 
 def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
-                   priors: dict | None = None, **options) -> FitDraws:
+                   priors: dict | None = None, derived=None, **options) -> FitDraws:
     """Fit with :func:`bayesslope.fit_hierarchical` and the fixed :data:`PRIORS`.
 
     Parameters
@@ -286,6 +287,9 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
         Orientation of x (y is always "higher").
     priors : dict, optional
         Fixed priors; default :data:`PRIORS`.
+    derived : callable, optional
+        ``derived(fit) -> dict`` of further draws (chain, draw, ...) to rank, e.g. a
+        function of the parameters such as the group-level R^2.
     **options
         Passed to ``fit_hierarchical`` (``correlated``, ``per_task_sigma``,
         ``formulation``, sampler settings overriding :data:`SAMPLING`).
@@ -313,6 +317,8 @@ def fit_bayesslope(df: pd.DataFrame, seed: int, *, x_better: str = "higher",
     names = [v for v in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
                          "sigma", "intercept", "slope", *VARIANT_VARS) if v in post]
     draws = {v: post[v].transpose("chain", "draw", ...).values for v in names}
+    if derived is not None:
+        draws.update(derived(fit))
     intervals = {}
     for prob in COVERAGE_PROBS:
         table = fit.summary(ci_prob=prob)
@@ -526,6 +532,71 @@ def register_all() -> None:
             params=(*params, "sigma", "x0_mu", "x0_sigma", "x0[0]")))
 
 
+# -- task_covariates= -----------------------------------------------------------------
+PRIORS_COVARIATES = {**PRIORS,
+                     "intercept_beta": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
+                     "slope_beta": {"dist": "Normal", "mu": 0.0, "sigma": 0.5}}
+
+
+def sample_covariates(rng: np.random.Generator, n_tasks: int) -> dict:
+    """Gaussian-model parameters whose population means depend on two task covariates.
+
+    ``z_t ~ Normal(0, 1)`` (numeric) and ``kind_t`` = "b" for odd tasks, "a" for even ones
+    (the reference). The design the package builds is ``Z = [(z - mean z) / sd z, [kind =
+    b]]`` (sd with ddof 0, over tasks), written here again; ``intercept_beta``,
+    ``slope_beta ~ Normal(0, 0.5)`` per column (:data:`PRIORS_COVARIATES`) and each task's
+    coefficients are ``mu + Z_t beta`` plus the population's correlated deviation. Also
+    ``slope_r2``/``intercept_r2``: ``1 - var_t(theta_t - mu_t) / var_t(theta_t)``, the
+    group-level R^2 of the true coefficients (a function of parameters and covariates).
+    """
+    truth = sample_population(rng, n_tasks)
+    z = rng.normal(size=n_tasks)
+    kind = np.where(np.arange(n_tasks) % 2 == 1, "b", "a")
+    design = np.column_stack([(z - z.mean()) / z.std(), (kind == "b").astype(float)])
+    p = PRIORS_COVARIATES
+    for name in ("intercept", "slope"):
+        beta = rng.normal(p[f"{name}_beta"]["mu"], p[f"{name}_beta"]["sigma"], size=2)
+        mu_t = truth[f"{name}_mu"] + design @ beta
+        theta = truth[name] + design @ beta
+        truth[f"{name}_beta"] = beta
+        truth[name] = theta
+        truth[f"{name}_r2"] = 1.0 - np.var(theta - mu_t) / np.var(theta)
+    truth.update(z=z, kind=kind)
+    return truth
+
+
+def simulate_covariates(truth: dict, rng: np.random.Generator, n_points: int) -> pd.DataFrame:
+    """:func:`simulate_gaussian` plus the task covariate columns ``z`` and ``kind``."""
+    df = simulate_gaussian(truth, rng, n_points)
+    idx = df["task"].str[1:].astype(int).to_numpy()
+    return df.assign(z=np.asarray(truth["z"])[idx], kind=np.asarray(truth["kind"])[idx])
+
+
+def group_r2_draws(fit) -> dict:
+    """The package's per-draw group-level R^2 of slopes and intercepts (chain, draw)."""
+    from bayesslope.summaries import variance_explained_draws
+
+    return {f"{name}_r2": variance_explained_draws(fit.posterior, fit.covariates, name)
+            for name in ("slope", "intercept")}
+
+
+def _register_covariates() -> None:
+    if not _accepts("task_covariates"):
+        return
+    register_variant(Variant(
+        name="covariates", description="task_covariates=['z', 'kind'] (z ~ Normal(0, 1) "
+        "standardized, kind a/b dummy; intercept_beta, slope_beta ~ Normal(0, 0.5)), "
+        "Gaussian identity, collapsed (nutpie), 16 tasks x 10 points; slope_r2 / "
+        "intercept_r2 the group-level R^2",
+        sample_prior=partial(sample_covariates, n_tasks=16),
+        simulate=partial(simulate_covariates, n_points=10),
+        fit=partial(fit_bayesslope, task_covariates=["z", "kind"], priors=PRIORS_COVARIATES,
+                    formulation="collapsed", sampler="nutpie", derived=group_r2_draws),
+        params=(*POPULATION, "corr", "sigma", "slope_beta[0]", "slope_beta[1]",
+                "intercept_beta[0]", "intercept_beta[1]", "slope_r2", "intercept_r2",
+                "intercept[0]", "slope[0]")))
+
+
 # -- shape="hockey_stick" --------------------------------------------------------------
 PRIORS_HOCKEY = {**PRIORS, "x0_mu": {"dist": "Normal", "mu": 0.0, "sigma": 0.5},
                  "x0_sigma": {"dist": "HalfNormal", "sigma": 0.3}}
@@ -559,3 +630,4 @@ def simulate_hockey_stick(truth: dict, rng: np.random.Generator, n_points: int
 
 
 register_all()
+_register_covariates()
