@@ -7,9 +7,10 @@ manager (``matplotlib.rc_context``), and every plotting function of bayesslope t
 Examples
 --------
 >>> import bayesslope as bs
+>>> from bayesslope.style import save_figure
 >>> with bs.figure_style("one-column"):            # doctest: +SKIP
 ...     fig = fit.plot_slopes()
->>> bs.save_figure(fig, "slopes.pdf")              # doctest: +SKIP
+>>> save_figure(fig, "slopes.pdf")                 # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def figure_style(style: str = "one-column", **rc) -> Iterator[None]:
 
     Inside the block, bayesslope's figure functions size their figures to the column
     width (3.3 in for ``"one-column"``, 7 in for ``"two-column"``) and matplotlib uses
-    font sizes that stay legible in print (6-9 pt) and the :data:`PALETTE` colour cycle.
-    Global settings are restored on exit.
+    font sizes that stay legible in print (6-9 pt) and the :data:`PALETTE` colour cycle;
+    a plain ``plt.subplots()`` gets the column width too. Global settings are restored on
+    exit.
 
     Parameters
     ----------
@@ -113,16 +115,24 @@ def figure_style(style: str = "one-column", **rc) -> Iterator[None]:
 
     Examples
     --------
-    >>> with figure_style("two-column"):       # doctest: +SKIP
-    ...     fig = fit.plot_tasks()
+    >>> import matplotlib.pyplot as plt
+    >>> import bayesslope as bs
+    >>> with bs.figure_style("one-column"):
+    ...     fig, ax = plt.subplots()
+    >>> fig.get_figwidth()
+    3.3
+
+    A fit's figures take the style as an argument too: ``fit.plot_tasks(style="two-column")``.
     """
     import matplotlib.pyplot as plt
     from cycler import cycler
 
     name = _resolve(style)
+    width = WIDTHS[name]
     params = {**STYLES[name], "axes.prop_cycle": cycler(color=PALETTE),
+              "figure.figsize": (width, 0.75 * width),
               **{k.replace("_", "."): v for k, v in rc.items()}}
-    token = _ACTIVE_WIDTH.set(WIDTHS[name])
+    token = _ACTIVE_WIDTH.set(width)
     try:
         with plt.rc_context(params):
             yield
