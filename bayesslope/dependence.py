@@ -50,6 +50,9 @@ __all__ = [
     "variance_components",
     "slope_inflation",
     "check_dependence",
+    "unit_candidate_columns",
+    "pair_residuals",
+    "check_transfer_dependence",
     "warn_dependence",
     "dependence_to_dict",
     "dependence_from_dict",
@@ -215,6 +218,63 @@ def _between(v, v_perm, cell, task):
     return float(ssb[0]), float(sst[0]), *parts(v_perm)
 
 
+def _unit_permutation_null(values, task, units, codes, strata, n_perm: int, rng,
+                           batch: int = 64) -> list:
+    """``(ssb, sst)`` of each of ``values`` when the levels are permuted over units.
+
+    The same sums of squares as :func:`_between`, for ``n_perm`` permutations of the
+    unit -> level map (within ``strata``), each applied to every task at once. A task's
+    total and its sum of squares do not depend on the levels; only the cells' sums
+    ``S[t, l]`` do, and for a batch of permutations they are one matrix product of the
+    (unit x task) table of the values with the one-hot (unit x level) maps. When every
+    unit is in every task, the cells' sizes are the levels' sizes and the sum over tasks
+    of ``S[t, l]^2`` is ``1_l' G 1_l`` with ``G`` the units' Gram matrix (cost free of the
+    number of tasks).
+    """
+    uu, u_first, u_inv = np.unique(units, return_index=True, return_inverse=True)
+    tt, t_inv = np.unique(task, return_inverse=True)
+    n_u, n_t = uu.size, tt.size
+    level = np.asarray(codes)[u_first]  # levels are properties of units
+    n_lev = int(level.max()) + 1
+    present = np.zeros((n_u, n_t))
+    present[u_inv, t_inv] = 1.0
+    complete = bool(present.all())
+    task_n = present.sum(axis=0)
+    tables, fixed = [], []
+    for v in values:
+        table = np.zeros((n_u, n_t))
+        table[u_inv, t_inv] = v
+        t_part = float((np.square(table.sum(axis=0)) / task_n).sum())
+        fixed.append((t_part, float(np.square(v).sum()) - t_part))
+        tables.append(table @ table.T if complete and n_u <= n_t else table)
+    gram = complete and n_u <= n_t
+    # Permutations of the levels among units of one stratum (sorted blocks).
+    stratum = (np.zeros(n_u, dtype=np.int64) if strata is None
+               else np.asarray(strata, dtype=np.int64)[uu])
+    by = np.argsort(stratum, kind="stable")
+    perms = np.empty((n_perm, n_u), dtype=np.int64)
+    perms[:, by] = _within_task_permutations(level[by], stratum[by], n_perm, rng)
+    q = np.zeros((len(values), n_perm))
+    lev_n = np.bincount(level, minlength=n_lev).astype(float)
+    for lo in range(0, n_perm, batch):
+        hi = min(lo + batch, n_perm)
+        onehot = np.zeros((n_u, hi - lo, n_lev))
+        onehot[np.arange(n_u)[:, None], np.arange(hi - lo)[None, :], perms[lo:hi].T] = 1.0
+        onehot = onehot.reshape(n_u, -1)
+        if gram:
+            inv_n = np.tile(np.where(lev_n > 0, 1.0 / np.maximum(lev_n, 1.0), 0.0), hi - lo)
+            for i, g in enumerate(tables):
+                q[i, lo:hi] = ((g @ onehot) * onehot * inv_n).sum(axis=0).reshape(
+                    hi - lo, n_lev).sum(axis=1)
+        else:
+            cell_n = present.T @ onehot  # (task, perm x level)
+            inv_n = np.where(cell_n > 0, 1.0 / np.maximum(cell_n, 1.0), 0.0)
+            for i, table in enumerate(tables):
+                q[i, lo:hi] = (np.square(table.T @ onehot) * inv_n).sum(axis=0).reshape(
+                    hi - lo, n_lev).sum(axis=1)
+    return [(q[i] - t_part, np.full(n_perm, sst)) for i, (t_part, sst) in enumerate(fixed)]
+
+
 def _share(ssb, sst):
     ssb, sst = np.asarray(ssb, dtype=float), np.asarray(sst, dtype=float)
     return np.where(sst > 0, ssb / np.where(sst > 0, sst, 1.0), 0.0)
@@ -237,7 +297,7 @@ def _task_ols_residuals(r, xc, task):
     return r - rbar[task] - slope[task] * (xc - xbar[task])
 
 
-def variance_components(r, xc, task, codes) -> dict:
+def variance_components(r, xc, task, codes, *, random_slopes: bool = True) -> dict:
     """Moment estimates of the grouped model's variance components from residuals.
 
     The nested grouped model adds to each task x level cell an independent random
@@ -251,6 +311,9 @@ def variance_components(r, xc, task, codes) -> dict:
       null 95% quantile instead of its mean), at most what the cells' means allow;
     * ``tau2``: between-cell variance of the cell means, less their sampling variance and
       the part the random slopes explain, with the degrees of freedom the task lines used.
+
+    With ``random_slopes=False`` (the fix has random intercepts only, as
+    ``fit_transfer_matrix(group=...)``), ``omega2`` is 0.
 
     Returns
     -------
@@ -288,7 +351,7 @@ def variance_components(r, xc, task, codes) -> dict:
         # Only the excess of Q over its null 95% quantile counts (DL subtracts its mean,
         # df): with little x range inside the cells their slopes barely inform omega2, and
         # plain DL turns chance heterogeneity into random-slope variance.
-        if c > 0 and df_q > 0:
+        if c > 0 and df_q > 0 and random_slopes:
             omega2 = max(0.0, (q - chi2.ppf(0.95, df_q)) / c)
     else:
         within_df = int((n - 1).sum())
@@ -317,7 +380,7 @@ def variance_components(r, xc, task, codes) -> dict:
             "sigma2": float(sigma2), "total2": total2}
 
 
-def slope_inflation(r, xc, task, codes) -> np.ndarray:
+def slope_inflation(r, xc, task, codes, *, random_slopes: bool = True) -> np.ndarray:
     """Per task: predicted (grouped / ungrouped) ratio of the slope's posterior sd.
 
     The ungrouped model's slope variance is ``total2 / Sxx``; the grouped model's is that
@@ -326,14 +389,15 @@ def slope_inflation(r, xc, task, codes) -> np.ndarray:
     ``V_g = sigma2 I + X_g D X_g'``, ``X_g = [1, xc]`` the rows of cell ``g``. Between-cell
     x variation then counts less and within-cell variation more: with all x variation
     between cells this is the design effect ``sqrt(1 + (m - 1) ICC)``; with all of it
-    within cells it is ``sqrt(1 - ICC)``, below 1.
+    within cells it is ``sqrt(1 - ICC)``, below 1. ``random_slopes=False``: the fix has
+    random intercepts only (:func:`variance_components`).
 
     Returns
     -------
     numpy.ndarray
         One ratio per task index present in ``task`` (sorted), NaN where undefined.
     """
-    comp = variance_components(r, xc, task, codes)
+    comp = variance_components(r, xc, task, codes, random_slopes=random_slopes)
     D, s2, tot2 = comp["D"], comp["sigma2"], comp["total2"]
     tasks = np.unique(task)
     tn, tsx, tsxx, *_ = _moments(xc, xc, task)
@@ -362,7 +426,8 @@ def _summary_inflation(values: np.ndarray) -> float:
 
 
 def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float = ALPHA,
-                     n_permutations: int | None = None, rng=None) -> pd.DataFrame:
+                     n_permutations: int | None = None, rng=None, units=None, strata=None,
+                     random_slopes: bool = True) -> pd.DataFrame:
     """Test each candidate column for clustering of the residuals within tasks.
 
     Parameters
@@ -377,6 +442,19 @@ def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float 
         Permutations of the null; default enough that ``alpha / K`` is 20 permutations
         (at least 199).
     rng : numpy.random.Generator or int, optional
+    units : ndarray of int, shape (n_obs,), optional
+        The unit of each row, when one unit has rows in several tasks (the pairs of a
+        transfer matrix share their units). The levels are then properties of units and
+        the null permutes them over units, the same permutation in every task, instead of
+        the residuals within each task: a unit's residuals are correlated across tasks,
+        and independent per-task shuffles would make the null far too narrow (false
+        alarms well above ``alpha``).
+    strata : ndarray of int, shape (n_units,), optional
+        With ``units``: levels are permuted only among units of one stratum (the groups
+        the model already has).
+    random_slopes : bool, default True
+        Whether the fix the ``inflation`` column predicts has random slopes
+        (:func:`slope_inflation`).
 
     Returns
     -------
@@ -414,19 +492,25 @@ def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float 
         # sorted by task like those permuted, so each task block is a uniformly random
         # permutation of this task's residuals whatever the order of the rows inside it.
         key = keep.tobytes()
-        if key not in perm_cache:
+        if units is None and key not in perm_cache:
             by_task = rows_kept[np.argsort(t_all[keep], kind="stable")]
             perm_cache[key] = _within_task_permutations(r_all[by_task], t_all[by_task],
                                                         n_permutations, rng)
-        r_perm = perm_cache[key]
         # Residuals and x-weighted residuals (task-centred x): clustering of intercepts
         # and of slopes. One statistic, the sum of their between-cell shares. Only the
         # residuals are permuted: x stays with its row and label (it may well cluster by
         # label; the null is that the residuals do not).
         x = xc_all[order]
         x = x - (np.bincount(t, weights=x) / np.maximum(np.bincount(t), 1))[t]
-        obs, sst, null_r, sst_r = _between(r, r_perm, cell, t)
-        obs_w, sst_w, null_w, sst_wp = _between(x * r, x * r_perm, cell, t)
+        if units is None:
+            r_perm = perm_cache[key]
+            obs, sst, null_r, sst_r = _between(r, r_perm, cell, t)
+            obs_w, sst_w, null_w, sst_wp = _between(x * r, x * r_perm, cell, t)
+        else:
+            obs, sst, *_ = _between(r, r, cell, t)
+            obs_w, sst_w, *_ = _between(x * r, x * r, cell, t)
+            (null_r, sst_r), (null_w, sst_wp) = _unit_permutation_null(
+                (r, x * r), t, np.asarray(units)[order], codes, strata, n_permutations, rng)
         stat = _share(obs, sst) + _share(obs_w, sst_w)
         null = _share(null_r, sst_r) + _share(null_w, sst_wp)
         p_value = (1 + np.count_nonzero(null >= stat - 1e-12 * abs(stat))) / (n_permutations + 1)
@@ -452,7 +536,8 @@ def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float 
             "statistic": float(stat),
             "p_value": float(p_value),
             "icc": icc,
-            "inflation": _summary_inflation(slope_inflation(r, xc_all[order], t, codes)),
+            "inflation": _summary_inflation(slope_inflation(r, xc_all[order], t, codes,
+                                                            random_slopes=random_slopes)),
             "flagged": bool(p_value <= threshold),
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=_TABLE_COLUMNS)
@@ -499,8 +584,175 @@ def check_dependence(df: pd.DataFrame, design, posterior, variants, *,
     return table
 
 
+def unit_candidate_columns(df: pd.DataFrame, design, used=()) -> tuple[dict, dict]:
+    """Columns of a transfer matrix's frame that could group its units.
+
+    A candidate is a property of the unit (constant over the unit's rows), e.g. the
+    ``model`` of a checkpoint, whose levels repeat over units.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The long frame the matrix was fitted from.
+    design : PairDesign
+    used : iterable of str
+        Further columns the fit uses (e.g. an ``n_eval`` column).
+
+    Returns
+    -------
+    candidates : dict of str to ndarray of int64
+        Level code of each unit of ``design.units`` (``-1`` where missing).
+    skipped : dict of str to str
+        Why each other column was not tested.
+    """
+    cols = design.columns
+    excluded = ({cols["unit"], cols["task"], cols["y"], cols.get("group")}
+                | set(_ORIENTATION_FLAGS) | set(used))
+    unit_col = df[cols["unit"]]
+    keep = unit_col.notna().to_numpy().copy()
+    keep[keep] = unit_col[keep].astype(str).isin(set(design.units)).to_numpy()
+    unit_s = unit_col[keep].astype(str).to_numpy()
+    sub = df.loc[keep]
+    index = pd.Index(design.units)
+    group = design.unit_group
+    candidates: dict = {}
+    skipped: dict = {}
+    for name in sub.columns:
+        if name in excluded:
+            continue
+        key = str(name)
+        col = sub[name]
+        present = col.notna().to_numpy()
+        if not present.any():
+            skipped[key] = "only missing values"
+            continue
+        labels = col[present].astype(str).to_numpy()
+        per_unit = pd.DataFrame({"u": unit_s[present], "v": labels}).groupby("u")["v"]
+        if (per_unit.nunique() > 1).any():
+            skipped[key] = "varies within a unit (not a property of the unit)"
+            continue
+        unit_label = per_unit.first().reindex(index)
+        found = unit_label.notna().to_numpy()
+        values = col[present]
+        n_unique = int(unit_label[found].nunique())
+        if n_unique < 2:
+            skipped[key] = "a single level"
+            continue
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            numbers = values.to_numpy(dtype="float64")
+            integral = np.all(np.isfinite(numbers) & (numbers == np.round(numbers)))
+            if not integral and n_unique > _MEASUREMENT_UNIQUE_SHARE * found.sum():
+                skipped[key] = "a numeric measurement (mostly unique values)"
+                continue
+        _, codes_found = np.unique(unit_label[found].to_numpy(dtype=str), return_inverse=True)
+        codes = np.full(len(index), -1, dtype=np.int64)
+        codes[found] = codes_found
+        if np.bincount(codes_found).max() < 2:
+            skipped[key] = "all-unique (each unit its own level)"
+            continue
+        if group is not None and _nested_in(codes, group):
+            skipped[key] = (f"constant within each level of group={cols['group']!r} "
+                            "(already modelled)")
+            continue
+        candidates[key] = codes
+    return candidates, skipped
+
+
+def _nested_in(codes: np.ndarray, group: np.ndarray) -> bool:
+    """True when every group has at most one level of ``codes`` (missing ignored)."""
+    ok = codes >= 0
+    pairs = np.unique(np.column_stack([group[ok], codes[ok]]), axis=0)
+    return bool(np.bincount(pairs[:, 0]).max() <= 1)
+
+
+def pair_residuals(design, table: pd.DataFrame, likelihood: str) -> np.ndarray:
+    """Residual of every pair observation at the posterior mean line, standardized per pair.
+
+    ``y - (a + b x)`` on the pair's standardized scores (normal, Student-t); the probit
+    working residual ``(k / n - Phi(eta)) / phi(eta)`` for the binomial. With groups (the
+    fit's ``group=``) each pair x group mean is removed, a stand-in for the group
+    intercepts the fit does not keep. Divided by each pair's residual sd, so that every
+    pair weighs the same in the pooled test.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_obs,)
+        Aligned with ``design.x``.
+    """
+    pair = design.pair_idx
+    a = table["intercept_mean"].to_numpy()[pair]
+    b = table["mean"].to_numpy()[pair]
+    eta = a + b * design.x
+    if likelihood == "binomial":
+        from scipy.special import ndtr
+
+        from .pairs.fit import _binomial_counts
+
+        counts = _binomial_counts(design)
+        dens = np.exp(-0.5 * eta**2) / np.sqrt(2.0 * np.pi)
+        r = (counts["k"] / counts["n"] - ndtr(eta)) / np.maximum(dens, 1e-12)
+    else:
+        r = design.y - eta
+    n = np.bincount(pair, minlength=design.n_pairs).astype(float)
+    dof = n - 2.0
+    if design.unit_group is not None:
+        g = design.unit_group[design.observation_units()]
+        cell = _cells(pair, g)
+        r = r - (np.bincount(cell, weights=r) / np.bincount(cell))[cell]
+        dof = n - 1.0 - np.bincount(pair, weights=1.0 / np.bincount(cell)[cell])
+    sd = np.sqrt(np.bincount(pair, weights=r * r, minlength=design.n_pairs)
+                 / np.maximum(dof, 1.0))
+    return r / np.where(sd > 0, sd, 1.0)[pair]
+
+
+def check_transfer_dependence(df: pd.DataFrame, design, table: pd.DataFrame,
+                              likelihood: str, *, used=(), alpha: float = ALPHA,
+                              n_permutations: int | None = None,
+                              random_seed: int | None = None) -> pd.DataFrame:
+    """Residual clustering table of a transfer matrix, pooled over its pairs.
+
+    Per candidate column (:func:`unit_candidate_columns`), the statistic of
+    :func:`clustering_table` with the pair in the role of the task (cells: pair x level)
+    on :func:`pair_residuals`. Its null permutes the column's levels over units, the same
+    permutation in every pair (within the fit's groups, when it has ``group=``): the
+    pairs share their units, so per-pair shuffles would understate the null's spread.
+    ``icc`` is the ANOVA ICC pooled over pairs; ``inflation`` the median over pairs of the
+    predicted slope sd ratio under ``group=column`` (random intercepts per pair and group).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The frame the matrix was fitted from.
+    design : PairDesign
+    table : pandas.DataFrame
+        The matrix's fit-time per-pair table (``intercept_mean``, ``mean``).
+    likelihood : str
+    used : iterable of str
+        Other columns the fit uses.
+    alpha, n_permutations, random_seed
+        As in :func:`check_dependence`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`clustering_table`; ``attrs["skipped"]`` maps untested columns to the reason.
+    """
+    cand_units, skipped = unit_candidate_columns(df, design, used)
+    units = design.observation_units()
+    residuals = (pair_residuals(design, table, likelihood) if cand_units
+                 else np.zeros(design.x.size))
+    seq = np.random.SeedSequence(0 if random_seed is None else random_seed, spawn_key=(22,))
+    out = clustering_table(residuals, design.x, design.pair_idx,
+                           {c: codes[units] for c, codes in cand_units.items()},
+                           alpha=alpha, n_permutations=n_permutations,
+                           rng=np.random.default_rng(seq), units=units,
+                           strata=design.unit_group, random_slopes=False)
+    out.attrs["skipped"] = skipped
+    return out
+
+
 def warn_dependence(table: pd.DataFrame, *, grouped: str | None = None,
-                    stacklevel: int = 2) -> None:
+                    stacklevel: int = 2, matrix: bool = False) -> None:
     """Emit one :class:`DependenceWarning` naming the flagged columns, if any.
 
     Parameters
@@ -511,6 +763,9 @@ def warn_dependence(table: pd.DataFrame, *, grouped: str | None = None,
         The column the fit already models with ``group=`` (the fix then names both).
     stacklevel : int
         Passed to :func:`warnings.warn`.
+    matrix : bool, default False
+        The table is a transfer matrix's (:func:`check_transfer_dependence`): the words
+        and the fix are those of ``fit_transfer_matrix``.
     """
     flagged = table[table["flagged"]]
     if flagged.empty:
@@ -524,17 +779,22 @@ def warn_dependence(table: pd.DataFrame, *, grouped: str | None = None,
     others = [str(c) for c in flagged.index[1:]]
     also = (f" Residuals also cluster by {', '.join(repr(c) for c in others)}."
             if others else "")
+    args = f"group={top!r}" + ("" if matrix else ", group_nesting='nested'")
+    what, where, result = (("units", "task pairs", "tm") if matrix
+                           else ("rows", "tasks", "fit"))
     if grouped is None:
-        fix = (f"If rows sharing {top!r} are repeated measurements of one unit (e.g. "
-               f"checkpoints of one model), fit with group={top!r}, group_nesting='nested'.")
+        fix = (f"If {what} sharing {top!r} "
+               + ("belong to one system" if matrix else "are repeated measurements of one unit")
+               + f" (e.g. checkpoints of one model), fit with {args}.")
     else:
-        fix = (f"The fit models group={grouped!r}; if {top!r} is the unit the rows repeat, "
-               f"fit with group={top!r}, group_nesting='nested' instead.")
+        fix = (f"The fit models group={grouped!r}; if {top!r} is what the {what} repeat, "
+               f"fit with {args} instead.")
     warnings.warn(
-        f"residuals of rows sharing {top!r} are correlated within tasks: ICC "
+        f"residuals of {what} sharing {top!r} are correlated within {where}: ICC "
         f"{row['icc']:.2f} ({p_text}, permutation test over {len(table)} candidate "
         f"column(s)); {_width_words(row['inflation'])} "
-        f"{fix}{also} See fit.dependence(); check_dependence=False turns this check off.",
+        f"{fix}{also} See {result}.dependence(); check_dependence=False turns this "
+        "check off.",
         DependenceWarning,
         stacklevel=stacklevel + 1,
     )

@@ -159,9 +159,7 @@ def test_unmodelled_grouping_warns_by_name_with_the_fix(clustered):
     # x varies between models only: the intervals are too narrow (design effect > 1).
     assert table.loc["model", "inflation"] > 1.5
     pd.testing.assert_frame_equal(fit.diagnostics().attrs["dependence"], table)
-    from bayesslope.report import _dependence_lines  # the report's section
-
-    assert "residuals cluster by 'model'" in "\n".join(_dependence_lines(fit))
+    # The report's section: tests/test_report.py.
 
 
 def test_residuals_are_the_posterior_mean_residuals(clustered):
@@ -201,3 +199,176 @@ def test_check_dependence_false_turns_it_off(clustered):
     assert rec == []
     assert fit.dependence() is None
     assert fit.diagnostics().attrs["dependence"] is None
+
+
+# -- transfer matrix: units of the pairs that share a column ----------------------------------
+
+
+def checkpoints_frame(rng, *, model_sd=0.8, n_models=8, per_model=6, n_tasks=5):
+    """Long frame, one unit per checkpoint: two latent abilities per unit (so a unit's
+    residuals are correlated across pairs), plus a (model x task) offset of sd ``model_sd``.
+
+    Columns besides unit/task/y: ``model`` and ``size`` (a property of the model), ``lab``
+    (a random label per unit), and odd ones that must be skipped: ``one`` (single level),
+    ``uid`` (unique per unit), ``allnan``, ``partnan`` (missing for some units), ``chance``
+    (varies within a unit), ``loss`` (a numeric measurement).
+    """
+    n_units = n_models * per_model
+    model = np.repeat(np.arange(n_models), per_model)
+    z = rng.normal(size=(n_units, 2))
+    load = np.column_stack([rng.uniform(0.6, 1.2, n_tasks), rng.normal(0, 0.5, n_tasks)])
+    offset = rng.normal(0.0, model_sd, (n_models, n_tasks)) if model_sd > 0 else 0.0
+    y = z @ load.T + (offset[model] if model_sd > 0 else 0.0) \
+        + rng.normal(0.0, 0.4, (n_units, n_tasks))
+    lab = rng.permutation(np.arange(n_units) % 6)
+    rows = []
+    for u in range(n_units):
+        for t in range(n_tasks):
+            rows.append({"unit": f"m{model[u]}@{u}", "task": f"t{t}", "y": y[u, t],
+                         "model": f"m{model[u]}", "size": f"s{model[u] % 3}",
+                         "lab": f"l{lab[u]}", "one": "same", "uid": f"u{u}",
+                         "allnan": np.nan, "partnan": np.nan if u % 5 == 0 else f"p{u % 2}",
+                         "chance": 0.25 * t, "loss": float(z[u, 0])})
+    return pd.DataFrame(rows)
+
+
+MATRIX_KW = dict(unit="unit", draws=400, tune=400, chains=2)
+
+
+def _matrix_recording(df, **kw):
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        tm = bs.fit_transfer_matrix(df, **{**MATRIX_KW, **kw})
+    return tm, [w for w in rec if issubclass(w.category, bs.DependenceWarning)]
+
+
+def _ols_table(design):
+    """Per-pair least-squares lines on the standardized scores: intercept 0, slope r."""
+    return pd.DataFrame({"intercept_mean": np.zeros(design.n_pairs), "mean": design.r})
+
+
+def test_unit_permutation_null_is_the_statistic_under_relabelled_units():
+    """The fast null (Gram / matrix products) equals the definition: permute the levels
+    over units, rebuild the cells, recompute the between-cell sums (complete and missing)."""
+    from bayesslope.dependence import (
+        _between,
+        _cells,
+        _unit_permutation_null,
+        _within_task_permutations,
+    )
+
+    rng = np.random.default_rng(seed(30))
+    n_units, n_tasks = 12, 5
+    unit = np.repeat(np.arange(n_units), n_tasks)
+    task = np.tile(np.arange(n_tasks), n_units)
+    level = rng.integers(0, 3, n_units)
+    for drop in (np.zeros(unit.size, bool), rng.random(unit.size) < 0.2):
+        u, t = unit[~drop], task[~drop]
+        v = rng.normal(size=u.size)
+        (ssb, sst), = _unit_permutation_null((v,), t, u, level[u], None, 30,
+                                             np.random.default_rng(seed(31)))
+        perms = _within_task_permutations(level, np.zeros(n_units, int), 30,
+                                          np.random.default_rng(seed(31)))
+        for k in range(30):
+            cell = _cells(t, perms[k][u])
+            order = np.argsort(cell, kind="stable")
+            want_b, want_t, *_ = _between(v[order], v[order], cell[order], t[order])
+            assert ssb[k] == pytest.approx(want_b, rel=1e-9, abs=1e-9)
+            assert sst[k] == pytest.approx(want_t, rel=1e-9)
+
+
+def test_matrix_false_alarm_rate_is_controlled_under_the_null():
+    """200 frames whose labels are unrelated to the units' scores, each unit's residuals
+    correlated across pairs: flagged in about alpha = 5% of them (least-squares lines)."""
+    from bayesslope.dependence import check_transfer_dependence
+    from bayesslope.pairs.design import build_pair_design
+
+    rng = np.random.default_rng(seed(32))
+    n_sets, flagged = 200, 0
+    for k in range(n_sets):
+        df = checkpoints_frame(rng, model_sd=0.0, n_models=6, per_model=5, n_tasks=4)
+        design = build_pair_design(df, unit="unit")
+        table = check_transfer_dependence(df, design, _ols_table(design), "normal",
+                                          n_permutations=199, random_seed=k)
+        flagged += bool(table["flagged"].any())
+    # A one-sided binomial test of rate <= 0.05 that fails on one seed in 10,000.
+    assert stats.binom.sf(flagged - 1, n_sets, 0.05) > 1e-4, flagged
+
+
+def test_matrix_candidates_skip_odd_columns():
+    from bayesslope.dependence import check_transfer_dependence, unit_candidate_columns
+    from bayesslope.pairs.design import build_pair_design
+
+    df = checkpoints_frame(np.random.default_rng(seed(33)))
+    design = build_pair_design(df, unit="unit")
+    cands, skipped = unit_candidate_columns(df, design)
+    assert set(cands) == {"model", "size", "lab", "partnan"}
+    assert skipped == {
+        "one": "a single level", "uid": "all-unique (each unit its own level)",
+        "allnan": "only missing values",
+        "chance": "varies within a unit (not a property of the unit)",
+        "loss": "a numeric measurement (mostly unique values)"}
+    assert (cands["partnan"] == -1).sum() == 48 // 5 + 1  # units 0, 5, ..., 45
+    table = check_transfer_dependence(df, design, _ols_table(design), "normal")
+    assert table.loc["partnan", "n_rows"] == (48 - 10) * 4 * 5  # units x tasks x 5 pairs
+    assert np.isfinite(table[["statistic", "p_value", "icc", "inflation"]].to_numpy()).all()
+    # With group='model': 'size' (constant within a model) is modelled already.
+    grouped = build_pair_design(df, unit="unit", group="model")
+    cands, skipped = unit_candidate_columns(df, grouped)
+    assert set(cands) == {"lab", "partnan"}
+    assert skipped["size"].startswith("constant within each level of group='model'")
+
+
+@pytest.fixture(scope="module")
+def matrix_clustered():
+    df = checkpoints_frame(np.random.default_rng(seed(34)))
+    return df, _matrix_recording(df, random_seed=seed(35))
+
+
+def test_matrix_unmodelled_grouping_warns_by_name_with_the_fix(matrix_clustered, tmp_path):
+    _, (tm, rec) = matrix_clustered
+    assert len(rec) == 1
+    msg = str(rec[0].message)
+    assert "units sharing 'model' are correlated within task pairs" in msg
+    assert "fit with group='model'." in msg and "tm.dependence()" in msg
+    assert rec[0].filename == __file__
+    table = tm.dependence()
+    assert table.loc["model", "flagged"]
+    # The offset is 0.8 of a score sd per (model, task): residual ICC well above 0.3.
+    assert table.loc["model", "icc"] > 0.3
+    # x varies within models here (no claim on its direction): a finite factor is reported.
+    assert 0 < table.loc["model", "inflation"] < 10
+    assert "uid" in table.attrs["skipped"] and "allnan" in table.attrs["skipped"]
+    assert tm.spec["timings"]["dependence_s"] > 0
+    back = bs.load(tm.to_netcdf(tmp_path / "tm.nc"))
+    pd.testing.assert_frame_equal(back.dependence(), table)
+    assert back.dependence().attrs == table.attrs
+
+
+def test_matrix_no_warning_without_a_group_effect(matrix_clustered):
+    """Three frames without the model offset: a false alarm on at most one (the check's
+    family-wise rate is 5%: two or more fail with probability < 1%)."""
+    warned = 0
+    for k in range(3):
+        df = checkpoints_frame(np.random.default_rng(seed(36 + k)), model_sd=0.0)
+        tm, rec = _matrix_recording(df, random_seed=seed(40 + k))
+        assert set(tm.dependence().index) == {"model", "size", "lab", "partnan"}
+        warned += bool(rec)
+    assert warned <= 1
+
+
+def test_matrix_no_warning_when_the_grouping_is_modelled(matrix_clustered):
+    df, _ = matrix_clustered
+    # Only the columns that group() makes redundant: nothing left to test.
+    df = df[["unit", "task", "y", "model", "size", "one"]]
+    tm, rec = _matrix_recording(df, random_seed=seed(44), group="model", draws=200, tune=200)
+    assert rec == []
+    assert tm.dependence().empty
+    assert set(tm.dependence().attrs["skipped"]) == {"size", "one"}
+
+
+def test_matrix_check_dependence_false_turns_it_off(matrix_clustered):
+    df, _ = matrix_clustered
+    tm, rec = _matrix_recording(df, random_seed=seed(45), check_dependence=False)
+    assert rec == []
+    assert tm.dependence() is None

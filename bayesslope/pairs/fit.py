@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError, SamplingWarning
+from ..options import check_bool
 from .config import PairConfig, resolve_config
 from .design import PairDesign, build_pair_design
 from .parallel import DeviceDiagnostics, DiagnosticsPool
@@ -51,6 +52,7 @@ def fit_transfer_matrix(
     keep_draws: bool | None = None,
     chunk_size: int | None = None,
     min_shared: int = 3,
+    check_dependence: bool = True,
 ):
     """Fit the directed transfer slope of every ordered task pair.
 
@@ -117,6 +119,12 @@ def fit_transfer_matrix(
         Pairs per chunk of the pair stage (bounded memory; results do not depend on it).
     min_shared : int, default 3
         Fewest shared units per pair; pairs with fewer raise a ``DataValidationError``.
+    check_dependence : bool, default True
+        After sampling, test whether the pairs' residuals cluster by a column of ``df``
+        that groups the units and is not ``group`` (e.g. the ``model`` of checkpoint
+        units), and warn (``bs.DependenceWarning``) naming it and the fix
+        (``group=column``). The table is :meth:`TransferMatrix.dependence`; see
+        :func:`bayesslope.dependence.check_transfer_dependence`.
 
     Returns
     -------
@@ -138,6 +146,7 @@ def fit_transfer_matrix(
     ...                             random_seed=1)  # doctest: +SKIP
     >>> tm.summary()[["mean", "eti90_lb", "eti90_ub", "p_negative"]]  # doctest: +SKIP
     """
+    check_dependence = check_bool("check_dependence", check_dependence)
     config = resolve_config(
         likelihood=likelihood, per_pair_sigma=per_pair_sigma, n_eval=n_eval, group=group,
         priors=priors, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
@@ -152,8 +161,24 @@ def fit_transfer_matrix(
     stats = binomial["stats"] if binomial is not None else design.sufficient_stats()
     run = _sample(design, config, stats, binomial)
     tm = _assemble(design, config, run)
+    if check_dependence:
+        tm.spec["dependence"] = _dependence(df, design, tm, n_eval)
     _warn_sampling(tm)
     return tm
+
+
+def _dependence(df: pd.DataFrame, design: PairDesign, tm, n_eval) -> dict:
+    """Run the residual clustering check, warn, and return its JSON-safe table."""
+    from ..dependence import check_transfer_dependence, dependence_to_dict, warn_dependence
+
+    t0 = time.perf_counter()
+    table = check_transfer_dependence(
+        df, design, tm.table, tm.spec["likelihood"],
+        used=[n_eval] if isinstance(n_eval, str) else [],
+        random_seed=tm.spec["sampler"]["random_seed"])
+    tm.spec["timings"]["dependence_s"] = time.perf_counter() - t0
+    warn_dependence(table, grouped=design.columns.get("group"), stacklevel=3, matrix=True)
+    return dependence_to_dict(table)
 
 
 def _warn_missing_units(design: PairDesign) -> None:

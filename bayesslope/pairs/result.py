@@ -222,6 +222,25 @@ class TransferMatrix:
         })
         return table
 
+    def dependence(self) -> pd.DataFrame | None:
+        """Residual clustering by a column grouping the units (e.g. the model of checkpoints).
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            One row per candidate column of the fitted frame: ``n_rows``, ``n_levels``,
+            ``statistic``, ``p_value`` (permutation of the levels over units), ``icc``
+            (pooled over pairs), ``inflation`` (median over pairs of the predicted slope
+            sd ratio with ``group=column``) and ``flagged``; ``attrs``: ``alpha``,
+            ``threshold``, ``n_permutations``, ``skipped`` (untested columns and why).
+            None when fitted with ``check_dependence=False``. See
+            :func:`bayesslope.dependence.check_transfer_dependence`.
+        """
+        from ..dependence import dependence_from_dict
+
+        info = self.spec.get("dependence")
+        return None if info is None else dependence_from_dict(info)
+
     def plot_data(self, order: bool = True, standardized: bool = True) -> dict:
         """What :meth:`plot` draws: task order, slope matrix, P(negative) matrix.
 
