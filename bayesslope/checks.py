@@ -86,8 +86,9 @@ def plot_loo_pit(fit, random_seed=None, *, ax=None, envelope_prob: float = 0.95,
 
     Under calibration the LOO-PIT values are uniform, so ECDF(u) - u stays near 0 and
     inside the ``envelope_prob`` simultaneous band (simulated from uniform samples of the
-    same size). An S shape rising then falling means predictive intervals too wide, the
-    mirror image too narrow; a curve above 0 throughout means scores below prediction.
+    same size). Values piled up in the middle (predictive intervals too wide) make the
+    curve dip below 0 and then rise above it; values piled up at 0 and 1 (intervals too
+    narrow) the mirror image; a curve above 0 throughout means scores below prediction.
     The values are :func:`loo_pit`'s (arviz-stats).
 
     Parameters

@@ -84,7 +84,10 @@ FIGURES = [
      "(vermillion when outside)."),
     ("loo_pit", "LOO-PIT (one-column)", 'fit.plot_loo_pit(random_seed=1, style="one-column")',
      "ECDF of the LOO-PIT values minus the uniform CDF, with a simulated 95% simultaneous "
-     "band: a calibrated model stays inside it."),
+     "band: a calibrated model stays inside it. Here the curve dips then rises: the values "
+     "pile up in the middle, predictive intervals too wide for most tasks (the PPC above: "
+     "100% inside), as expected when one residual sd is shared with the much noisier wsc "
+     "(`per_task_sigma=True` lets each task have its own)."),
     ("matrix", "Transfer matrix, clustered, with significance marks (two-column)",
      'tm.plot(order="cluster", style="two-column")',
      "OpenCLIP: posterior mean standardized slope (source row -> target column); tasks ordered "
