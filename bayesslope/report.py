@@ -347,6 +347,8 @@ def _fit_model_table(fit) -> Table:
     sigma = {False: "one, shared by all tasks", True: "one per task",
              "pooled": "one per task, partially pooled"}.get(model.get("per_task_sigma"),
                                                               str(model.get("per_task_sigma")))
+    if fit.likelihood in ("binomial", "beta_binomial"):
+        sigma = "none (counts: the noise is the likelihood's own)"
     cols = {**d.columns, **{k: c for k, c in v.columns.items() if c is not None}}
     group = v.columns.get("group")
     condition = v.columns.get("condition")
@@ -363,8 +365,9 @@ def _fit_model_table(fit) -> Table:
          else "not modelled"),
         ("parameterization", f"{model.get('parameterization')} ({centered} of {d.n_tasks} "
                              "tasks centered)"),
-        ("group", f"`{group}` ({v.group_nesting}, {len(v.groups)} levels)" if group
-         else "none"),
+        ("group", "none" if not group else
+         f"`{group}` (nested: {len(v.groups)} task x group cells)" if v.group_nesting == "nested"
+         else f"`{group}` (crossed: {len(v.groups)} levels shared by the tasks)"),
         ("condition", f"`{condition}` (levels {', '.join(map(str, v.conditions))})"
          if condition else "none"),
         ("columns", ", ".join(f"{k}=`{c}`" for k, c in cols.items())),

@@ -236,7 +236,7 @@ def test_fit_then_report_from_a_shell(files):
     assert "fit.nc" not in md and "fit.nc" in (files / "d" / "report.md").read_text()
     assert (md.split("## Diagnostics")[1]
             == (files / "d" / "report.md").read_text().split("## Diagnostics")[1])
-    assert "`model` (nested, " in md
+    assert "`model` (nested: 36 task x group cells)" in md  # 3 tasks x 12 models
     _assert_self_contained((files / "e" / "report.html").read_text(), 3)
 
     # A report into the fit's own folder needs --overwrite (one line, exit 2).
