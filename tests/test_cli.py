@@ -223,6 +223,10 @@ def test_fit_then_report_from_a_shell(files):
         assert re.search(rf"^{task}\s", fit.stdout, re.MULTILINE), fit.stdout
     # Not interactive (pipes): no progress bar on stdout.
     assert "Sampling" not in fit.stdout and "━" not in fit.stdout
+    # Warnings are one line each (200 draws: an ESS below 400 is all but certain).
+    assert "warnings.warn" not in fit.stderr
+    assert re.search(r"^bayesslope fit: warning: SamplingWarning: .*Fix: ", fit.stderr,
+                     re.MULTILINE), fit.stderr
 
     report = subprocess.run([*_command(), "report", "d/fit.nc", "--out", "e"], **run)
     assert report.returncode == 0, report.stderr
@@ -243,6 +247,9 @@ def test_fit_then_report_from_a_shell(files):
     again = subprocess.run([*_command(), "report", "d/fit.nc", "--out", "d"], **run)
     assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
     assert "pass --overwrite" in again.stderr
+    # Nothing was written beside the two --out folders.
+    assert sorted(p.name for p in files.iterdir()) == sorted(
+        ["tidy.csv", "long.csv", "notes.txt", "existing", "d", "e"])
 
 
 def test_matrix_then_report(capsys, files):
