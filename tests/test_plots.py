@@ -48,7 +48,7 @@ def _frame(tasks, n=10, *, rng, lower=(), chance=None):
     return pd.concat(rows, ignore_index=True)
 
 
-def synthetic_fit(tasks, *, n=10, lower=(), chance=None, draws=100, k=0):
+def synthetic_fit(tasks, *, n=10, lower=(), chance=None, draws=100, k=0, sigma=None):
     """A TransferFit with made-up draws around each task's least-squares line (identity
     link), or around the probit line of the scores above ``chance``."""
     import xarray as xr
@@ -87,7 +87,8 @@ def synthetic_fit(tasks, *, n=10, lower=(), chance=None, draws=100, k=0):
             "slope_sigma": (cd, np.abs(rng.normal(slope.std(), 0.005, (C, D)))),
             "intercept_mu": (cd, rng.normal(a_hat.mean(), 0.01, (C, D))),
             "intercept_sigma": (cd, np.abs(rng.normal(0.1, 0.01, (C, D)))),
-            "sigma": (cd, np.abs(rng.normal(0.02 if chance is None else 0.03, 0.001, (C, D))))}
+            "sigma": (cd, np.abs(rng.normal(sigma or (0.02 if chance is None else 0.03), 0.001,
+                                            (C, D))))}
     coords = {"task": list(d.tasks), "chain": np.arange(C), "draw": np.arange(D)}
     tree = xr.DataTree.from_dict({"posterior": xr.Dataset(post, coords=coords)})
     spec = {"model": {"formulation": "full", "priors": {}}}
@@ -371,6 +372,19 @@ def test_plot_ppc_and_loo_pit(fit8):
     assert not overlapping(fig)
     _, ax2 = plt.subplots()
     assert plot_loo_pit(fit8, random_seed=seed(302), ax=ax2) is ax2.figure
+
+
+def test_loo_pit_shows_too_wide_intervals():
+    """A residual sd 4x the data's noise (0.015) piles the PIT values up in the middle: the
+    curve dips below 0 before u = 0.5 and rises above it after, beyond the band."""
+    fit = synthetic_fit(LONG, sigma=0.06, k=3)
+    fig = plot_loo_pit(fit, random_seed=seed(307))
+    ax = fig.axes[0]
+    line = next(ln for ln in ax.lines if ln.get_label().startswith("LOO-PIT"))
+    u, diff = line.get_xdata(), line.get_ydata()
+    assert diff[(u > 0.15) & (u < 0.35)].mean() < -0.1
+    assert diff[(u > 0.65) & (u < 0.85)].mean() > 0.1
+    assert "outside the band" in ax.get_title(loc="left")
 
 
 def test_ecdf_band_is_simultaneous():
