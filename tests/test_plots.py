@@ -219,6 +219,19 @@ def test_plot_tasks_panels_titles_bands_orientation(fit8):
     assert "lower is better" in fig._supxlabel.get_text()
 
 
+def test_axis_names_from_recorded_metrics_or_arguments(fit8):
+    import dataclasses
+
+    cols = {**fit8.design.columns, "x_metric": "lambada_log_ppl", "y_metric": "acc"}
+    fit = dataclasses.replace(fit8, design=dataclasses.replace(fit8.design, columns=cols))
+    fig = plot_tasks(fit, tasks=LONG[:2])
+    assert fig._supxlabel.get_text() == "lambada_log_ppl (better \u2192)"
+    assert fig._supylabel.get_text() == "acc (better \u2191)"
+    fig = plot_tasks(fit8, tasks=LONG[:2], xlabel="loss", ylabel="score", better_right=False)
+    assert fig._supxlabel.get_text() == "loss (lower is better)"
+    assert fig._supylabel.get_text() == "score (higher is better)"
+
+
 def test_plot_tasks_slope_of_the_drawn_line_matches_its_sign(fit8):
     """On oriented axes a positive transfer slope rises to the right (display space)."""
     fig = plot_tasks(fit8)
