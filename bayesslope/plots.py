@@ -275,10 +275,13 @@ def plot_tasks(
         if created:
             fig.supxlabel(xname, fontsize="medium")
             fig.supylabel(yname, fontsize="medium")
-            if legend:
-                handles, labels = flat[0].get_legend_handles_labels()
-                fig.legend(handles, labels, loc="outside upper center", ncols=len(labels),
-                           fontsize="small", frameon=False)
+            if legend:  # every kind of mark once (a chance line may be in some panels only)
+                entries = {}
+                for a in flat:
+                    for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
+                        entries.setdefault(lab, h)
+                fig.legend(list(entries.values()), list(entries), loc="outside upper center",
+                           ncols=len(entries), fontsize="small", frameon=False)
         else:
             for a in flat:
                 a.set_xlabel(xname)

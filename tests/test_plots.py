@@ -295,6 +295,9 @@ def test_plot_tasks_probit_axis_and_chance_line(probit_fit):
     for a, t in zip(_visible_axes(fig), probit_fit.design.tasks, strict=True):
         drawn = [ln.get_ydata()[0] for ln in a.lines if ln.get_label() == "chance"]
         assert drawn == ([levels[t]] if t in levels else [])
+    # t0 (the first panel) has none, the figure legend still names the chance line.
+    fig = plot_tasks(probit_fit, chance={"t3": 0.5})
+    assert "chance" in [t.get_text() for t in fig.legends[0].get_texts()]
     with pytest.raises(ValueError, match="yscale should be"):
         plot_tasks(probit_fit, yscale="log2")
 
