@@ -154,10 +154,10 @@ def _dense(stats_xy, mu_a, mu_b, sa, sb, rho, sigma):
     for t, (x, y) in enumerate(stats_xy):
         X = np.column_stack([np.ones_like(x), x])
         m = np.array([mu_a[t], mu_b[t]])
-        out_ll.append(multivariate_normal(X @ m, X @ cov @ X.T + sigma**2 * np.eye(x.size))
-                      .logpdf(y))
-        prec = np.linalg.inv(cov) + X.T @ X / sigma**2
-        out_mean.append(np.linalg.solve(prec, np.linalg.solve(cov, m) + X.T @ y / sigma**2))
+        s2 = sigma[t] ** 2
+        out_ll.append(multivariate_normal(X @ m, X @ cov @ X.T + s2 * np.eye(x.size)).logpdf(y))
+        prec = np.linalg.inv(cov) + X.T @ X / s2
+        out_mean.append(np.linalg.solve(prec, np.linalg.solve(cov, m) + X.T @ y / s2))
     return np.array(out_ll), np.array(out_mean)
 
 
@@ -169,7 +169,8 @@ def test_collapsed_algebra_with_per_task_means():
     idx = np.concatenate([np.full(x.size, t) for t, x in enumerate(xs)])
     stats = task_sufficient_stats(np.concatenate(xs), np.concatenate(ys), idx, T)
     mu_a, mu_b = rng.normal(size=T), rng.normal(size=T)
-    args = (0.7, 0.4, 0.3, 0.5)
+    sigma = rng.uniform(0.3, 0.8, size=T)  # per task too (per_task_sigma=True)
+    args = (0.7, 0.4, 0.3, sigma)
     ll = task_marginal_loglik(stats, mu_a, mu_b, *args)
     mom = conditional_moments(stats, mu_a, mu_b, *args)
     ll_dense, mean_dense = _dense(list(zip(xs, ys, strict=True)), mu_a, mu_b, *args)
@@ -180,7 +181,7 @@ def test_collapsed_algebra_with_per_task_means():
     params = {"intercept_mu": np.broadcast_to(mu_a, (1, 4000, T)),
               "slope_mu": np.broadcast_to(mu_b, (1, 4000, T)),
               "intercept_sigma": np.full((1, 4000), 0.7), "slope_sigma": np.full((1, 4000), 0.4),
-              "corr": np.full((1, 4000), 0.3), "sigma": np.full((1, 4000), 0.5)}
+              "corr": np.full((1, 4000), 0.3), "sigma": np.broadcast_to(sigma, (1, 4000, T))}
     _, b = draw_task_coefficients(np.random.default_rng(seed(6)), stats, params)
     se = np.sqrt(mom.var_b / 4000)
     assert np.all(np.abs(b[0].mean(0) - mom.mean_b) < 5 * se)
