@@ -26,7 +26,7 @@ from bayesslope.collapsed import (
 from bayesslope.covariates import covariate_row, prepare_covariates
 from bayesslope.data import prepare_design
 from bayesslope.model import ModelConfig, build_model
-from bayesslope.resolve import _between_task_sd, choose_centered, model_priors
+from bayesslope.resolve import _between_task_sd, model_priors
 from bayesslope.variant_data import prepare_variants
 
 N_TASKS, N_POINTS = 30, 8
@@ -235,14 +235,6 @@ def test_parameterization_uses_residual_spread():
     resid = _between_task_sd(est, se, z)
     assert raw > 1.0  # the raw spread holds the covariate's 2.0 * sd(z)
     assert resid < 0.15  # residual sd about 0: se and noise are both 0.1
-
-
-def test_choose_centered_with_covariates(data):
-    """A strong covariate, little residual spread: fewer tasks centered than without."""
-    df, _ = data
-    design = prepare_design(df, x_better="higher", y_better="higher", warn_weak=False)
-    cov = prepare_covariates(["z", "kind"], df, design)
-    assert choose_centered(design, covariates=cov).sum() <= choose_centered(design).sum()
 
 
 # -- bad input -------------------------------------------------------------------------
