@@ -198,6 +198,18 @@ def linearity_check(df: pd.DataFrame, *, x: str = "x", y: str = "y", task: str =
     hockey stick was fitted, the part of the task's x range beyond the threshold's
     ``ci_prob`` interval in the better direction (where the hockey stick is a straight
     line), NaN when that part is empty or no hockey stick was fitted.
+
+    Examples
+    --------
+    Three shapes on two Pythia tasks, checkpoints grouped by model (about 3 minutes on 2
+    cores at the default draws; docs/linearity.md runs it on every task):
+
+    >>> import bayesslope as bs
+    >>> df = bs.load_dataset("pythia")
+    >>> df = df[df["task"].isin(["arc_easy", "sciq"])]
+    >>> chk = bs.linearity_check(df, shapes=("linear", "hockey_stick"), group="model",
+    ...                          rope=0.01, random_seed=1)  # doctest: +SKIP
+    >>> chk.table()[["verdict", "elpd_diff", "elpd_diff_se"]]  # doctest: +SKIP
     """
     from . import decisions
     from .fit import fit_hierarchical

@@ -46,6 +46,21 @@ class TransferMatrix:
     spec : dict
         The resolved options (likelihood, ``per_pair_sigma``, method, sampler settings,
         seed, chunk size), timings and library versions; saved with the result.
+
+    Examples
+    --------
+    Every ordered pair of the 7 Pythia tasks, one unit per checkpoint, checkpoints of one
+    model sharing offsets (about 1 minute on 2 cores):
+
+    >>> import bayesslope as bs
+    >>> df = bs.load_dataset("pythia")
+    >>> long_df = df.assign(unit=df["model"] + "@" + df["step"].astype(str))
+    >>> tm = bs.fit_transfer_matrix(long_df, unit="unit", task="task", y="y",
+    ...                             group="model", random_seed=1)  # doctest: +SKIP
+    >>> tm.summary()[["mean", "eti90_lb", "eti90_ub", "p_negative"]]  # doctest: +SKIP
+    >>> tm.slope.mean(("chain", "draw"))  # doctest: +SKIP
+    >>> tm.diagnostics()  # doctest: +SKIP
+    >>> fig = tm.plot()  # doctest: +SKIP
     """
 
     design: PairDesign
