@@ -3,7 +3,9 @@
 Layout: groups ``table`` (per-pair summaries over dim ``pair``), ``population``,
 ``sampler_stats``, ``design`` (scores and pair arrays) and, when kept, ``draws``; the
 root attribute ``bayesslope_spec`` holds JSON: ``kind`` = ``"transfer_matrix"``, the
-spec, priors, the design's labels and its data hash (checked on reading).
+spec (with ``dependence``, the residual clustering table of
+:meth:`~.result.TransferMatrix.dependence`, when checked), priors, the design's labels and
+its data hash (checked on reading).
 """
 
 from __future__ import annotations
