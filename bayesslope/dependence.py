@@ -219,35 +219,42 @@ def _between(v, v_perm, cell, task):
 
 
 def _unit_permutation_null(values, task, units, codes, strata, n_perm: int, rng,
-                           batch: int = 64) -> list:
+                           batch: int = 64, cache: dict | None = None) -> list:
     """``(ssb, sst)`` of each of ``values`` when the levels are permuted over units.
 
     The same sums of squares as :func:`_between`, for ``n_perm`` permutations of the
     unit -> level map (within ``strata``), each applied to every task at once. A task's
     total and its sum of squares do not depend on the levels; only the cells' sums
-    ``S[t, l]`` do, and for a batch of permutations they are one matrix product of the
-    (unit x task) table of the values with the one-hot (unit x level) maps. When every
-    unit is in every task, the cells' sizes are the levels' sizes and the sum over tasks
-    of ``S[t, l]^2`` is ``1_l' G 1_l`` with ``G`` the units' Gram matrix (cost free of the
-    number of tasks).
+    ``S[t, l]`` do. When every unit is in every task, the cells' sizes are the levels'
+    sizes ``N_l`` and ``sum_t S[t, l]^2 = sum_{u, v in l} G[u, v]`` with ``G`` the units'
+    Gram matrix over tasks: per permutation a gather of ``sum_l N_l^2`` entries of ``G``,
+    whatever the number of tasks. Otherwise, per batch of permutations, matrix products
+    of the (unit x task) table with the one-hot (unit x level) maps. ``cache`` keeps the
+    tables of ``values`` for the next column tested on the same rows.
     """
     uu, u_first, u_inv = np.unique(units, return_index=True, return_inverse=True)
     tt, t_inv = np.unique(task, return_inverse=True)
     n_u, n_t = uu.size, tt.size
     level = np.asarray(codes)[u_first]  # levels are properties of units
     n_lev = int(level.max()) + 1
+    lev_n = np.bincount(level, minlength=n_lev)
     present = np.zeros((n_u, n_t))
     present[u_inv, t_inv] = 1.0
-    complete = bool(present.all())
     task_n = present.sum(axis=0)
-    tables, fixed = [], []
-    for v in values:
-        table = np.zeros((n_u, n_t))
-        table[u_inv, t_inv] = v
-        t_part = float((np.square(table.sum(axis=0)) / task_n).sum())
-        fixed.append((t_part, float(np.square(v).sum()) - t_part))
-        tables.append(table @ table.T if complete and n_u <= n_t else table)
-    gram = complete and n_u <= n_t
+    block_pairs = int(np.square(lev_n).sum())
+    gram = bool(present.all()) and block_pairs <= n_u * n_t
+    cache = {} if cache is None else cache
+    if cache.get("gram") != gram:
+        cache.clear()
+        cache["gram"] = gram
+        cache["tables"], cache["fixed"] = [], []
+        for v in values:
+            table = np.zeros((n_u, n_t))
+            table[u_inv, t_inv] = v
+            t_part = float((np.square(table.sum(axis=0)) / task_n).sum())
+            cache["fixed"].append((t_part, float(np.square(v).sum()) - t_part))
+            cache["tables"].append(table @ table.T if gram else table)
+    tables, fixed = cache["tables"], cache["fixed"]
     # Permutations of the levels among units of one stratum (sorted blocks).
     stratum = (np.zeros(n_u, dtype=np.int64) if strata is None
                else np.asarray(strata, dtype=np.int64)[uu])
@@ -255,18 +262,26 @@ def _unit_permutation_null(values, task, units, codes, strata, n_perm: int, rng,
     perms = np.empty((n_perm, n_u), dtype=np.int64)
     perms[:, by] = _within_task_permutations(level[by], stratum[by], n_perm, rng)
     q = np.zeros((len(values), n_perm))
-    lev_n = np.bincount(level, minlength=n_lev).astype(float)
-    for lo in range(0, n_perm, batch):
-        hi = min(lo + batch, n_perm)
-        onehot = np.zeros((n_u, hi - lo, n_lev))
-        onehot[np.arange(n_u)[:, None], np.arange(hi - lo)[None, :], perms[lo:hi].T] = 1.0
-        onehot = onehot.reshape(n_u, -1)
-        if gram:
-            inv_n = np.tile(np.where(lev_n > 0, 1.0 / np.maximum(lev_n, 1.0), 0.0), hi - lo)
+    if gram:
+        # Positions (i, j) inside each level's block of the units sorted by level.
+        starts = np.r_[0, np.cumsum(lev_n)[:-1]]
+        blk_i = np.concatenate([s + np.repeat(np.arange(n), n)
+                                for s, n in zip(starts, lev_n, strict=True)])
+        blk_j = np.concatenate([s + np.tile(np.arange(n), n)
+                                for s, n in zip(starts, lev_n, strict=True)])
+        weight = np.repeat(1.0 / np.maximum(lev_n, 1), np.square(lev_n))
+        step = max(1, 4_000_000 // max(block_pairs, 1))
+        for lo in range(0, n_perm, step):
+            order = np.argsort(perms[lo:lo + step], axis=1, kind="stable")
+            flat = order[:, blk_i] * n_u + order[:, blk_j]
             for i, g in enumerate(tables):
-                q[i, lo:hi] = ((g @ onehot) * onehot * inv_n).sum(axis=0).reshape(
-                    hi - lo, n_lev).sum(axis=1)
-        else:
+                q[i, lo:lo + step] = np.take(g.ravel(), flat) @ weight
+    else:
+        for lo in range(0, n_perm, batch):
+            hi = min(lo + batch, n_perm)
+            onehot = np.zeros((n_u, hi - lo, n_lev))
+            onehot[np.arange(n_u)[:, None], np.arange(hi - lo)[None, :], perms[lo:hi].T] = 1.0
+            onehot = onehot.reshape(n_u, -1)
             cell_n = present.T @ onehot  # (task, perm x level)
             inv_n = np.where(cell_n > 0, 1.0 / np.maximum(cell_n, 1.0), 0.0)
             for i, table in enumerate(tables):
@@ -510,7 +525,8 @@ def clustering_table(residuals, xc, task_idx, candidates: dict, *, alpha: float 
             obs, sst, *_ = _between(r, r, cell, t)
             obs_w, sst_w, *_ = _between(x * r, x * r, cell, t)
             (null_r, sst_r), (null_w, sst_wp) = _unit_permutation_null(
-                (r, x * r), t, np.asarray(units)[order], codes, strata, n_permutations, rng)
+                (r, x * r), t, np.asarray(units)[order], codes, strata, n_permutations, rng,
+                cache=perm_cache.setdefault(key, {}))
         stat = _share(obs, sst) + _share(obs_w, sst_w)
         null = _share(null_r, sst_r) + _share(null_w, sst_wp)
         p_value = (1 + np.count_nonzero(null >= stat - 1e-12 * abs(stat))) / (n_permutations + 1)

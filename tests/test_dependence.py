@@ -249,7 +249,9 @@ def _ols_table(design):
 
 def test_unit_permutation_null_is_the_statistic_under_relabelled_units():
     """The fast null (Gram / matrix products) equals the definition: permute the levels
-    over units, rebuild the cells, recompute the between-cell sums (complete and missing)."""
+    over units, rebuild the cells, recompute the between-cell sums. Complete data take
+    the Gram path (12 units x 20 tasks: sum_l N_l^2 <= 144 < 240), missing data the
+    matrix-product path."""
     from bayesslope.dependence import (
         _between,
         _cells,
@@ -258,7 +260,7 @@ def test_unit_permutation_null_is_the_statistic_under_relabelled_units():
     )
 
     rng = np.random.default_rng(seed(30))
-    n_units, n_tasks = 12, 5
+    n_units, n_tasks = 12, 20
     unit = np.repeat(np.arange(n_units), n_tasks)
     task = np.tile(np.arange(n_tasks), n_units)
     level = rng.integers(0, 3, n_units)
