@@ -371,7 +371,7 @@ def prepare_design(
         x_ref=float(x_ref),
         x_scale=float(np.std(x_arr)),
         y_scale=float(np.std(y_arr)) or 1.0,
-        columns={"x": x, "y": y, "task": task},
+        columns={"x": x, "y": y, "task": task, **_metric_names(frame)},
         n_dropped=n_dropped,
     )
     weak = design.weak_reasons()
@@ -388,3 +388,20 @@ def prepare_design(
             stacklevel=3,
         )
     return design
+
+
+def _metric_names(frame: pd.DataFrame) -> dict:
+    """``x_metric`` / ``y_metric`` when the frame names one metric for all its rows.
+
+    The bundled datasets carry these columns (e.g. ``lambada_openai_log_ppl``, ``acc``);
+    figures and reports label their axes with them. Several names (a y metric per task)
+    are not recorded: the axis then falls back to the column name.
+    """
+    out = {}
+    for col in ("x_metric", "y_metric"):
+        if col in frame.columns:
+            names = frame[col].dropna().unique()
+            if len(names) == 1 and isinstance(names[0], str):
+                out[col] = names[0]
+    return out
+

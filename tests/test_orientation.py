@@ -225,3 +225,16 @@ def test_row_order_gives_identical_draws(base_fit, shuffled_fit):
         )
     assert shuffled_fit.design.data_hash() == base_fit.design.data_hash()
     pd.testing.assert_frame_equal(shuffled_fit.summary(), base_fit.summary())
+
+
+def test_metric_names_recorded_when_one_per_frame():
+    import bayesslope as bs
+
+    df = bs.load_dataset("pythia")
+    cols = prepare_design(df, warn_weak=False).columns
+    assert (cols["x_metric"], cols["y_metric"]) == ("lambada_openai_log_ppl", "acc")
+    # Several y metrics (one per task): no single name to label an axis with.
+    mixed = df.assign(y_metric=np.where(df["task"] == "sciq", "acc_norm", "acc"))
+    cols = prepare_design(mixed, warn_weak=False).columns
+    assert cols["x_metric"] == "lambada_openai_log_ppl" and "y_metric" not in cols
+    assert "x_metric" not in prepare_design(df.drop(columns="x_metric"), warn_weak=False).columns
