@@ -409,6 +409,8 @@ def _report_matrix() -> None:
         res = json.loads(path.read_text())
         print(f"\nmatrix rates ({res['command']}), wall {res['wall_s'] / 60:.1f} min")
         for key, label in (("runs", "least-squares lines"), ("fit_runs", "fitted")):
+            if not res[key]:
+                continue
             runs = pd.DataFrame(res[key])
             for effect, grp in runs.groupby("icc_true"):
                 any_flag = grp["flagged"].map(bool)
@@ -480,7 +482,7 @@ def main(argv=None) -> int:
         res = run_inflation(args.sets, args.seed, args.scenarios, checkpoint=out,
                             resume=args.resume)
     res["command"] = ("python -m validation.dependence_calibration " + args.part
-                      + f" --sets {args.sets}"
+                      + (f" --sets {args.sets}" if args.part != "matrix_cost" else "")
                       + (f" --icc {args.icc}" if args.part in (
                           "rates", "matrix_rates", "matrix_inflation") else "")
                       + (f" --fits {args.fits}" if args.part == "matrix_rates" else "")
