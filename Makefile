@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
-.PHONY: venv demo test validate bench lint clean
+.PHONY: venv demo test validate bench lint docs clean
 
 venv: $(STAMP)
 
@@ -30,8 +30,14 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -c constraints-bench.txt -e ".[bench]"
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
+# The documentation site, into site/ (open site/index.html). --strict: a broken link or a
+# missing docstring target fails the build. The pages' code runs in tests/test_docs_examples.py.
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
 	$(PY) -m ruff check bayesslope tests
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache site
