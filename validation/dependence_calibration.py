@@ -489,7 +489,8 @@ def main(argv=None) -> int:
                       + (f" --scenarios {' '.join(args.scenarios)}"
                          if args.part in ("inflation", "predicted") else "")
                       + (f" --seed {args.seed}" if args.seed != SEED else "")
-                      + (f" --tag {args.tag}" if args.tag else ""))
+                      + (f" --tag {args.tag}" if args.tag else "")
+                      + (" --resume" if args.resume else ""))
     out.write_text(json.dumps(res, indent=0))
     report()
     return 0
