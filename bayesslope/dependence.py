@@ -807,7 +807,9 @@ def warn_dependence(table: pd.DataFrame, *, grouped: str | None = None,
                + f" (e.g. checkpoints of one model), fit with {args}.")
     else:
         fix = (f"The fit models group={grouped!r}; if {top!r} is what the {what} repeat, "
-               f"fit with {args} instead.")
+               f"fit with {args} instead; if its levels recur across the groups (as a "
+               f"training step does across models), the {what} share a pattern along "
+               f"{top!r} that the straight lines miss.")
     warnings.warn(
         f"residuals of {what} sharing {top!r} are correlated within {where}: ICC "
         f"{row['icc']:.2f} ({p_text}, permutation test over {len(table)} candidate "
