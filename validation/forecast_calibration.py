@@ -124,7 +124,7 @@ def one(seed: int, model: str, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     fit_s = time.time() - t0
     obs = predict(fit, held, kind="observation", ci_prob=CI, random_seed=seed)
     mean = predict(fit, held, kind="mean", ci_prob=CI, random_seed=seed)
-    out = held[["task", "where", "x"]].copy()
+    out = held[["task", "where", "x"] + (["n_eval"] if "n_eval" in held else [])].copy()
     out["seed"] = seed
     out["covered_obs"] = (held["y"] >= obs["eti90_lb"]) & (held["y"] <= obs["eti90_ub"])
     out["covered_mean"] = ((held["true_mean"] >= mean["eti90_lb"])
