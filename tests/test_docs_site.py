@@ -90,3 +90,66 @@ def test_a_broken_link_fails_the_build(tmp_path):
     res = _build(tmp_path / "site", config)
     assert res.returncode != 0
     assert "no_such_page.md" in res.stderr
+
+
+# -- the tutorials' tables are the records of their scripts ------------------------------------
+# docs/scripts/<page>.py writes docs/<page>.json; after a rerun the page must be updated too.
+
+
+def _record(name: str) -> dict:
+    import json
+
+    return json.loads((ROOT / "docs" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_olmo_page_table_matches_its_record():
+    rec = _record("olmo_loss_to_loss")
+    page = (ROOT / "docs" / "olmo_loss_to_loss.md").read_text(encoding="utf-8")
+    bands = list(rec["predictive_check"].values())
+    by_task = [{r["task"]: r for r in band} for band in bands]
+    assert len(by_task) == 3 and len(by_task[0]) == 10
+    for task in by_task[0]:
+        held, mid, far = (b[task] for b in by_task)
+        row = (f"| {task} | {held['coverage90']:.2f} | {mid['mean_error']:+.3f}, "
+               f"{mid['coverage90']:.2f} | {far['mean_error']:+.3f}, {far['coverage90']:.2f} |")
+        assert row in page, row
+    text = " ".join(page.split())   # the prose wraps lines
+    grouped = {s["task"]: s for s in rec["grouped"]["summary"]}
+    plain = {s["task"]: s for s in rec["plain"]["summary"]}
+    for task in ("dolma_reddit", "m2d2_s2orc", "wikitext_103", "dolma_stack"):
+        assert f"{grouped[task]['mean']:.3f}" in text, task
+    r = grouped["dolma_reddit"]
+    assert f"{r['mean']:.3f} (90% interval {r['eti90_lb']:.3f} to {r['eti90_ub']:.3f}" in text
+    for task in ("dolma_stack", "dolma_pes2o"):
+        assert (f"{plain[task]['mean']:.3f} instead of {grouped[task]['mean']:.3f}") in text
+    ratios = rec["sd_ratio_grouped_over_plain"].values()
+    assert f"{min(ratios):.1f} to {max(ratios):.1f} times smaller" in text
+
+
+def test_imagenet_page_tables_match_their_record():
+    rec = _record("imagenet_on_the_line")
+    page = (ROOT / "docs" / "imagenet_on_the_line.md").read_text(encoding="utf-8")
+
+    def cell(s):
+        return (f"{s['mean']:+.3f} ({s['eti90_lb']:+.3f} to {s['eti90_ub']:+.3f}), "
+                f"{s['p_negative']:.3f}")
+
+    pooled = {s["task"]: s for s in rec["pgd_pooled"]["summary"]}
+    grouped = {s["task"]: s for s in rec["pgd_grouped"]["summary"]}
+    for task in pooled:
+        row = f"| {task} | {cell(pooled[task])} | {cell(grouped[task])} |"
+        assert row in page, row
+    ols: dict = {}
+    for r in rec["pgd_ols"]:
+        ols.setdefault(r["model_type"], {})[r["task"]] = r
+    for kind, d in ols.items():
+        a, b = d["pgd.linf.eps2"], d["pgd.l2.eps0.5"]
+        if kind == "(pooled)":
+            row = f"| all models (pooled) | {a['n']} | | | {a['slope']:+.2f} | {b['slope']:+.2f} |"
+        else:
+            row = (f"| {kind} | {a['n']} | {a['x_mean']:.2f} | {a['y_mean']:.2f} | "
+                   f"{a['slope']:+.2f} | {b['slope']:+.2f} |")
+        assert row in page, row
+    text = " ".join(page.split())
+    for s in rec["natural"]["summary"]:
+        assert f"{s['mean']:.3f}" in text and f"{s['eti90_lb']:.3f} to {s['eti90_ub']:.3f}" in text
