@@ -30,6 +30,12 @@ looks for that trace, column by column:
    (:func:`variance_components`) and the generalized least-squares slope variance under
    them; the median over tasks. validation/DEPENDENCE.md measures how well it predicts the
    refits.
+
+The transfer matrix (:func:`check_transfer_dependence`) runs the same statistic with the
+pair in the role of the task, on columns that are properties of the units
+(:func:`unit_candidate_columns`) and on residuals standardized per pair
+(:func:`pair_residuals`); its null permutes the levels over units, the same permutation in
+every pair, because the pairs share their units.
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ Usage (repository root; results go to validation/results/dependence_<part>.json)
     nice -n 10 .venv/bin/python -m validation.dependence_calibration rates --sets 200
     nice -n 10 .venv/bin/python -m validation.dependence_calibration inflation --sets 6
 
+The transfer matrix (:func:`simulate_units`: checkpoint units of models, 5 tasks):
+``matrix_rates`` (false alarms and detection, least-squares lines and fits),
+``matrix_inflation`` (the factor against refits with ``group="model"``), ``matrix_cost``
+(share of a 992-pair fit) and ``matrix_pythia`` (the bundled demo as a matrix).
+
 ``report`` prints the summary tables of validation/DEPENDENCE.md from the JSON files.
 """
 
