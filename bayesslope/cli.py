@@ -1,4 +1,8 @@
-"""The ``bayesslope`` command: fit, matrix, report, datasets and demo.
+"""The ``bayesslope`` command: fit, matrix, report, datasets, demo and the question commands.
+
+``check-linearity`` (is the straight line adequate, task by task?
+:func:`bayesslope.linearity_check`) and ``forecast`` (does the fit predict held-out models?
+:func:`bayesslope.backtest`) write their tables as CSV, their figure and a short ``report.md``.
 
 A thin shell over the public API: each subcommand reads its input, checks every argument,
 column and the output path *before* any fitting, runs one library call and writes its files
@@ -9,17 +13,22 @@ line on stderr and exits with status 2 (argparse's convention), never a tracebac
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "REPORT_FILES"]
+__all__ = ["main", "build_parser", "REPORT_FILES", "LINEARITY_FILES", "FORECAST_FILES"]
 
 from .report import report_files, result_kind
 
 # The files `bayesslope fit` and `bayesslope demo` write into --out.
 REPORT_FILES = report_files("fit")
+# The files of the question commands (figures as PNG and PDF).
+LINEARITY_FILES = ("linearity.csv", "linearity.png", "linearity.pdf", "report.md")
+FORECAST_FILES = ("overall.csv", "by_task.csv", "rows.csv", "forecast.png", "forecast.pdf",
+                  "report.md")
 
 
 class UsageError(Exception):
@@ -66,6 +75,32 @@ def _probability(text: str) -> float:
         value = -1.0
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}")
+    return value
+
+
+def _shapes(text: str) -> tuple[str, ...]:
+    """``--shapes linear,hockey_stick``: known shape names, "linear" among them."""
+    from .linearity import LINEARITY_SHAPES
+
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in names if s not in LINEARITY_SHAPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown shape(s) {unknown}; choose among {', '.join(LINEARITY_SHAPES)}")
+    if "linear" not in names:
+        raise argparse.ArgumentTypeError(f"must include linear (the verdict compares it "
+                                         f"with the best shape), got {text!r}")
+    return names
+
+
+def _rope(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number (the half-width of the "
+                                         f"region of practical equivalence), got {text!r}")
     return value
 
 
@@ -274,6 +309,162 @@ def _datasets(args) -> int:
     return 0
 
 
+# -- question commands ---------------------------------------------------------------------
+
+def _question_kwargs(args, df) -> dict:
+    """Arguments of fit_hierarchical shared by check-linearity and forecast (columns checked)."""
+    n_eval = _column_or_number(df, args.n_eval, int, "--n-eval")
+    chance = _column_or_number(df, args.chance, float, "--chance")
+    columns = {"x": args.x, "y": args.y, "task": args.task, "group": args.group,
+               "n_eval": n_eval, "chance": chance}
+    if getattr(args, "unit", None) is not None:
+        columns["unit"] = args.unit
+    _check_columns(df, columns)
+    kw = dict(x=args.x, y=args.y, task=args.task, x_better=args.x_better,
+              y_better=args.y_better, group=args.group, random_seed=args.seed,
+              progressbar=_progress(args), draws=args.draws, tune=args.tune,
+              chains=args.chains, target_accept=args.target_accept)
+    if args.group is not None:
+        kw["group_nesting"] = args.group_nesting
+    for key, value in (("n_eval", n_eval), ("chance", chance)):
+        if value is not None:
+            kw[key] = value
+    return kw
+
+
+def _save_png_pdf(fig, out: Path, stem: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from .style import save_figure
+
+    save_figure(fig, out / f"{stem}.png", dpi=150)
+    save_figure(fig, out / f"{stem}.pdf")
+    plt.close(fig)
+
+
+def _written(out: Path, names) -> int:
+    print(f"wrote {len(names)} files to {out}: {', '.join(names)}")
+    return 0
+
+
+def _check_linearity(args) -> int:
+    import bayesslope as bs
+
+    from .report_format import Heading, Items, Table, Text, format_interval, format_sig, to_markdown
+
+    df = _read_csv(args.data)
+    kw = _question_kwargs(args, df)
+    shapes = args.shapes or (("linear", "sigmoid", "hockey_stick") if args.chance is not None
+                             else ("linear", "hockey_stick"))
+    from .linearity import _bounded, _resolve_shapes
+
+    resolved, _ = _resolve_shapes(shapes, _bounded(df, args.y))
+    if "sigmoid" in resolved and args.chance is None:  # said before the first line of output
+        raise UsageError("shape 'sigmoid' is the chance-floor model and needs --chance (a "
+                         "column or a number; 0 for no floor)")
+    out = _check_out(args.out, LINEARITY_FILES, args.overwrite)
+    print(f"Checking linearity on {args.data}: {len(df)} rows, {df[args.task].nunique()} "
+          f"tasks, shapes {', '.join(shapes)}")
+    chk = bs.linearity_check(df, shapes=shapes, rope=args.rope, ci_prob=args.ci_prob, **kw)
+    table = chk.table()
+    fig = chk.plot()
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "linearity.csv")
+    _save_png_pdf(fig, out, "linearity")
+
+    pct = f"{100 * args.ci_prob:g}%"
+    header = ("task", "n", "verdict", "best shape", "elpd linear - best", "slope",
+              f"{pct} interval", "straight over x")
+    rows = []
+    for task, r in table.iterrows():
+        diff = f"{format_sig(r['elpd_diff'])} ± {format_sig(r['elpd_diff_se'])}"
+        span = ("" if math.isnan(r["linear_x_lo"])
+                else format_interval(r["linear_x_lo"], r["linear_x_hi"]))
+        rows.append((str(task), str(int(r["n"])), str(r["verdict"]), str(r["best"]), diff,
+                     format_sig(r["slope_mean"]), format_interval(r["slope_lb"], r["slope_ub"]),
+                     span))
+    counts = table["verdict"].value_counts()
+    blocks = [
+        Heading("Is the straight line adequate? (bayesslope check-linearity)", 1),
+        Text(f"`{args.data}`: {len(df)} rows, {len(table)} tasks; x = `{args.x}`, "
+             f"y = `{args.y}`; shapes fitted: {', '.join(chk.shapes)}"
+             + (f" (sigmoid replaced by {chk.substituted['sigmoid']}: y is not in [0, 1])"
+                if chk.substituted else "")
+             + (f"; rows grouped by `{args.group}` ({args.group_nesting})"
+                if args.group else "") + "."),
+        Text("Verdict per task: \"linear\" when the straight line's PSIS-LOO elpd is within 2 "
+             "standard errors of the best shape's, \"flat\" when the slope's interval lies "
+             "inside the ROPE, else the best shape's name. \"Straight over x\" is where the "
+             "line holds (beyond the hockey stick's threshold when it wins)."),
+        Items(tuple(f"{v}: {n} task{'s' if n != 1 else ''}" for v, n in counts.items())),
+        Table(header, tuple(rows), numeric=frozenset({1, 4, 5, 6, 7})),
+        Text("Full table: `linearity.csv`; figure: `linearity.png` / `linearity.pdf`. "
+             f"Sampler: {args.chains} chains x {args.draws} draws ({args.tune} tuning), "
+             f"seed {args.seed}. Tasks with high Pareto k are counted in the "
+             "`n_k_high_<shape>` columns of the CSV."),
+    ]
+    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    width = max(len(str(t)) for t in table.index)
+    for task, r in table.iterrows():
+        print(f"{task!s:<{width}}  {r['verdict']}")
+    return _written(out, LINEARITY_FILES)
+
+
+def _forecast(args) -> int:
+    import bayesslope as bs
+
+    from .report_format import Heading, Table, Text, format_sig, to_markdown
+
+    df = _read_csv(args.data)
+    kw = _question_kwargs(args, df)
+    for key in ("link", "likelihood"):
+        if getattr(args, key) is not None:
+            kw[key] = getattr(args, key)
+    out = _check_out(args.out, FORECAST_FILES, args.overwrite)
+    # The hold-out is checked before the fit (bs.backtest would too, after preparing it).
+    from .backtesting import holdout_mask
+    from .data import prepare_design
+
+    design = prepare_design(df, x=args.x, y=args.y, task=args.task, x_better=args.x_better,
+                            y_better=args.y_better, warn_weak=False)
+    mask = holdout_mask(df, args.holdout, x=args.x, unit=args.unit,
+                           x_better=design.x_better)
+    print(f"Forecasting {int(mask.sum())} held-out rows of {args.data} ({args.holdout}"
+          + (f" by {args.unit}" if args.unit else "") + f") from the other {int((~mask).sum())}")
+    res = bs.backtest(df, holdout=args.holdout, unit=args.unit, ci_prob=args.ci_prob, **kw)
+    fig = res.plot(random_seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    res.overall.to_csv(out / "overall.csv")
+    res.by_task.to_csv(out / "by_task.csv")
+    res.rows.to_csv(out / "rows.csv")
+    _save_png_pdf(fig, out, "forecast")
+
+    pct = f"{100 * args.ci_prob:g}%"
+    header = ("method", "n", f"{pct} coverage", "MAE", "mean relative error",
+              "mean interval width")
+    rows = tuple((str(m), str(int(r["n"])), format_sig(r["coverage"]), format_sig(r["mae"]),
+                  format_sig(r["mare"]), format_sig(r["mean_width"]))
+                 for m, r in res.overall.iterrows())
+    blocks = [
+        Heading("Does the fit forecast held-out models? (bayesslope forecast)", 1),
+        Text(f"`{args.data}`: held out `{args.holdout}`"
+             + (f" (whole `{args.unit}` units)" if args.unit else "")
+             + f", {len(res.rows)} rows; fitted on the other {int((~res.holdout).sum())}. "
+             "`bayes` is the hierarchical fit's posterior predictive interval; `linear` and "
+             "`sigmoid` are per-task least-squares baselines on the same training rows."),
+        Table(header, rows, numeric=frozenset({1, 2, 3, 4, 5})),
+        Text(f"A calibrated forecast covers about {pct} of the held-out scores. Per task: "
+             "`by_task.csv`; per held-out row: `rows.csv`; figure: `forecast.png` / "
+             f"`forecast.pdf`. Sampler: {args.chains} chains x {args.draws} draws "
+             f"({args.tune} tuning), seed {args.seed}."),
+    ]
+    if res.notes:
+        blocks.append(Text("Baseline notes: " + "; ".join(res.notes)))
+    (out / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    print(res.overall[["n", "coverage", "mae", "mean_width"]].to_string(float_format="%.4g"))
+    return _written(out, FORECAST_FILES)
+
+
 # -- the parser --------------------------------------------------------------------------------
 
 _EXAMPLES = {
@@ -295,6 +486,18 @@ _EXAMPLES = {
   bayesslope datasets                                 # the table of bundled datasets
   bayesslope datasets export pythia --out pythia.csv  # one of them as CSV
   bayesslope datasets readme pythia                   # its provenance, license and caveats""",
+    "check-linearity": """examples:
+  bayesslope datasets export pythia --out pythia.csv
+  bayesslope check-linearity pythia.csv --x x --y y --task task --group model \\
+      --group-nesting nested --rope 0.01 --out pythia-linearity
+  bayesslope check-linearity pythia.csv --chance chance --n-eval n_eval_examples \\
+      --shapes linear,sigmoid,hockey_stick --group model --out pythia-shapes""",
+    "forecast": """examples:
+  bayesslope datasets export pythia --out pythia.csv
+  bayesslope forecast pythia.csv --holdout best:2 --unit model --group model \\
+      --group-nesting nested --out pythia-forecast
+  bayesslope forecast scores.csv --x loss --y acc --task benchmark --holdout 'best:20%' \\
+      --out forecast --overwrite""",
     "demo": """examples:
   bayesslope demo                       # writes demo-output/
   bayesslope demo --out d --overwrite --draws 500""",
@@ -326,6 +529,30 @@ def _add_sampling_args(cmd: argparse.ArgumentParser, *, out_default: str | None 
                      help="NUTS target acceptance (default 0.9; raise it on divergences)")
     cmd.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on when run interactively)")
+
+
+def _add_question_args(cmd: argparse.ArgumentParser) -> None:
+    """The data options of check-linearity and forecast (as for 'fit')."""
+    cmd.add_argument("data", help="CSV file, one row per (model or checkpoint) x task")
+    cmd.add_argument("--x", default="x", help="column of the upstream score (default x)")
+    cmd.add_argument("--y", default="y", help="column of the downstream score (default y)")
+    cmd.add_argument("--task", default="task", help="column of the task (default task)")
+    cmd.add_argument("--x-better", choices=("lower", "higher"), default=None,
+                     help="direction in which x is better (default: the data's "
+                          "x_higher_is_better column, else lower)")
+    cmd.add_argument("--y-better", choices=("lower", "higher"), default=None,
+                     help="direction in which y is better (default: the data's "
+                          "y_higher_is_better column, else higher)")
+    cmd.add_argument("--group", default=None,
+                     help="column of the unit the rows repeat (e.g. model), partially pooled")
+    cmd.add_argument("--group-nesting", choices=("crossed", "nested"), default="crossed",
+                     help="with --group: crossed (default) or nested (checkpoints of a model)")
+    cmd.add_argument("--chance", default=None, metavar="COLUMN_OR_NUMBER",
+                     help="chance accuracy (floor): a column or one number")
+    cmd.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
+                     help="test-set size behind each score: a column or one number")
+    cmd.add_argument("--ci-prob", type=_probability, default=0.9,
+                     help="probability of the intervals (default 0.9)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,6 +642,45 @@ def build_parser() -> argparse.ArgumentParser:
     readme = actions.add_parser("readme", help="print a dataset's README")
     readme.add_argument("name", help="dataset name (see 'bayesslope datasets')")
     datasets.set_defaults(run=_datasets, action="list")
+
+    check = sub.add_parser(
+        "check-linearity", help="is the straight line adequate, task by task? (PSIS-LOO)",
+        description="Fit the straight line and alternative shapes with bs.linearity_check and "
+                    "compare them per task by PSIS-LOO; write linearity.csv (the verdict "
+                    "table), the figure (linearity.png/.pdf) and report.md.",
+        epilog=_EXAMPLES["check-linearity"])
+    _add_question_args(check)
+    check.add_argument("--shapes", type=_shapes, default=None, metavar="SHAPE,SHAPE",
+                       help="shapes to compare, 'linear' among them: linear, sigmoid (needs "
+                            "--chance), hockey_stick, quadratic (default linear,hockey_stick, "
+                            "plus sigmoid with --chance)")
+    check.add_argument("--rope", type=_rope, default=None,
+                       help="half-width of the region of practical equivalence of the slope: "
+                            "a task whose interval lies inside it is 'flat'")
+    _add_sampling_args(check)
+    check.set_defaults(run=_check_linearity)
+
+    forecast = sub.add_parser(
+        "forecast", help="fit without held-out models, forecast them, score against baselines",
+        description="Run bs.backtest: fit without the held-out rows, predict them, and score "
+                    "the forecast's intervals and errors beside two least-squares baselines; "
+                    "write overall.csv, by_task.csv, rows.csv, the figure "
+                    "(forecast.png/.pdf) and report.md.",
+        epilog=_EXAMPLES["forecast"])
+    _add_question_args(forecast)
+    forecast.add_argument("--holdout", required=True, metavar="RULE_OR_COLUMN",
+                          help="rows to hold out: a rule best:K, worst:K, lowest_x:K, "
+                               "highest_x:K (or K%%) ranking --unit, or a boolean column")
+    forecast.add_argument("--unit", default=None,
+                          help="column of the unit a rule holds out whole (e.g. model); "
+                               "default: each distinct x value")
+    forecast.add_argument("--link", choices=("identity", "logit", "probit"), default=None,
+                          help="link of the mean score (as for 'fit')")
+    forecast.add_argument("--likelihood", default=None,
+                          choices=("normal", "student_t", "binomial", "beta_binomial"),
+                          help="observation model (as for 'fit')")
+    _add_sampling_args(forecast)
+    forecast.set_defaults(run=_forecast)
 
     demo = sub.add_parser("demo", help="fit the bundled Pythia data and write a report",
                           description="Fit the grouped model of the README's quickstart to "

@@ -58,6 +58,9 @@ def files(tmp_path):
     (tmp_path / "notes.txt").write_text("keep")
     (tmp_path / "existing").mkdir()
     (tmp_path / "existing" / "summary.csv").write_text("keep")
+    (tmp_path / "existing" / "by_task.csv").write_text("keep")
+    (tmp_path / "existing_lin").mkdir()
+    (tmp_path / "existing_lin" / "report.md").write_text("keep")
     return tmp_path
 
 
@@ -129,6 +132,42 @@ USER_ERRORS = [
      r"the folder of --out '.*x\.csv' does not exist$"),
     (["datasets", "readme", "nope"], r"^bayesslope datasets readme: error: unknown dataset"),
     (["frob"], r"^bayesslope: error: argument command: invalid choice: 'frob'"),
+    # check-linearity
+    (["check-linearity", "{d}/nothere.csv", "--out", "{d}/o"],
+     r"^bayesslope check-linearity: error: data file '.*nothere\.csv' does not exist$"),
+    (["check-linearity", "{d}/tidy.csv", "--group", "family", "--out", "{d}/o"],
+     r"^bayesslope check-linearity: error: missing column\(s\) \['family'\]; .*"
+     r"\(from --group 'family'\)$"),
+    (["check-linearity", "{d}/tidy.csv", "--shapes", "linear,spline", "--out", "{d}/o"],
+     r"argument --shapes: unknown shape\(s\) \['spline'\]; choose among linear, sigmoid"),
+    (["check-linearity", "{d}/tidy.csv", "--shapes", "hockey_stick", "--out", "{d}/o"],
+     r"argument --shapes: must include linear"),
+    (["check-linearity", "{d}/tidy.csv", "--shapes", "linear,sigmoid", "--out", "{d}/o"],
+     r"^bayesslope check-linearity: error: shape 'sigmoid' is the chance-floor model and "
+     r"needs --chance \(a column or a number; 0 for no floor\)$"),
+    (["check-linearity", "{d}/tidy.csv", "--rope", "-0.1", "--out", "{d}/o"],
+     r"argument --rope: must be a positive number"),
+    (["check-linearity", "{d}/tidy.csv", "--ci-prob", "90", "--out", "{d}/o"],
+     r"argument --ci-prob: must be a number in \(0, 1\), got '90'$"),
+    (["check-linearity", "{d}/tidy.csv", "--out", "{d}/notes.txt"],
+     r"--out '.*notes\.txt' is an existing file, not a folder"),
+    (["check-linearity", "{d}/tidy.csv", "--out", "{d}/existing_lin"],
+     r"already holds a report \(report\.md\); pass --overwrite"),
+    # forecast
+    (["forecast", "{d}/tidy.csv", "--out", "{d}/o"],
+     r"^bayesslope forecast: error: the following arguments are required: --holdout$"),
+    (["forecast", "{d}/tidy.csv", "--holdout", "best:2", "--unit", "family", "--out", "{d}/o"],
+     r"^bayesslope forecast: error: missing column\(s\) \['family'\]; .*"
+     r"\(from --unit 'family'\)$"),
+    (["forecast", "{d}/tidy.csv", "--holdout", "biggest:2", "--unit", "model", "--out",
+      "{d}/o"],
+     r"^bayesslope forecast: error: holdout='biggest:2' is neither a column nor a rule"),
+    (["forecast", "{d}/tidy.csv", "--holdout", "best:12", "--unit", "model", "--out",
+      "{d}/o"], r"^bayesslope forecast: error: rule 'best:12' would hold out all 12 units$"),
+    (["forecast", "{d}/tidy.csv", "--holdout", "best:2", "--link", "cloglog", "--out",
+      "{d}/o"], r"argument --link: invalid choice: 'cloglog'"),
+    (["forecast", "{d}/tidy.csv", "--holdout", "best:2", "--out", "{d}/existing"],
+     r"already holds a report \(by_task\.csv\); pass --overwrite"),
 ]
 
 
@@ -146,8 +185,18 @@ def test_overwrite_lets_the_fit_start(no_sampling, files):
         main(["fit", str(files / "tidy.csv"), "--out", str(files / "existing"), "--overwrite"])
 
 
+def test_overwrite_lets_the_question_commands_start(no_sampling, files):
+    with pytest.raises(Sampled):
+        main(["check-linearity", str(files / "tidy.csv"), "--out", str(files / "existing_lin"),
+              "--overwrite"])
+    with pytest.raises(Sampled):
+        main(["forecast", str(files / "tidy.csv"), "--holdout", "best:2", "--unit", "model",
+              "--out", str(files / "existing"), "--overwrite"])
+
+
 def test_help_has_examples(capsys):
-    for command in ("fit", "matrix", "report", "datasets", "demo"):
+    for command in ("fit", "matrix", "report", "datasets", "demo", "check-linearity",
+                    "forecast"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -249,7 +298,7 @@ def test_fit_then_report_from_a_shell(files):
     assert "pass --overwrite" in again.stderr
     # Nothing was written beside the two --out folders.
     assert sorted(p.name for p in files.iterdir()) == sorted(
-        ["tidy.csv", "long.csv", "notes.txt", "existing", "d", "e"])
+        ["tidy.csv", "long.csv", "notes.txt", "existing", "existing_lin", "d", "e"])
 
 
 def test_matrix_then_report(capsys, files):
@@ -274,3 +323,69 @@ def test_matrix_then_report(capsys, files):
     assert sorted(p.name for p in (files / "mr").iterdir()) == sorted(
         report_files("matrix", save_result=False))
     assert (files / "mr" / "summary.csv").read_text() == (out / "summary.csv").read_text()
+
+
+# -- the question commands, real (short) runs on 2 tasks -------------------------------------
+
+TINY = ["--draws", "60", "--tune", "60", "--chains", "2"]
+
+
+@pytest.fixture
+def two_tasks(tmp_path):
+    df = bs.load_dataset("pythia")
+    df = df[df["task"].isin(["arc_easy", "sciq"])].reset_index(drop=True)
+    df.to_csv(tmp_path / "two.csv", index=False)
+    return tmp_path, df
+
+
+def test_check_linearity_writes_table_figure_report(capsys, two_tasks):
+    root, df = two_tasks
+    out = root / "lin"
+    argv = ["check-linearity", str(root / "two.csv"), "--group", "model", "--group-nesting",
+            "nested", "--shapes", "linear,hockey_stick", "--rope", "0.01", *TINY, "--seed",
+            str(seed(181)), "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted(cli.LINEARITY_FILES)
+    assert sorted(p.name for p in root.iterdir()) == ["lin", "two.csv"]
+    table = pd.read_csv(out / "linearity.csv", index_col="task")
+    assert sorted(table.index) == ["arc_easy", "sciq"]
+    assert (table["n"] == 164).all()
+    assert {"elpd_linear", "elpd_hockey_stick", "x0_mean"} <= set(table.columns)
+    assert set(table["verdict"]) <= {"linear", "flat", "hockey_stick"}
+    assert (table["elpd_diff"] <= 0).all()
+    assert (out / "linearity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "linearity.pdf").read_bytes()[:5] == b"%PDF-"
+    md = (out / "report.md").read_text()
+    for task, r in table.iterrows():  # each task's row carries the CSV's verdict
+        assert re.search(rf"^\| {task} \| 164 \| {r['verdict']} \| {r['best']} \|", md,
+                         re.MULTILINE), md
+    assert "rows grouped by `model` (nested)" in md
+
+
+def test_forecast_writes_scores_and_figure(capsys, two_tasks):
+    root, df = two_tasks
+    out = root / "fc"
+    argv = ["forecast", str(root / "two.csv"), "--holdout", "best:2", "--unit", "model",
+            "--group", "model", "--group-nesting", "nested", *TINY, "--seed", str(seed(182)),
+            "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == sorted(cli.FORECAST_FILES)
+    assert sorted(p.name for p in root.iterdir()) == ["fc", "two.csv"]
+    # The two models with the lowest (best) loss over their checkpoints, held out whole.
+    best = df.groupby("model")["x"].min().nsmallest(2).index
+    held = df[df["model"].isin(best)]
+    rows = pd.read_csv(out / "rows.csv", index_col=0)
+    assert sorted(rows.index) == sorted(held.index)
+    overall = pd.read_csv(out / "overall.csv", index_col="method")
+    assert list(overall.index) == ["bayes", "linear", "sigmoid"]
+    assert (overall["n"] == len(held)).all()
+    assert overall["coverage"].between(0, 1).all()
+    by_task = pd.read_csv(out / "by_task.csv", index_col=["task", "method"])
+    assert by_task["n"].groupby(level="method").sum().to_dict() == overall["n"].to_dict()
+    # The Bayesian coverage equals the share of held-out rows inside the written intervals.
+    lb, ub = (c for c in rows.columns if c.startswith("bayes_eti"))
+    inside = rows["actual"].between(rows[lb], rows[ub])
+    assert overall.loc["bayes", "coverage"] == pytest.approx(inside.mean())
+    assert (out / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "report.md").read_text()
+    assert f"{len(held)} rows" in md and "| bayes |" in md
