@@ -403,6 +403,15 @@ class TransferFit:
 
         return plot_ranks(self, ax=ax, **kwargs)
 
+    def plot_condition_differences(self, ax=None, **kwargs):
+        """Each condition's population slope minus the reference's, with P(> 0).
+
+        See :func:`bayesslope.plot_conditions.plot_condition_differences`.
+        """
+        from .plot_conditions import plot_condition_differences
+
+        return plot_condition_differences(self, ax=ax, **kwargs)
+
     # -- posterior predictive checks (bayesslope.checks, arviz-stats underneath) ------
     def plot_ppc(self, *, task=None, ci_prob: float = 0.9, random_seed=None, **kwargs):
         """Data against posterior predictive intervals per task. See checks.plot_ppc."""

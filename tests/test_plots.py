@@ -544,3 +544,75 @@ def test_styles_leave_global_settings_alone(fit8):
         plot_slopes(fit8, style="poster")
     assert set(bstyle.COLORS[r] for r in ("fit", "negative", "positive")) <= set(
         bstyle.PALETTE)  # Okabe-Ito: colorblind-safe roles
+
+
+# -- condition differences ------------------------------------------------------------------
+
+
+def _with_conditions(fit, mu_diffs, sd=0.01, k=0):
+    """``fit`` with made-up ``slope_mu_condition`` draws: the reference 'base' at
+    ``slope_mu`` and each further condition shifted by its entry of ``mu_diffs``."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed(320 + k))
+    post = fit.posterior["posterior"].to_dataset()
+    C, D = post.sizes["chain"], post.sizes["draw"]
+    base = post["slope_mu"].values
+    cols = [base] + [base + m + sd * rng.standard_normal((C, D)) for m in mu_diffs.values()]
+    names = ["base", *mu_diffs]
+    post = post.assign(slope_mu_condition=(("chain", "draw", "condition"),
+                                           np.stack(cols, axis=-1))).assign_coords(
+        condition=names)
+    tree = xr.DataTree.from_dict({"posterior": post})
+    return bs.TransferFit(posterior=tree, design=fit.design, spec=fit.spec,
+                          variants=fit.variants)
+
+
+def test_condition_differences_content(fit8):
+    # Far above 0, far below, and straddling 0 (so P(> 0) is strictly between 0 and 1).
+    diffs = {"5-shot": 0.05, "deduped": -0.05, "distilled_from_a_much_larger_teacher": 0.002}
+    fit = _with_conditions(fit8, diffs, sd=0.01)
+    fig = fit.plot_condition_differences(ci_prob=0.8)
+    ax = fig.axes[0]
+    # One row per non-reference condition, the first on top; the reference in the x label.
+    labels = sorted(((t.get_position()[1], t.get_text()) for t in ax.get_yticklabels()),
+                    reverse=True)
+    assert [text for _, text in labels] == ["5-shot", "deduped",  # long names cut at 28
+                                            "distilled_from_a_much_large\u2026"]
+    assert "base" in ax.get_xlabel()
+    draws = fit.posterior["posterior"]["slope_mu_condition"].values.reshape(-1, 4)
+    right = ax.child_axes[0]  # the secondary y axis on the right
+    p_text = sorted(((t.get_position()[1], t.get_text()) for t in right.get_yticklabels()),
+                    reverse=True)
+    for j, name in enumerate(diffs, start=1):
+        d = draws[:, j] - draws[:, 0]
+        lines = {ln.get_gid(): ln for ln in ax.get_lines() if ln.get_gid()}
+        lo, hi = lines[f"interval:{name}"].get_xdata()
+        mean = lines[f"mean:{name}"].get_xdata()[0]
+        assert lo <= mean <= hi
+        assert mean == pytest.approx(d.mean())
+        np.testing.assert_allclose([lo, hi], np.quantile(d, [0.1, 0.9]))
+        text = p_text[j - 1][1]
+        p = (d > 0).mean()
+        if text.startswith("P(> 0) = "):
+            assert float(text.removeprefix("P(> 0) = ")) == pytest.approx(p, abs=5e-4)
+        else:
+            assert (text == "P(> 0) > 0.999" and p > 0.999) or (
+                text == "P(> 0) < 0.001" and p < 0.001), text
+    # 0.05 is 5 sd above 0: P(> 0) prints as "> 0.999"; -0.05 as "< 0.001".
+    assert [t for _, t in p_text[:2]] == ["P(> 0) > 0.999", "P(> 0) < 0.001"]
+    assert p_text[2][1].startswith("P(> 0) = ")
+    # One density per condition, each starting from its row.
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 3
+    assert not overlapping(fig)
+
+
+def test_condition_differences_ax_style_and_errors(fit8):
+    fit = _with_conditions(fit8, {"5-shot": 0.02}, k=1)
+    fig, ax = plt.subplots()
+    assert fit.plot_condition_differences(ax=ax) is fig
+    paper = fit.plot_condition_differences(style="one-column")
+    assert paper.get_size_inches()[0] == pytest.approx(bstyle.WIDTHS["one-column"])
+    assert not overlapping(paper)
+    with pytest.raises(ValueError, match="no conditions"):
+        fit8.plot_condition_differences()
