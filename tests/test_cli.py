@@ -194,6 +194,19 @@ def test_overwrite_lets_the_question_commands_start(no_sampling, files):
               "--out", str(files / "existing"), "--overwrite"])
 
 
+def test_forecast_holdout_may_be_a_boolean_column(capsys, no_sampling, files):
+    # 'deduped' (True/False) names the rows to hold out: accepted, so sampling starts.
+    deduped = pd.read_csv(files / "tidy.csv")["deduped"]
+    assert deduped.dtype == bool
+    with pytest.raises(Sampled):
+        main(["forecast", str(files / "tidy.csv"), "--holdout", "deduped", "--out",
+              str(files / "o")])
+    out = capsys.readouterr().out
+    assert f"Forecasting {deduped.sum()} held-out rows" in out
+    assert f"from the other {(~deduped).sum()}" in out
+    assert not (files / "o").exists()
+
+
 def test_help_has_examples(capsys):
     for command in ("fit", "matrix", "report", "datasets", "demo", "check-linearity",
                     "forecast"):
