@@ -92,11 +92,19 @@ class TransferDesign:
         return len(self.x)
 
     @property
+    def x_sign(self) -> float:
+        """+1 when higher x is better, -1 when lower is."""
+        return 1.0 if self.x_better == "higher" else -1.0
+
+    @property
+    def y_sign(self) -> np.ndarray:
+        """Per task: +1 when higher y is better, -1 when lower is."""
+        return np.array([1.0 if b == "higher" else -1.0 for b in self.y_better])
+
+    @property
     def task_sign(self) -> np.ndarray:
         """Orientation sign per task: transfer slope = sign * (dy/dx in data units)."""
-        sx = 1.0 if self.x_better == "higher" else -1.0
-        sy = np.array([1.0 if b == "higher" else -1.0 for b in self.y_better])
-        return sx * sy
+        return self.x_sign * self.y_sign
 
     @property
     def xc(self) -> np.ndarray:

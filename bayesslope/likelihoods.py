@@ -88,15 +88,21 @@ def shape_term(xc, design, tidx, x0=None, curvature=None, xp=np):
     """The covariate part of the mean function on the link scale, before the slope.
 
     Returns ``(g, extra)`` with ``eta = intercept + slope * g + extra``: ``g = xc`` and
-    ``extra = 0`` for the straight line; ``g = h_w(xc - s_t (x0_t - x_ref))`` for the
-    hockey stick (``x0`` the thresholds per observation, data units); ``extra = q xc^2``
-    for the quadratic (``curvature`` per observation). Shared by the PyMC model
+    ``extra = 0`` for the straight line; ``g = s^y_t h_w(s_x (x - x0_t))`` for the hockey
+    stick (``x0`` the thresholds per observation, data units); ``extra = q xc^2`` for the
+    quadratic (``curvature`` per observation). Shared by the PyMC model
     (``xp=pytensor.tensor``) and the numpy side.
+
+    The hockey stick is flat while x is *worse* than ``x0`` (``s_x (x - x0) < 0``, whatever
+    y's orientation: weak models sit at the floor - chance for accuracies, the worst loss
+    for losses) and moves in y's better direction at the oriented slope past it. With
+    ``xc = s_x s^y_t (x - x_ref)``: ``s_x (x - x0) = s^y_t xc - s_x (x0 - x_ref)``.
     """
     g, extra = xc, 0.0
     if x0 is not None:
-        sign = design.task_sign[tidx]
-        g = smooth_hinge(xc - sign * (x0 - design.x_ref), hinge_width(design.x), xp)
+        sy = design.y_sign[tidx]
+        u = sy * xc - design.x_sign * (x0 - design.x_ref)
+        g = sy * smooth_hinge(u, hinge_width(design.x), xp)
     if curvature is not None:
         extra = curvature * xc * xc
     return g, extra

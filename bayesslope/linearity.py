@@ -300,7 +300,7 @@ def _task_table(fits: dict, loos: dict, rope, ci_prob: float) -> pd.DataFrame:
     whole = np.isin(verdict, ["linear", "flat"])
     lo[whole], hi[whole] = xmin[whole], xmax[whole]
     if "hockey_stick" in fits:
-        up = d.task_sign > 0  # higher x is better: linear beyond the upper bound
+        up = d.x_sign > 0  # higher x is better: linear beyond the threshold's upper bound
         start = np.where(up, np.maximum(out["x0_ub"], xmin), xmin)
         stop = np.where(up, xmax, np.minimum(out["x0_lb"], xmax))
         part = ~whole & (start < stop)

@@ -409,7 +409,8 @@ def _block_draws(fit, rows: _Rows, P: _Params, sl: slice, kind: str, rng) -> np.
     g, extra = xc, 0.0
     if "x0" in P.shape:  # hockey stick: see likelihoods.shape_term
         x0 = P.shape["x0"][t]
-        g = smooth_hinge(xc - rows.task_sign[sl][:, None] * (x0 - d.x_ref), hinge_width(d.x))
+        sy = rows.task_sign[sl][:, None] * d.x_sign
+        g = sy * smooth_hinge(sy * xc - d.x_sign * (x0 - d.x_ref), hinge_width(d.x))
     if "curvature" in P.shape:
         extra = P.shape["curvature"][t] * xc * xc
     eta = a + b * g + extra
@@ -578,18 +579,16 @@ def _oriented_inverse(fit, a, b, e, tidx, post) -> np.ndarray:
     d = fit.design
     sy = np.array([1.0 if b_ == "higher" else -1.0 for b_ in d.y_better])[tidx]
     if "x0" in post:
-        # eta = a + b h_w(xc - c) with h_w the smooth hinge, strictly increasing from 0
-        # (so eta from a) to infinity: one crossing when b > 0 and the target is above a.
-        c = d.task_sign[tidx] * (_draws(post, "x0")[:, tidx] - d.x_ref)
+        # s_y eta = s_y a + b h_w(t - c), c = s_x (x0 - x_ref), h_w the smooth hinge rising
+        # from 0 to infinity: one crossing when b > 0 and the target is better than the
+        # plateau a (r > 0). A target no better than the plateau (the worst level) is
+        # reached at every x.
+        c = d.x_sign * (_draws(post, "x0")[:, tidx] - d.x_ref)
         w = hinge_width(d.x)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = (e - a) / b
+            r = sy * (e - a) / b
         above = r > 0
-        xc = c + w * _log_expm1(np.where(above, r, 1.0) / w)
-        # Target at or below the plateau a: every x reaches it when higher y is better,
-        # none when lower y is better (eta > a >= target everywhere).
-        flat = np.where(sy > 0, -np.inf, np.inf)
-        t = np.where(above, sy * xc, flat)
+        t = np.where(above, c + w * _log_expm1(np.where(above, r, 1.0) / w), -np.inf)
         return np.where(b > 0, t, np.inf)
     rhs = sy * (e - a)
     if "curvature" in post:
@@ -608,10 +607,10 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     (``u = target`` under the identity link), ``s_t`` the orientation sign:
 
     * straight line: ``x* = x_ref + s_t (g(u) - intercept_t) / slope_t``;
-    * hockey stick (``eta = a + b h_w(xc - s_t (x0 - x_ref))``, ``h_w`` the smooth hinge):
-      ``x* = x0 + s_t w log(exp(r / w) - 1)`` with ``r = (g(u) - a) / b``. A target at or
-      below the plateau ``a`` is reached at every x (``x* = -inf`` in the better
-      direction) when higher scores are better;
+    * hockey stick (``eta = a + s_y b h_w(s_x (x - x0))``, ``h_w`` the smooth hinge,
+      ``s_x``, ``s_y`` the orientations of x and y): ``x* = x0 + s_x w log(exp(r / w) - 1)``
+      with ``r = s_y (g(u) - a) / b``. A target no better than the plateau ``a`` (the worst
+      level) is reached at every x (``x* = -inf`` in the better direction);
     * quadratic (``eta = a + b xc + q xc^2``): not monotone, so ``x*`` is the root on the
       *rising branch*, where the mean increases as x improves (beyond the vertex when the
       curve is convex in the better direction, before it when concave). A concave curve

@@ -139,6 +139,31 @@ def test_numpy_loglik_matches_pymc_hockey_stick():
     np.testing.assert_allclose(ll_np, ll_pymc, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("x_better", ["higher", "lower"])
+@pytest.mark.parametrize("y_better", ["higher", "lower"])
+def test_hockey_stick_is_flat_where_x_is_worse_than_the_threshold(x_better, y_better):
+    """The definition (issue 15): flat at the floor while x is worse than x0, then moving in
+    y's better direction at the oriented slope, for every orientation of x and y (for a
+    loss as y the floor is the worst loss, not the best)."""
+    from bayesslope.likelihoods import hinge_width, shape_term
+
+    x = np.tile(np.linspace(0.0, 10.0, 41), 2)
+    df = pd.DataFrame({"task": np.repeat(["t1", "t2"], 41), "x": x, "y": 0.0})
+    design = prepare_design(df, x_better=x_better, y_better=y_better, warn_weak=False)
+    a, b, x0 = 0.3, 0.7, 5.0
+    g, _ = shape_term(design.xc, design, design.task_idx, x0=np.full(x.size, x0))
+    eta = a + b * g
+    sx = 1.0 if x_better == "higher" else -1.0
+    sy = 1.0 if y_better == "higher" else -1.0
+    far = 15 * hinge_width(design.x)   # softplus within 1e-7 of its limits
+    worse, better = sx * (x - x0) < -far, sx * (x - x0) > far
+    np.testing.assert_allclose(eta[worse], a, atol=1e-6)                   # the floor
+    np.testing.assert_allclose(eta[better], a + sy * b * sx * (x[better] - x0), atol=1e-6)
+    # past the threshold, each step that improves x improves y (in y's better direction)
+    first = better & (design.task_idx == 0)
+    assert (sy * np.diff(eta[first][:: int(sx)]) > 0).all()
+
+
 def test_smooth_hinge_limits():
     u = np.array([-10.0, 0.0, 10.0])
     np.testing.assert_allclose(smooth_hinge(u, 0.1), [0.0, 0.1 * np.log(2), 10.0], atol=1e-12)
