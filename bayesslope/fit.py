@@ -53,6 +53,7 @@ def fit_hierarchical(
     link: Literal["identity", "logit", "probit"] | None = None,
     likelihood: Literal["normal", "student_t", "binomial", "beta_binomial"] | None = None,
     n_eval: str | int | None = None,
+    counts: Literal["whole", "average"] = "whole",
     chance: str | float | Mapping[str, float] | None = None,
     lapse: bool | float = False,
     x_se: str | float | None = None,
@@ -125,6 +126,13 @@ def fit_hierarchical(
     n_eval : str or int, optional
         Column (or one number) with the test-set size behind each score: the score
         becomes ``k = round(y * n)`` successes out of ``n``.
+    counts : {"whole", "average"}, default "whole"
+        "whole": ``y * n`` must be a whole number of correct answers. "average": the
+        scores are averages (e.g. MMLU over its subjects) and ``y * n`` need not be
+        whole; the count likelihood is then its continuous extension in ``k = y * n``
+        (log-gamma binomial coefficient; the pmf itself at whole ``k``). For a plain
+        mean of subtasks of sizes ``n_j``, the size with the average's binomial variance
+        is ``J^2 / sum(1 / n_j)`` (docs/model.md, "Averaged accuracies").
     chance : str, float or dict of task -> float, optional
         Chance accuracy (floor): ``p = chance + (1 - chance - lapse) F(eta)``.
     lapse : bool or float, default False
@@ -202,6 +210,7 @@ def fit_hierarchical(
     variants = prepare_variants(
         df, design, link=link, likelihood=likelihood, n_eval=n_eval, chance=chance,
         lapse=lapse, x_se=x_se, condition=condition, group=group, group_nesting=group_nesting,
+        counts=counts,
     )
     covariates = prepare_covariates(task_covariates, df, design)
     if shape == "hockey_stick":

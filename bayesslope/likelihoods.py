@@ -22,6 +22,9 @@ import numpy as np
 __all__ = [
     "LINKS",
     "LIKELIHOODS",
+    "COUNTS",
+    "successes",
+    "count_logpmf",
     "inverse_link",
     "inverse_link_deriv",
     "link_function",
@@ -50,6 +53,10 @@ HINGE_FRACTION = 0.05
 
 LINKS = ("identity", "logit", "probit")
 LIKELIHOODS = ("normal", "student_t", "binomial", "beta_binomial")
+# How y * n_eval becomes the success count k of the count likelihoods (docs/model.md,
+# "Averaged accuracies"): "whole" rounds it to the nearest integer (the binomial pmf);
+# "average" keeps it as is (the continuous extension of the pmf in k).
+COUNTS = ("whole", "average")
 # Success probabilities are kept inside [P_EPS, 1 - P_EPS] so a k > 0 at a predicted 0
 # (e.g. LAMBADA at chance 0 far out on the floor) has a finite, very low likelihood.
 P_EPS = 1e-9
@@ -169,8 +176,46 @@ def _clip_p(p, xp=np):
     return xp.clip(p, P_EPS, 1.0 - P_EPS)
 
 
+def successes(y, n, counts: str = "whole") -> np.ndarray:
+    """Success counts ``k`` of the count likelihoods (float).
+
+    ``round(y * n)``, or for averaged accuracies (``counts="average"``) ``y * n`` as is.
+    """
+    k = np.asarray(y, dtype=float) * np.asarray(n, dtype=float)
+    return np.round(k) if counts == "whole" else k
+
+
+def _gammaln(z, xp):
+    if _is_numpy(xp):
+        from scipy.special import gammaln
+
+        return gammaln(z)
+    return xp.gammaln(z)
+
+
+def count_logpmf(k, n, p, phi=None, xp=np):
+    """Binomial (or, with ``phi``, beta-binomial) log pmf, continuous in ``k``.
+
+    The binomial coefficient is written with log-gamma functions,
+    ``lgamma(n + 1) - lgamma(k + 1) - lgamma(n - k + 1)``, so the same expression is the
+    pmf at whole ``k`` and its smooth extension between them (averaged accuracies,
+    ``counts="average"``). ``p`` must lie in ``(0, 1)`` (clip it first), ``0 <= k <= n``.
+    Beta-binomial: ``p ~ Beta(p phi, (1 - p) phi)``. Shared by the PyMC model
+    (``xp=pytensor.tensor``) and the numpy side.
+    """
+    log_choose = _gammaln(n + 1.0, xp) - _gammaln(k + 1.0, xp) - _gammaln(n - k + 1.0, xp)
+    if phi is None:
+        return log_choose + k * xp.log(p) + (n - k) * xp.log1p(-p)
+    a, b = p * phi, (1.0 - p) * phi
+
+    def betaln(u, v):
+        return _gammaln(u, xp) + _gammaln(v, xp) - _gammaln(u + v, xp)
+
+    return log_choose + betaln(k + a, n - k + b) - betaln(a, b)
+
+
 def pointwise_loglik(likelihood: str, y, mean, *, sigma=None, nu=None, n=None,
-                     overdispersion=None):
+                     overdispersion=None, counts: str = "whole"):
     """Log-likelihood of each observation (numpy; broadcasts over leading draw dims).
 
     Parameters
@@ -186,6 +231,9 @@ def pointwise_loglik(likelihood: str, y, mean, *, sigma=None, nu=None, n=None,
         Test-set sizes (count likelihoods).
     overdispersion : ndarray, optional
         ``1 / sqrt(phi)`` of the beta-binomial, broadcastable to ``mean``.
+    counts : {"whole", "average"}, default "whole"
+        ``k = round(y * n)`` and the pmf, or ``k = y * n`` and its continuous extension
+        (:func:`count_logpmf`; equal to the pmf at whole ``k``).
 
     Returns
     -------
@@ -198,14 +246,18 @@ def pointwise_loglik(likelihood: str, y, mean, *, sigma=None, nu=None, n=None,
         return stats.norm.logpdf(y, loc=mean, scale=sigma)
     if likelihood == "student_t":
         return stats.t.logpdf(y, df=nu, loc=mean, scale=sigma)
-    k = np.round(np.asarray(y) * n)
+    if likelihood not in ("binomial", "beta_binomial"):
+        raise ValueError(f"unknown likelihood {likelihood!r}; should be one of "
+                         f"{list(LIKELIHOODS)}")
+    k = successes(y, n, counts)
     p = _clip_p(mean)
-    if likelihood == "binomial":
+    phi = None if likelihood == "binomial" else 1.0 / np.square(overdispersion)
+    if counts == "average":
+        return count_logpmf(k, np.asarray(n, dtype=float), p, phi)
+    # Whole counts: scipy's pmf, as before the averaged option (the same numbers).
+    if phi is None:
         return stats.binom.logpmf(k, n, p)
-    if likelihood == "beta_binomial":
-        phi = 1.0 / np.square(overdispersion)
-        return stats.betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
-    raise ValueError(f"unknown likelihood {likelihood!r}; should be one of {list(LIKELIHOODS)}")
+    return stats.betabinom.logpmf(k, n, p * phi, (1.0 - p) * phi)
 
 
 def predictive_draws(rng, likelihood: str, mean, *, sigma=None, nu=None, n=None,
@@ -327,11 +379,12 @@ def _obs_params(post, design, variants) -> dict:
 def log_likelihood_draws(post, design, variants) -> np.ndarray:
     """Pointwise log-likelihood of the scores, shape (chain, draw, n_obs).
 
-    Count likelihoods give the log pmf of ``k = round(y * n)``; add ``log(n)`` to put it
-    on the density scale of ``y = k / n`` (for comparisons with continuous models).
+    Count likelihoods give the log pmf of ``k = round(y * n)`` (or its continuous extension
+    at ``k = y * n`` for ``counts="average"``); add ``log(n)`` to put it on the density
+    scale of ``y = k / n`` (for comparisons with continuous models).
     """
     mean = mean_response_draws(post, design, variants)
-    return pointwise_loglik(variants.likelihood, design.y, mean,
+    return pointwise_loglik(variants.likelihood, design.y, mean, counts=variants.counts,
                             **_obs_params(post, design, variants))
 
 

@@ -356,12 +356,34 @@ def _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx):
             pm.StudentT("y", nu=nu, mu=mean, sigma=sigma_obs, observed=design.y, dims="obs")
         return
     p = pt.clip(mean, P_EPS, 1.0 - P_EPS)
+    if lik == "beta_binomial":
+        # p ~ Beta(p * phi, (1 - p) * phi) per observation, phi = 1/d^2 per task
+        d = create_prior_variable("overdispersion", priors["overdispersion"], dims="task")
+        phi = 1.0 / pt.square(d)[task_idx]
+    if v.counts == "average":
+        _averaged_counts(pm, pt, design, v, p, phi if lik == "beta_binomial" else None)
+        return
     k = np.round(design.y * v.n_eval).astype(np.int64)
     if lik == "binomial":
         pm.Binomial("y", n=v.n_eval, p=p, observed=k, dims="obs")
         return
-    # beta-binomial: p ~ Beta(p * phi, (1 - p) * phi) per observation, phi = 1/d^2 per task
-    d = create_prior_variable("overdispersion", priors["overdispersion"], dims="task")
-    phi = 1.0 / pt.square(d)[task_idx]
     pm.BetaBinomial("y", n=v.n_eval, alpha=p * phi, beta=(1.0 - p) * phi, observed=k,
                     dims="obs")
+
+
+def _averaged_counts(pm, pt, design, v, p, phi):
+    """``counts="average"``: the count log pmf continuous in ``k = y * n`` (not rounded).
+
+    Same formula as the numpy log-likelihood (:func:`~bayesslope.likelihoods.count_logpmf`),
+    an observed ``y`` of dims ``obs`` like the whole-count models.
+    """
+    from .likelihoods import count_logpmf, successes
+
+    k = successes(design.y, v.n_eval, "average")
+    n = pt.as_tensor_variable(v.n_eval.astype(np.float64))
+
+    def logp(value, n, p, *phi):
+        return count_logpmf(value, n, p, phi[0] if phi else None, xp=pt)
+
+    params = (n, p) if phi is None else (n, p, phi)
+    pm.CustomDist("y", *params, logp=logp, observed=k, dims="obs")

@@ -18,11 +18,11 @@ import pandas as pd
 
 from .data import TransferDesign, _numeric_column, _rows, ordered_levels
 from .exceptions import BelowChanceWarning, DataValidationError
-from .likelihoods import LIKELIHOODS, LINKS
+from .likelihoods import COUNTS, LIKELIHOODS, LINKS
 from .options import MAX_LISTED, string_labels
 
 __all__ = ["VariantData", "prepare_variants", "resolve_link_likelihood", "COUNT_TOLERANCE",
-           "NESTINGS"]
+           "NESTINGS", "COUNTS"]
 
 COUNT_TOLERANCE = 0.05  # |y * n - round(y * n)| allowed, in items
 NESTINGS = ("crossed", "nested")
@@ -42,6 +42,10 @@ class VariantData:
         estimated) or a fixed number in [0, 1).
     n_eval : ndarray of int64 or None
         Test-set size behind each score (count likelihoods).
+    counts : {"whole", "average"}
+        How a score becomes the success count of the count likelihoods: ``round(y * n)``
+        ("whole"), or ``y * n`` as is with the continuous extension of the pmf
+        ("average": accuracies averaged over subtasks).
     chance : ndarray of float or None
         Chance (floor) accuracy of each observation.
     x_se : ndarray of float or None
@@ -65,6 +69,7 @@ class VariantData:
     likelihood: str = "normal"
     lapse: bool | float = False
     n_eval: np.ndarray | None = None
+    counts: str = "whole"
     chance: np.ndarray | None = None
     x_se: np.ndarray | None = None
     x_point: np.ndarray | None = None
@@ -90,6 +95,7 @@ class VariantData:
             "link": self.link,
             "likelihood": self.likelihood,
             "lapse": self.lapse,
+            "counts": self.counts,
             "n_x_points": self.n_x_points,
             "conditions": list(self.conditions),
             "groups": list(self.groups),
@@ -111,6 +117,7 @@ class VariantData:
             link=info["link"],
             likelihood=info["likelihood"],
             lapse=info.get("lapse", False),
+            counts=info.get("counts", "whole"),
             n_x_points=int(info["n_x_points"]),
             conditions=tuple(info["conditions"]),
             groups=tuple(info["groups"]),
@@ -161,6 +168,20 @@ def resolve_link_likelihood(link, likelihood, *, n_eval=None, chance=None) -> tu
             "(or leave link=None)"
         )
     return link, likelihood
+
+
+def _check_counts(counts, n_eval) -> None:
+    """``counts`` is one of :data:`COUNTS` and, when "average", comes with ``n_eval``."""
+    if not isinstance(counts, str) or counts not in COUNTS:
+        raise DataValidationError(
+            f"{counts!r} is not a supported counts. Must be one of: {list(COUNTS)} (\"average\" "
+            "for accuracies averaged over subtasks, where y * n_eval is not a whole number)"
+        )
+    if counts == "average" and n_eval is None:
+        raise DataValidationError(
+            "counts='average' applies to the count likelihoods: pass n_eval='<column>' (the "
+            "test-set size) with likelihood='binomial' or 'beta_binomial', or drop counts"
+        )
 
 
 def _positions(df: pd.DataFrame, design: TransferDesign) -> np.ndarray:
@@ -308,6 +329,7 @@ def prepare_variants(
     condition: str | None = None,
     group: str | None = None,
     group_nesting: str = "crossed",
+    counts: str = "whole",
 ) -> VariantData:
     """Validate the variant columns and align them with ``design``.
 
@@ -321,6 +343,10 @@ def prepare_variants(
     n_eval : str or int, optional
         Column (or one number) of test-set sizes; each score becomes ``k = y * n``
         successes out of ``n``.
+    counts : {"whole", "average"}, default "whole"
+        "whole": ``y * n`` must be a whole number (within ``COUNT_TOLERANCE``) and is
+        rounded. "average": scores averaged over subtasks (``y * n`` need not be whole)
+        are fitted with the continuous extension of the count pmf in ``k = y * n``.
     chance : str, float or dict of task -> float, optional
         Chance accuracy (the floor), in [0, 1).
     lapse : bool or float, default False
@@ -343,11 +369,13 @@ def prepare_variants(
     ------
     DataValidationError
         For scores outside [0, 1] under a bounded link (naming the rows and the largest
-        value), non-integer or non-positive counts, ``y * n`` far from an integer,
+        value), non-integer or non-positive counts, ``y * n`` far from an integer
+        (with ``counts="whole"``), an unknown ``counts`` or one without ``n_eval``,
         chance outside [0, 1), chance + lapse >= 1, negative ``x_se``, a condition or
         group with one level, or an unsupported option.
     """
     link, likelihood = resolve_link_likelihood(link, likelihood, n_eval=n_eval, chance=chance)
+    _check_counts(counts, n_eval)
     pos = _positions(df, design)
     labels = design.row_labels
     y = design.y
@@ -387,15 +415,18 @@ def prepare_variants(
         n_int = np.round(n_arr).astype(np.int64)
         k = y * n_int
         off = np.abs(k - np.round(k)) > COUNT_TOLERANCE
-        if off.any():
+        if counts == "whole" and off.any():
             i = np.flatnonzero(off)[0]
             raise DataValidationError(
                 f"y * n_eval should be a whole number of correct answers (k = round(y * n)), "
                 f"but is {k[i]:.3f} (y={float(y[i])!r}, n={n_int[i]}) at rows "
-                f"{_rows(labels[off])}; "
-                "check that n_eval is the test-set size behind each score"
+                f"{_rows(labels[off])}. If these scores are averages (e.g. over the "
+                "subtasks of MMLU), pass counts='average' (the count likelihood continuous "
+                "in k = y * n); otherwise check that n_eval is the test-set size behind "
+                "each score"
             )
         out["n_eval"] = n_int
+        out["counts"] = counts
 
     if chance is not None:
         c_arr, columns["chance"] = _column_or_constant(df, pos, chance, "chance", design)

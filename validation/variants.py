@@ -35,7 +35,8 @@ from .common import (
 )
 
 __all__ = ["PRIORS", "sample_population", "simulate_gaussian", "fit_bayesslope",
-           "simulate_student_t", "simulate_binomial_probit", "sample_bounded", "simulate_counts",
+           "simulate_student_t", "simulate_binomial_probit", "simulate_averaged_probit",
+           "sample_bounded", "simulate_counts",
            "sample_pooled_sigma", "sample_errors_in_x", "simulate_errors_in_x",
            "sample_conditions", "simulate_conditions", "sample_covariates",
            "simulate_covariates", "PRIORS_COVARIATES"]
@@ -120,6 +121,33 @@ def simulate_binomial_probit(truth: dict, rng: np.random.Generator, n_points: in
     k = rng.binomial(n_eval, ndtr(a[task] + b[task] * x))
     names = np.array([f"t{k:03d}" for k in range(a.size)])
     return pd.DataFrame({"task": names[task], "x": x, "y": k / n_eval, "n": n_eval})
+
+
+def simulate_averaged_probit(truth: dict, rng: np.random.Generator, n_points: int,
+                             n_subtasks: int = 5, sizes: tuple[int, int] = (20, 200)
+                             ) -> pd.DataFrame:
+    """Accuracies averaged over subtasks of different sizes, as MMLU reports its score.
+
+    Each task has ``n_subtasks`` subtasks with sizes ``n_j`` drawn log-uniformly in
+    ``sizes`` (fixed for the task, as a benchmark's subjects are). At each ``x ~ Normal(0,
+    1)``, ``k_j ~ Binomial(n_j, p)`` with ``p = Phi(intercept + slope * x)`` and the score is
+    the plain mean ``y = mean_j(k_j / n_j)``, so ``y * n`` is not a whole number. Column
+    ``n`` is the size whose binomial variance the average has,
+    ``n = round(J^2 / sum_j(1 / n_j))`` (docs/model.md, "Averaged accuracies"), the value
+    a user passes as ``n_eval``.
+    """
+    from scipy.special import ndtr
+
+    a, b = np.asarray(truth["intercept"]), np.asarray(truth["slope"])
+    task = np.repeat(np.arange(a.size), n_points)
+    lo, hi = np.log(sizes[0]), np.log(sizes[1])
+    n_sub = np.round(np.exp(rng.uniform(lo, hi, size=(a.size, n_subtasks)))).astype(np.int64)
+    n_eff = np.round(n_subtasks**2 / np.sum(1.0 / n_sub, axis=1)).astype(np.int64)
+    x = rng.normal(size=task.size)
+    p = ndtr(a[task] + b[task] * x)
+    k = rng.binomial(n_sub[task], p[:, None])
+    y = np.mean(k / n_sub[task], axis=1)
+    return pd.DataFrame({"task": _task_names(a.size)[task], "x": x, "y": y, "n": n_eff[task]})
 
 
 def _task_names(n_tasks: int) -> np.ndarray:
@@ -463,6 +491,18 @@ def register_all() -> None:
         fit=partial(fit_bayesslope, likelihood="binomial", link="probit", n_eval="n",
                     priors=PRIORS_PROBIT, **full),
         params=params))
+
+    if _accepts("counts"):
+        register_variant(Variant(
+            name="binomial_probit_averaged", description="likelihood='binomial', "
+            "link='probit', counts='average': each score the plain mean of 5 subtasks of "
+            "sizes log-uniform in [20, 200] (n_eval = J^2 / sum 1/n_j), full model "
+            "(12 tasks x 20 points)",
+            sample_prior=partial(sample_probit, n_tasks=12),
+            simulate=partial(simulate_averaged_probit, n_points=20),
+            fit=partial(fit_bayesslope, likelihood="binomial", link="probit", n_eval="n",
+                        counts="average", priors=PRIORS_PROBIT, **full),
+            params=params))
 
     # Variants of docs/model.md, "Variants": each one option of fit_hierarchical, full model.
     shape = "full model (12 tasks x 20 points)"

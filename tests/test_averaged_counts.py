@@ -1,0 +1,170 @@
+"""Averaged accuracies with the count likelihoods (``counts="average"``, issue 24).
+
+The continuous extension of the binomial / beta-binomial pmf in ``k = y * n`` is the pmf at
+whole ``k`` (closed form against scipy), integrates to about 1 over ``k`` (so ``+ log n`` is
+a density of ``y`` as for whole counts), is the PyMC model's logp, leaves whole-count fits
+unchanged, and recovers the slopes of scores simulated as means of subtasks.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import seed
+from scipy import stats
+from scipy.integrate import quad
+from scipy.special import ndtr
+
+from bayesslope import DataValidationError
+from bayesslope.data import prepare_design
+from bayesslope.likelihoods import count_logpmf, log_likelihood_draws, pointwise_loglik
+from bayesslope.model import ModelConfig, build_model, posterior_var_names
+from bayesslope.resolve import model_priors
+from bayesslope.variant_data import prepare_variants
+
+N_SUB = 5  # subtasks per task
+SIZES = (20, 200)  # subtask sizes, log-uniform
+
+
+def simulate_subtasks(seed_: int, n_tasks: int = 6, n_points: int = 20):
+    """Scores as plain means of ``N_SUB`` subtasks of different sizes sharing one p.
+
+    ``p = Phi(a_t + b_t x)``; the task's ``n`` is the size with the mean's binomial
+    variance, ``N_SUB^2 / sum(1 / n_j)``; ``n_total`` the summed subtask sizes.
+    """
+    rng = np.random.default_rng(seed_)
+    a = rng.normal(0.0, 0.6, n_tasks)
+    b = rng.normal(0.8, 0.3, n_tasks)
+    rows = []
+    for t in range(n_tasks):
+        n_j = np.round(np.exp(rng.uniform(*np.log(SIZES), N_SUB))).astype(int)
+        x = rng.normal(size=n_points)
+        k = rng.binomial(n_j, ndtr(a[t] + b[t] * x)[:, None])
+        rows.append(pd.DataFrame({
+            "task": f"t{t}", "x": x, "y": np.mean(k / n_j, axis=1),
+            "n": int(round(N_SUB**2 / np.sum(1.0 / n_j))), "n_total": int(n_j.sum()),
+        }))
+    return pd.concat(rows, ignore_index=True), pd.Series(b, index=[f"t{t}" for t in
+                                                                   range(n_tasks)])
+
+
+def _prep(df, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = prepare_design(df, x_better="higher", warn_weak=False)
+    return design, prepare_variants(df, design, **kw)
+
+
+# -- the continuous log pmf ------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 7, 200, 58492])
+def test_continuous_logpmf_is_the_pmf_at_whole_k(n):
+    k = np.unique(np.round(np.linspace(0, n, 9)))
+    for p in (1e-6, 0.03, 0.5, 0.97):
+        np.testing.assert_allclose(count_logpmf(k, float(n), p), stats.binom.logpmf(k, n, p),
+                                   rtol=1e-9, atol=1e-9)
+        for phi in (0.5, 30.0):
+            np.testing.assert_allclose(
+                count_logpmf(k, float(n), p, phi),
+                stats.betabinom.logpmf(k, n, p * phi, (1 - p) * phi), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("p, phi", [(0.3, None), (0.85, None), (0.3, 40.0)])
+def test_continuous_pmf_integrates_to_about_one(p, phi):
+    # So log f(y n) + log n is (nearly) a density of y, as for whole counts (LOO scale).
+    n = 200.0
+    total, _ = quad(lambda k: np.exp(count_logpmf(k, n, p, phi)), 0, n, points=[n * p],
+                    limit=200)
+    assert abs(total - 1.0) < 0.01
+
+
+def test_whole_counts_give_the_same_loglik_either_way():
+    rng = np.random.default_rng(seed(1))
+    n = rng.integers(5, 500, size=50)
+    y = rng.binomial(n, 0.4) / n
+    mean = rng.uniform(0.05, 0.95, size=(3, 50))
+    for lik, extra in (("binomial", {}), ("beta_binomial", {"overdispersion": 0.2})):
+        whole = pointwise_loglik(lik, y, mean, n=n, **extra)
+        avg = pointwise_loglik(lik, y, mean, n=n, counts="average", **extra)
+        np.testing.assert_allclose(avg, whole, rtol=1e-9, atol=1e-9)
+
+
+# -- the PyMC model --------------------------------------------------------------------------
+def _model_logp(df, **kw):
+    design, v = _prep(df, **kw)
+    config = ModelConfig(priors=model_priors(None, design, v),
+                         centered_tasks=(True, False) * (design.n_tasks // 2))
+    model = build_model(design, config, v)
+    rng = np.random.default_rng(seed(2))
+    point = {k: val + 0.3 * rng.standard_normal(np.shape(val))
+             for k, val in model.initial_point().items()}
+    # FAST_COMPILE: no C compilation (these graphs are tiny; the suite's time is scarce).
+    return model, point, float(model.compile_logp(mode="FAST_COMPILE")(point))
+
+
+@pytest.fixture(scope="module")
+def averaged():
+    return simulate_subtasks(seed(3))
+
+
+@pytest.mark.parametrize("lik", ["binomial", "beta_binomial"])
+def test_model_logp_is_the_numpy_loglik(lik, averaged):
+    import pymc as pm
+    import xarray as xr
+
+    df, _ = averaged
+    design, v = _prep(df, n_eval="n", likelihood=lik, counts="average")
+    assert not np.allclose(design.y * v.n_eval, np.round(design.y * v.n_eval))
+    model, point, _ = _model_logp(df, n_eval="n", likelihood=lik, counts="average")
+    names = posterior_var_names(model)
+    outs = model.replace_rvs_by_values([model[n] for n in names])
+    y = model["y"]
+    logp_y = model.replace_rvs_by_values([pm.logp(y, model.rvs_to_values[y])])[0]
+    *values, ll_pymc = model.compile_fn([*outs, logp_y], inputs=model.value_vars,
+                                        on_unused_input="ignore", mode="FAST_COMPILE")(point)
+    post = xr.Dataset({n: (("chain", "draw", *model.named_vars_to_dims.get(n, ())),
+                           np.asarray(val)[None, None])
+                       for n, val in zip(names, values, strict=True)})
+    ll_np = log_likelihood_draws(post, design, v)[0, 0]
+    assert np.isfinite(ll_np).all()
+    np.testing.assert_allclose(ll_np, ll_pymc, rtol=1e-6, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def whole():
+    rng = np.random.default_rng(seed(4))
+    df = pd.DataFrame({"task": np.repeat(["a", "b"], 10), "x": rng.normal(size=20),
+                       "n": 150})
+    df["y"] = rng.binomial(150, 0.6, size=20) / 150
+    return df
+
+
+def test_whole_counts_model_unchanged(whole):
+    # Default and explicit counts="whole" build the same graph; counts="average" on whole
+    # counts has the same logp (the continuous pmf is the pmf there).
+    _, _, default = _model_logp(whole, n_eval="n")
+    _, _, explicit = _model_logp(whole, n_eval="n", counts="whole")
+    _, _, avg = _model_logp(whole, n_eval="n", counts="average")
+    assert default == explicit
+    np.testing.assert_allclose(avg, explicit, rtol=1e-10)
+
+
+# -- errors ---------------------------------------------------------------------------------
+def test_error_non_whole_counts_names_the_option_and_rows(whole):
+    df = whole.copy()
+    df.loc[13, "y"] = (round(df.loc[13, "y"] * 150) + 0.4) / 150
+    with pytest.raises(DataValidationError,
+                       match=r"whole number .* at rows \[13\]\. .*pass counts='average'"):
+        _prep(df, n_eval="n")
+    assert _prep(df, n_eval="n", counts="average")[1].counts == "average"
+
+
+def test_error_bad_counts(averaged):
+    df, _ = averaged
+    with pytest.raises(DataValidationError, match=r"'mean' is not a supported counts.*"
+                                                  r"\['whole', 'average'\]"):
+        _prep(df, n_eval="n", counts="mean")
+    with pytest.raises(DataValidationError, match="counts='average' applies to the count"):
+        _prep(df, counts="average")
