@@ -531,8 +531,8 @@ def _add_sampling_args(cmd: argparse.ArgumentParser, *, out_default: str | None 
                      help="progress bar (default: on when run interactively)")
 
 
-def _add_question_args(cmd: argparse.ArgumentParser) -> None:
-    """The data options of check-linearity and forecast (as for 'fit')."""
+def _add_data_args(cmd: argparse.ArgumentParser) -> None:
+    """The data options shared by fit, check-linearity and forecast."""
     cmd.add_argument("data", help="CSV file, one row per (model or checkpoint) x task")
     cmd.add_argument("--x", default="x", help="column of the upstream score (default x)")
     cmd.add_argument("--y", default="y", help="column of the downstream score (default y)")
@@ -546,11 +546,17 @@ def _add_question_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--group", default=None,
                      help="column of the unit the rows repeat (e.g. model), partially pooled")
     cmd.add_argument("--group-nesting", choices=("crossed", "nested"), default="crossed",
-                     help="with --group: crossed (default) or nested (checkpoints of a model)")
+                     help="group effects shared across tasks (crossed, default) or per "
+                          "(task, group) cell (nested: checkpoints of one model)")
     cmd.add_argument("--chance", default=None, metavar="COLUMN_OR_NUMBER",
                      help="chance accuracy (floor): a column or one number")
     cmd.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
                      help="test-set size behind each score: a column or one number")
+
+
+def _add_question_args(cmd: argparse.ArgumentParser) -> None:
+    """The options of check-linearity and forecast: the data options and --ci-prob."""
+    _add_data_args(cmd)
     cmd.add_argument("--ci-prob", type=_probability, default=0.9,
                      help="probability of the intervals (default 0.9)")
 
@@ -566,31 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Fit bs.fit_hierarchical to a tidy CSV (one row per "
                                      "model or checkpoint x task); write fit.nc and a report.",
                          epilog=_EXAMPLES["fit"])
-    fit.add_argument("data", help="CSV file, one row per (model or checkpoint) x task")
-    fit.add_argument("--x", default="x", help="column of the upstream score (default x)")
-    fit.add_argument("--y", default="y", help="column of the downstream score (default y)")
-    fit.add_argument("--task", default="task", help="column of the task (default task)")
-    fit.add_argument("--x-better", choices=("lower", "higher"), default=None,
-                     help="direction in which x is better (default: the data's "
-                          "x_higher_is_better column, else lower)")
-    fit.add_argument("--y-better", choices=("lower", "higher"), default=None,
-                     help="direction in which y is better (default: the data's "
-                          "y_higher_is_better column, else higher)")
+    _add_data_args(fit)
     fit.add_argument("--link", choices=("identity", "logit", "probit"), default=None,
                      help="link of the mean score (default: probit with counts or a chance "
                           "floor, else identity)")
     fit.add_argument("--likelihood", default=None,
                      choices=("normal", "student_t", "binomial", "beta_binomial"),
                      help="observation model (default: binomial with --n-eval, else normal)")
-    fit.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
-                     help="test-set size behind each score: a column or one number")
-    fit.add_argument("--chance", default=None, metavar="COLUMN_OR_NUMBER",
-                     help="chance accuracy (floor): a column or one number")
-    fit.add_argument("--group", default=None,
-                     help="column of the unit the rows repeat (e.g. model), partially pooled")
-    fit.add_argument("--group-nesting", choices=("crossed", "nested"), default="crossed",
-                     help="group effects shared across tasks (crossed, default) or per "
-                          "(task, group) cell (nested: checkpoints of one model)")
     fit.add_argument("--condition", default=None,
                      help="column of conditions (e.g. shots): per-condition population slopes")
     fit.add_argument("--per-task-sigma", action="store_true", help="one noise scale per task")
