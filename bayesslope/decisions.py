@@ -36,9 +36,11 @@ __all__ = [
     "rank_draws",
     "rank_summary",
     "parse_rope",
+    "rope_probabilities_from_draws",
     "rope_probabilities",
     "rope_decisions",
     "add_rope_columns",
+    "insert_rope_columns",
     "negative_task_set",
 ]
 
@@ -180,6 +182,36 @@ def parse_rope(rope) -> tuple[float, float]:
     return lo, hi
 
 
+def rope_probabilities_from_draws(draws: np.ndarray, index: pd.Index, rope) -> pd.DataFrame:
+    """P(negative), P(practically zero), P(positive) per column of a draws array.
+
+    The array core shared by :func:`rope_probabilities` (tasks of a fit) and
+    ``TransferMatrix.summary(rope=...)`` (ordered task pairs).
+
+    Parameters
+    ----------
+    draws : numpy.ndarray, shape (sample, item)
+    index : pandas.Index
+        One label per item (a task, or a (source, target) pair).
+    rope : float or (float, float)
+        See :func:`parse_rope`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``index``: ``p_negative`` = P(draw < lo), ``p_rope`` = P(lo <= draw <=
+        hi), ``p_positive`` = P(draw > hi); each row sums to 1. ``attrs['rope']`` = (lo, hi).
+    """
+    lo, hi = parse_rope(rope)
+    draws = np.asarray(draws, dtype=float)
+    p_neg = (draws < lo).mean(axis=0)
+    p_pos = (draws > hi).mean(axis=0)
+    table = pd.DataFrame({"p_negative": p_neg, "p_rope": 1.0 - p_neg - p_pos,
+                          "p_positive": p_pos}, index=index)
+    table.attrs["rope"] = (lo, hi)
+    return table
+
+
 def rope_probabilities(posterior, rope, var: str = "slope") -> pd.DataFrame:
     """P(negative), P(practically zero), P(positive) per task for a ROPE.
 
@@ -197,14 +229,9 @@ def rope_probabilities(posterior, rope, var: str = "slope") -> pd.DataFrame:
         Indexed by task: ``p_negative`` = P(slope < lo), ``p_rope`` = P(lo <= slope <= hi),
         ``p_positive`` = P(slope > hi); each row sums to 1. ``attrs['rope']`` = (lo, hi).
     """
-    lo, hi = parse_rope(rope)
+    parse_rope(rope)  # a bad rope is named before the draws are read
     draws, tasks = slope_draws(posterior, var)
-    p_neg = (draws < lo).mean(axis=0)
-    p_pos = (draws > hi).mean(axis=0)
-    table = pd.DataFrame({"p_negative": p_neg, "p_rope": 1.0 - p_neg - p_pos,
-                          "p_positive": p_pos}, index=pd.Index(tasks, name="task"))
-    table.attrs["rope"] = (lo, hi)
-    return table
+    return rope_probabilities_from_draws(draws, pd.Index(tasks, name="task"), rope)
 
 
 def rope_decisions(probs: pd.DataFrame, decision_prob: float = 0.95) -> pd.Series:
@@ -239,7 +266,30 @@ def add_rope_columns(table: pd.DataFrame, posterior, rope, decision_prob: float 
     and ``decision`` follow it. ``attrs`` gain ``rope`` and ``decision_prob``.
     """
     decision_prob = _check_prob("decision_prob", decision_prob, lo=0.5)
-    probs = rope_probabilities(posterior, rope, var)
+    return insert_rope_columns(table, rope_probabilities(posterior, rope, var), decision_prob)
+
+
+def insert_rope_columns(table: pd.DataFrame, probs: pd.DataFrame, decision_prob: float = 0.95
+                        ) -> pd.DataFrame:
+    """A copy of ``table`` with the ROPE probabilities ``probs`` and the decision.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Any summary whose index ``probs`` shares (tasks, or (source, target) pairs).
+    probs : pandas.DataFrame
+        From :func:`rope_probabilities_from_draws`.
+    decision_prob : float, default 0.95
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``p_negative`` (if present) replaced by ``probs``'s, followed by ``p_rope``,
+        ``p_positive`` and ``decision`` (:func:`rope_decisions`); ``attrs`` gain ``rope``
+        and ``decision_prob``.
+    """
+    decision_prob = _check_prob("decision_prob", decision_prob, lo=0.5)
+    probs = probs.copy()
     probs["decision"] = rope_decisions(probs, decision_prob)
     out = table.copy()
     at = (list(out.columns).index("p_negative") if "p_negative" in out.columns
@@ -263,7 +313,8 @@ def negative_task_set(p_negative: pd.Series, max_false_sign_rate: float = 0.05
     Parameters
     ----------
     p_negative : pandas.Series
-        P(negative) per task (index: task).
+        P(negative) per task (index: task), or per item of any other index (e.g. the
+        (source, target) pairs of a transfer matrix, kept as they are).
     max_false_sign_rate : float, default 0.05
         In (0, 1).
 
@@ -286,8 +337,9 @@ def negative_task_set(p_negative: pd.Series, max_false_sign_rate: float = 0.05
     false_sign = 1.0 - p.to_numpy()
     running = np.cumsum(false_sign) / np.arange(1, p.size + 1)
     n_call = int(np.sum(running <= level + _RATE_TOL))
+    index = (p.index if isinstance(p.index, pd.MultiIndex)
+             else pd.Index(p.index.astype(str), name="task"))
     table = pd.DataFrame({"p_negative": p.to_numpy(), "false_sign_prob": false_sign,
-                          "expected_false_sign_rate": running},
-                         index=pd.Index(p.index.astype(str), name="task")).iloc[:n_call]
+                          "expected_false_sign_rate": running}, index=index).iloc[:n_call]
     table.attrs.update(max_false_sign_rate=level, n_tasks=int(p.size))
     return table

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import decisions
 from ..diagnostics import ESS_MIN, RHAT_MAX
 from ..exceptions import DataValidationError
 from ..options import check_ci_prob, ci_names
@@ -106,7 +107,8 @@ class TransferMatrix:
 
         ``(E[slope A->B] + E[slope B->A]) / 2``, 1 on the diagonal. On standardized data
         both directed least-squares slopes equal the correlation, so this is a shrunken,
-        posterior version of the correlation of the two tasks' oriented scores.
+        posterior version of the correlation of the two tasks' oriented scores. Its
+        uncertainty: :meth:`compatibility_summary`.
         """
         m = self._matrix("mean").values
         sym = 0.5 * (m + m.T)
@@ -134,7 +136,8 @@ class TransferMatrix:
         return [tasks[i] for i in leaves_list(tree)]
 
     # ------------------------------------------------------------------ tables
-    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+    def summary(self, ci_prob: float = 0.9, rope=None, decision_prob: float = 0.95
+                ) -> pd.DataFrame:
         """One row per (source, target), columns named as ``TransferFit.summary``'s.
 
         Parameters
@@ -144,6 +147,16 @@ class TransferMatrix:
             the draws were not kept (``keep_draws=False``) only the probabilities stored
             at fit time are available (:data:`~.summaries.STORED_CI_PROBS`) and another
             one raises a ``DataValidationError``.
+        rope : float or (float, float), optional
+            Region of practical equivalence of the *standardized* slope (sd of the target
+            per sd of the source; a half-width ``r`` means ``[-r, r]``), as in
+            ``TransferFit.summary(rope=...)`` and computed by the same functions
+            (:mod:`bayesslope.decisions`): ``p_negative`` becomes P(slope < lo), followed
+            by ``p_rope`` and ``p_positive`` (the three sum to 1) and ``decision``
+            ("negative", "practically zero", "positive" or "undecided"). Needs the kept
+            draws.
+        decision_prob : float, default 0.95
+            Posterior probability, in (0.5, 1), a region needs for a decision.
 
         Returns
         -------
@@ -187,7 +200,172 @@ class TransferMatrix:
         hib = self.design.higher_is_better
         out["x_better"] = [word[hib[a]] for a in t.index.get_level_values("source")]
         out["y_better"] = [word[hib[b]] for b in t.index.get_level_values("target")]
+        if rope is not None:
+            out = decisions.insert_rope_columns(out, self._rope_probabilities(rope),
+                                                decision_prob)
         return out
+
+    def _pair_draws(self, what: str) -> np.ndarray:
+        """Standardized slope draws, shape (sample, pair) in the table's order."""
+        if self.draws is None:
+            raise DataValidationError(
+                f"{what} needs the pair draws, which this fit did not keep "
+                f"(keep_draws=False); refit with keep_draws=True")
+        slope = self.draws["slope"].values[self.design.source, self.design.target]
+        return slope.reshape(slope.shape[0], -1).T
+
+    def _rope_probabilities(self, rope) -> pd.DataFrame:
+        decisions.parse_rope(rope)  # a bad rope is named before the draws are needed
+        return decisions.rope_probabilities_from_draws(
+            self._pair_draws("rope="), self.table.index, rope)
+
+    def negative_pairs(self, max_false_sign_rate: float = 0.05, rope=None) -> pd.DataFrame:
+        """The largest list of ordered pairs to call negative at an expected false-sign rate.
+
+        Pairs by decreasing P(negative) while the mean of ``1 - P(negative)`` over the list
+        stays at most ``max_false_sign_rate`` (the list ``TransferFit.negative_tasks``
+        makes for tasks, by the same function:
+        :func:`bayesslope.decisions.negative_task_set`); with ``rope`` "negative" means
+        below the ROPE of the standardized slope (as in :meth:`summary`).
+
+        Parameters
+        ----------
+        max_false_sign_rate : float, default 0.05
+            In (0, 1).
+        rope : float or (float, float), optional
+            Needs the kept draws; without it the stored P(slope < 0) is used.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (source, target), in call order: ``p_negative``,
+            ``false_sign_prob``, ``expected_false_sign_rate``. ``attrs``:
+            ``max_false_sign_rate``, ``n_tasks`` (the number of pairs considered) and
+            ``rope`` when given.
+
+        Examples
+        --------
+        >>> import bayesslope as bs
+        >>> df = bs.load_dataset("pythia")
+        >>> long_df = df.assign(unit=df["model"] + "@" + df["step"].astype(str))
+        >>> tm = bs.fit_transfer_matrix(long_df, unit="unit", task="task", y="y",
+        ...                             group="model", random_seed=1)  # doctest: +SKIP
+        >>> tm.negative_pairs(0.05)  # doctest: +SKIP
+        >>> tm.summary(rope=0.1)["decision"].value_counts()  # doctest: +SKIP
+        """
+        if rope is None:
+            p = self.table["p_negative"]
+        else:
+            p = self._rope_probabilities(rope)["p_negative"]
+        table = decisions.negative_task_set(p, max_false_sign_rate)
+        if rope is not None:
+            table.attrs["rope"] = decisions.parse_rope(rope)
+        return table
+
+    def _direction_pairs(self, ci_prob: float, what: str, average: bool) -> pd.DataFrame:
+        """A->B minus (or averaged with) B->A per unordered pair: draws or normal approx."""
+        from .summaries import contrast_table, unordered_pairs
+
+        ci_prob = check_ci_prob(ci_prob)
+        ab, ba, task_a, task_b = unordered_pairs(self.design)
+        index = pd.MultiIndex.from_arrays([task_a, task_b], names=["task_a", "task_b"])
+        mean = self.table["mean"].to_numpy()
+
+        def combine(ab_values, ba_values):
+            return 0.5 * (ab_values + ba_values) if average else ab_values - ba_values
+
+        if self.draws is not None:
+            draws = self._pair_draws(what)
+            out = contrast_table(combine(draws[:, ab], draws[:, ba]), index, ci_prob)
+            method = "draws"
+        else:
+            # Without the draws: the directions' means and sds, taken as independent (as
+            # they are given the population parameters), with a normal approximation.
+            sd = self.table["sd"].to_numpy()
+            out = contrast_table(combine(mean[ab], mean[ba]), index, ci_prob,
+                                 sd=(0.5 if average else 1.0) * np.hypot(sd[ab], sd[ba]))
+            method = "normal approximation"
+        out.insert(0, "slope_ab_mean", mean[ab])
+        out.insert(1, "slope_ba_mean", mean[ba])
+        out.attrs.update(ci_prob=ci_prob, method=method)
+        return out
+
+    def asymmetry(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Posterior of (standardized slope A -> B) - (B -> A) per unordered task pair.
+
+        Computed per posterior draw from the kept pair draws: at each (chain, draw) both
+        directions are drawn given the same population draw, and the model treats the two
+        directed regressions as conditionally independent given it, so the difference of
+        the two draws is a draw of the difference. Without the kept draws
+        (``keep_draws=False``) the stored means and sds give a normal approximation (the
+        sds added in quadrature; ``attrs['method']`` says which).
+
+        Under ``likelihood="normal"`` the two directions have the *same* posterior: on
+        standardized scores a pair's data enter through its size and correlation only,
+        equal in both directions. The asymmetry is then zero up to Monte Carlo noise (its
+        interval covers 0) and is informative only for ``student_t`` and ``binomial``
+        fits, where outliers, leverage points or the probit scale act differently on the
+        source and on the target.
+
+        Parameters
+        ----------
+        ci_prob : float, default 0.9
+            Probability of the equal-tailed interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (``task_a``, ``task_b``), ``task_a`` before ``task_b`` in task
+            order, only pairs fitted in both directions: ``slope_ab_mean`` and
+            ``slope_ba_mean`` (the two directions' posterior means), then of the
+            difference ``mean``, ``sd``, ``eti<pct>_lb``, ``eti<pct>_ub``, ``p_positive``
+            (P(A -> B steeper than B -> A)) and ``p_negative``. ``attrs``: ``ci_prob``,
+            ``method`` ("draws" or "normal approximation").
+
+        Examples
+        --------
+        A Gaussian fit gives differences centred on 0 (see above); the same call with
+        ``likelihood="student_t"`` gives informative ones.
+
+        >>> import bayesslope as bs
+        >>> df = bs.load_dataset("pythia")
+        >>> long_df = df.assign(unit=df["model"] + "@" + df["step"].astype(str))
+        >>> tm = bs.fit_transfer_matrix(long_df, unit="unit", task="task", y="y",
+        ...                             group="model", random_seed=1)  # doctest: +SKIP
+        >>> tm.asymmetry(ci_prob=0.9).sort_values("mean")  # doctest: +SKIP
+        """
+        return self._direction_pairs(ci_prob, "asymmetry()", average=False)
+
+    def compatibility_summary(self, ci_prob: float = 0.9) -> pd.DataFrame:
+        """:attr:`compatibility` with its uncertainty, per unordered task pair.
+
+        The posterior of ``(slope A -> B + slope B -> A) / 2`` (standardized), per draw as
+        in :meth:`asymmetry` (normal approximation without the kept draws). Its ``mean``
+        equals the :attr:`compatibility` matrix's entry.
+
+        Parameters
+        ----------
+        ci_prob : float, default 0.9
+            Probability of the equal-tailed interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by (``task_a``, ``task_b``): ``slope_ab_mean``, ``slope_ba_mean``,
+            ``mean``, ``sd``, ``eti<pct>_lb``, ``eti<pct>_ub``, ``p_positive``,
+            ``p_negative`` (P(the two tasks are incompatible on average)). ``attrs``:
+            ``ci_prob``, ``method``.
+
+        Examples
+        --------
+        >>> import bayesslope as bs
+        >>> df = bs.load_dataset("pythia")
+        >>> long_df = df.assign(unit=df["model"] + "@" + df["step"].astype(str))
+        >>> tm = bs.fit_transfer_matrix(long_df, unit="unit", task="task", y="y",
+        ...                             group="model", random_seed=1)  # doctest: +SKIP
+        >>> tm.compatibility_summary(0.9).sort_values("mean").head()  # doctest: +SKIP
+        """
+        return self._direction_pairs(ci_prob, "compatibility_summary()", average=True)
 
     def p_negative_transfer(self) -> pd.Series:
         """P(oriented slope < 0 | data) per (source, target): a Series named ``p_negative``."""

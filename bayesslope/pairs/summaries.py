@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..options import ci_names
 
-__all__ = ["STORED_CI_PROBS", "ChunkSummaries", "pair_table"]
+__all__ = ["STORED_CI_PROBS", "ChunkSummaries", "pair_table", "unordered_pairs", "contrast_table"]
 
 # Interval probabilities stored per pair at fit time (ArviZ's 0.89 and 0.94 included).
 STORED_CI_PROBS = (0.5, 0.8, 0.89, 0.9, 0.94, 0.95, 0.99)
@@ -103,3 +103,60 @@ def pair_table(design, cols: dict, sigma_mean: np.ndarray, scale: np.ndarray) ->
     table["sigma_mean"] = sigma_mean
     table["scale_ratio"] = scale
     return table
+
+
+def unordered_pairs(design) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """Rows of the pair table for A -> B and B -> A, one entry per unordered pair.
+
+    Returns
+    -------
+    ab, ba : numpy.ndarray of int
+        Positions (in the fit-time table's order) of the two directions, for every pair
+        of tasks ``a`` before ``b`` in ``design.tasks`` with both directions fitted.
+    task_a, task_b : list of str
+    """
+    k = design.n_tasks
+    row = np.full((k, k), -1)
+    row[design.source, design.target] = np.arange(len(design.source))
+    a, b = np.triu_indices(k, 1)
+    keep = (row[a, b] >= 0) & (row[b, a] >= 0)
+    a, b = a[keep], b[keep]
+    tasks = list(design.tasks)
+    return row[a, b], row[b, a], [tasks[i] for i in a], [tasks[i] for i in b]
+
+
+def contrast_table(values, index: pd.Index, ci_prob: float, sd=None) -> pd.DataFrame:
+    """Mean, sd, equal-tailed interval, P(> 0) and P(< 0) of a per-pair quantity.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Draws, shape (sample, item); or, with ``sd``, the means (shape (item,)) of a
+        normal approximation.
+    index : pandas.Index
+    ci_prob : float
+    sd : numpy.ndarray, optional
+        Standard deviations of the normal approximation (no draws kept).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``mean``, ``sd``, ``eti<pct>_lb``, ``eti<pct>_ub``, ``p_positive``, ``p_negative``.
+    """
+    from scipy import stats
+
+    lb, ub = ci_names(ci_prob)
+    tails = [(1 - ci_prob) / 2, (1 + ci_prob) / 2]
+    if sd is None:
+        draws = np.asarray(values, dtype=float)
+        mean = draws.mean(axis=0)
+        sd = draws.std(axis=0, ddof=1)
+        lo, hi = np.quantile(draws, tails, axis=0)
+        p_pos, p_neg = (draws > 0).mean(axis=0), (draws < 0).mean(axis=0)
+    else:
+        mean, sd = np.asarray(values, dtype=float), np.asarray(sd, dtype=float)
+        lo, hi = (mean + stats.norm.ppf(q) * sd for q in tails)
+        p_pos = stats.norm.sf(0.0, loc=mean, scale=sd)
+        p_neg = 1.0 - p_pos
+    return pd.DataFrame({"mean": mean, "sd": sd, lb: lo, ub: hi, "p_positive": p_pos,
+                         "p_negative": p_neg}, index=index)
