@@ -36,7 +36,7 @@ __all__ = ["linearity_check", "LinearityCheck", "LINEARITY_SHAPES", "PARETO_K_MA
 LINEARITY_SHAPES = ("linear", "sigmoid", "hockey_stick", "quadratic")
 PARETO_K_MAX = 0.7  # PSIS-LOO values of rows above this are unreliable
 _SE_FACTOR = 2.0  # linear is "adequate" within this many standard errors of the best
-_BOUNDED_ONLY = ("chance", "n_eval", "lapse", "link")
+_BOUNDED_ONLY = ("chance", "n_eval", "counts", "lapse", "link")
 _RESERVED = ("shape", "log_likelihood", "x", "y", "task")
 
 
@@ -180,8 +180,8 @@ def linearity_check(df: pd.DataFrame, *, x: str = "x", y: str = "y", task: str =
         Probability of the slope and threshold intervals.
     **fit_kwargs
         Passed to every :func:`bayesslope.fit_hierarchical` call (``group=``, sampler
-        settings, ``random_seed``, ...). ``chance``, ``n_eval``, ``lapse`` and ``link``
-        go to the sigmoid fit only; a count likelihood likewise. ``per_task_sigma``
+        settings, ``random_seed``, ...). ``chance``, ``n_eval``, ``counts``, ``lapse`` and
+        ``link`` go to the sigmoid fit only; a count likelihood likewise. ``per_task_sigma``
         defaults to True here (one noise scale per task, so that one task's misfit does
         not widen the predictive densities of the others).
 

@@ -481,7 +481,9 @@ def predict(fit, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0
         "mean": the expected score of the row's task at x (under a bounded link within
         ``[chance, 1 - lapse]``). "observation": a new score, adding the likelihood's
         noise (binomial / beta-binomial with the row's ``n_eval``, Normal / Student-t
-        residuals).
+        residuals). A fit of averaged accuracies (``counts="average"``) draws
+        ``k ~ Binomial(n, p)`` as well: ``k / n`` has the average's mean and variance
+        when ``n`` is the variance-matching size (docs/model.md, "Averaged accuracies").
     ci_prob : float, default 0.9
         Mass of the equal-tailed interval (columns ``eti90_lb``, ``eti90_ub`` for 0.9).
     random_seed : int or numpy.random.Generator, optional

@@ -22,7 +22,7 @@ from .likelihoods import COUNTS, LIKELIHOODS, LINKS
 from .options import MAX_LISTED, string_labels
 
 __all__ = ["VariantData", "prepare_variants", "resolve_link_likelihood", "COUNT_TOLERANCE",
-           "NESTINGS", "COUNTS"]
+           "NESTINGS", "COUNTS", "check_counts"]
 
 COUNT_TOLERANCE = 0.05  # |y * n - round(y * n)| allowed, in items
 NESTINGS = ("crossed", "nested")
@@ -170,7 +170,7 @@ def resolve_link_likelihood(link, likelihood, *, n_eval=None, chance=None) -> tu
     return link, likelihood
 
 
-def _check_counts(counts, n_eval) -> None:
+def check_counts(counts, n_eval) -> None:
     """``counts`` is one of :data:`COUNTS` and, when "average", comes with ``n_eval``."""
     if not isinstance(counts, str) or counts not in COUNTS:
         raise DataValidationError(
@@ -375,7 +375,7 @@ def prepare_variants(
         group with one level, or an unsupported option.
     """
     link, likelihood = resolve_link_likelihood(link, likelihood, n_eval=n_eval, chance=chance)
-    _check_counts(counts, n_eval)
+    check_counts(counts, n_eval)
     pos = _positions(df, design)
     labels = design.row_labels
     y = design.y

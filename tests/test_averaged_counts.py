@@ -18,6 +18,7 @@ from scipy import stats
 from scipy.integrate import quad
 from scipy.special import ndtr
 
+import bayesslope as bs
 from bayesslope import DataValidationError
 from bayesslope.data import prepare_design
 from bayesslope.likelihoods import count_logpmf, log_likelihood_draws, pointwise_loglik
@@ -168,3 +169,99 @@ def test_error_bad_counts(averaged):
         _prep(df, n_eval="n", counts="mean")
     with pytest.raises(DataValidationError, match="counts='average' applies to the count"):
         _prep(df, counts="average")
+
+
+# -- the transfer matrix's binomial path --------------------------------------------------
+def averaged_units(seed_: int, m: int = 40):
+    """Accuracies of ``m`` models on 3 tasks driven by one ability, each task the plain mean
+    of ``N_SUB`` subtasks of different sizes; 'neg' goes against the ability."""
+    rng = np.random.default_rng(seed_)
+    g = rng.normal(size=m)
+    loads = {"a": 0.9, "b": 0.7, "neg": -0.8}
+    rows = []
+    for t, load in loads.items():
+        n_j = np.round(np.exp(rng.uniform(*np.log(SIZES), N_SUB))).astype(int)
+        p = ndtr(0.2 + load * g + 0.1 * rng.normal(size=m))
+        y = np.mean(rng.binomial(n_j, p[:, None]) / n_j, axis=1)
+        rows.append(pd.DataFrame({"model": [f"m{i:02d}" for i in range(m)], "task": t, "y": y,
+                                  "n": int(round(N_SUB**2 / np.sum(1.0 / n_j)))}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_transfer_matrix_refuses_non_whole_counts_naming_the_option():
+    df = averaged_units(seed(6), m=8)
+    with pytest.raises(DataValidationError, match=r"whole number .*\(task, unit, score\).*"
+                                                  r"counts='average'"):
+        bs.fit_transfer_matrix(df, likelihood="binomial", n_eval="n")
+    with pytest.raises(DataValidationError, match="counts='average' applies to the count"):
+        bs.fit_transfer_matrix(df, counts="average")
+
+
+def test_transfer_matrix_binomial_accepts_averages():
+    from bayesslope.pairs.fit import _binomial_counts
+
+    df = averaged_units(seed(7), m=24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm = bs.fit_transfer_matrix(df, likelihood="binomial", n_eval="n", counts="average",
+                                    draws=200, tune=200, chains=2, random_seed=seed(7),
+                                    check_dependence=False)
+    assert tm.spec["counts"] == "average"
+    # The counts are y * n as is (not rounded).
+    k = _binomial_counts(tm.design, "average")["k"]
+    assert not np.allclose(k, np.round(k))
+    s = tm.summary()
+    assert (s.xs("neg", level="target")["p_negative"] > 0.95).all()
+    assert (s.xs("neg", level="source")["p_negative"] > 0.95).all()
+    assert s.loc[("a", "b"), "p_negative"] < 0.05
+    assert s.loc[("b", "a"), "p_negative"] < 0.05
+
+
+# -- recovery and the fit's consumers ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def averaged_fit():
+    df, truth = simulate_subtasks(seed(8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit_hierarchical(df, n_eval="n", counts="average", link="probit",
+                                  x_better="higher", x_ref=0.0, draws=300, tune=300,
+                                  chains=2, cores=1, random_seed=seed(8),
+                                  check_dependence=False)
+    return df, truth, fit
+
+
+def test_averaged_fit_recovers_subtask_slopes(averaged_fit):
+    # Scores are means of subtasks sharing the task's p = Phi(a + b x): the subtask-level
+    # truth is the task slope b. Each 90% interval misses with probability ~0.1 when
+    # calibrated, so fewer than 4 of 6 covering has probability < 0.02.
+    _, truth, fit = averaged_fit
+    s = fit.summary(ci_prob=0.9).loc[truth.index]
+    covered = (s["eti90_lb"] <= truth) & (truth <= s["eti90_ub"])
+    assert covered.sum() >= 4, pd.DataFrame({"truth": truth, "lb": s["eti90_lb"],
+                                             "ub": s["eti90_ub"]})
+    z = (s["mean"] - truth) / s["sd"]
+    assert np.abs(z).mean() < 1.5
+
+
+def test_averaged_fit_consumers(averaged_fit, tmp_path):
+    df, _, fit = averaged_fit
+    assert fit.spec["variants"]["counts"] == "average"
+    # Pointwise log-likelihood on the density scale of y (+ log n), as for whole counts.
+    ll = fit.log_likelihood()
+    np.testing.assert_allclose(ll - np.log(fit.variants.n_eval),
+                               fit.log_likelihood(data_scale=False))
+    assert np.isfinite(ll).all()
+    # Posterior predictive draws are k / n with k ~ Binomial(n, p): on the 1/n lattice.
+    yrep = fit.posterior_predictive(random_seed=seed(9))
+    k = yrep * fit.variants.n_eval
+    np.testing.assert_allclose(k, np.round(k), atol=1e-6)
+    # The observation predictive covers the observed averages at their nominal rate
+    # (0.9, 120 rows: below 0.75 is > 4 binomial sd away).
+    pred = fit.predict(df, kind="observation", random_seed=seed(9))
+    inside = (pred["eti90_lb"] <= df["y"]) & (df["y"] <= pred["eti90_ub"])
+    assert inside.mean() > 0.75
+    # Saved and loaded, the option travels with the fit.
+    fit.to_netcdf(tmp_path / "fit.nc")
+    back = bs.load_fit(tmp_path / "fit.nc")
+    assert back.variants.counts == "average"
+    np.testing.assert_allclose(back.log_likelihood(), ll)

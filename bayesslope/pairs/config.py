@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from ..exceptions import DataValidationError
 from ..options import check_bool
 from ..sampling import SamplerConfig
+from ..variant_data import check_counts
 from .priors import check_pair_priors
 
 __all__ = ["LIKELIHOODS", "PairConfig", "resolve_config"]
@@ -46,6 +47,9 @@ class PairConfig:
         ``progressbar`` (checked by :class:`bayesslope.sampling.SamplerConfig`).
     dropna, min_shared, keep_draws, chunk_size
         As passed (``keep_draws``/``chunk_size`` filled in by :meth:`sized`).
+    counts : {"whole", "average"}
+        Binomial counts ``round(y * n)`` (whole numbers required) or ``y * n`` as is
+        (accuracies averaged over subtasks), as in ``fit_hierarchical``.
     """
 
     likelihood: str
@@ -57,6 +61,7 @@ class PairConfig:
     min_shared: int
     keep_draws: bool | None = None
     chunk_size: int | None = None
+    counts: str = "whole"
 
     @property
     def per_pair_nuts(self) -> bool:
@@ -89,7 +94,7 @@ class PairConfig:
 
 def resolve_config(*, likelihood: str, per_pair_sigma, n_eval, group, priors: Mapping | None,
                    draws, tune, chains, target_accept, random_seed, progressbar, dropna,
-                   keep_draws, chunk_size, min_shared) -> PairConfig:
+                   keep_draws, chunk_size, min_shared, counts: str = "whole") -> PairConfig:
     """Check every argument of ``fit_transfer_matrix`` that does not need the data."""
     if likelihood not in LIKELIHOODS:
         raise DataValidationError(
@@ -97,6 +102,7 @@ def resolve_config(*, likelihood: str, per_pair_sigma, n_eval, group, priors: Ma
     per_pair_sigma = check_bool("per_pair_sigma", per_pair_sigma)
     if (n_eval is not None) != (likelihood == "binomial"):
         raise DataValidationError("n_eval is needed with likelihood='binomial', and only then")
+    check_counts(counts, n_eval)
     if group is not None and likelihood != "normal":
         raise DataValidationError(
             f"group= is available with likelihood='normal' only, got {likelihood!r}")
@@ -122,5 +128,5 @@ def resolve_config(*, likelihood: str, per_pair_sigma, n_eval, group, priors: Ma
         sampler={k: getattr(sampler, k) for k in ("draws", "tune", "chains", "target_accept",
                                                    "random_seed", "progressbar")},
         dropna=check_bool("dropna", dropna), min_shared=min_shared,
-        keep_draws=keep_draws, chunk_size=chunk_size,
+        keep_draws=keep_draws, chunk_size=chunk_size, counts=counts,
     )

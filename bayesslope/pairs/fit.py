@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError, SamplingWarning
+from ..likelihoods import successes
 from ..options import check_bool
+from ..variant_data import COUNT_TOLERANCE
 from .config import PairConfig, resolve_config
 from .design import PairDesign, build_pair_design
 from .parallel import DeviceDiagnostics, DiagnosticsPool
@@ -40,6 +42,7 @@ def fit_transfer_matrix(
     likelihood: Literal["normal", "student_t", "binomial"] = "normal",
     per_pair_sigma: bool = True,
     n_eval: int | Mapping | str | None = None,
+    counts: Literal["whole", "average"] = "whole",
     group: str | None = None,
     priors: Mapping | None = None,
     draws: int = 1000,
@@ -93,6 +96,11 @@ def fit_transfer_matrix(
     n_eval : int, mapping or str, optional
         ``likelihood="binomial"`` only: questions per evaluation, one for all tasks, per
         task (mapping), or a column name (constant within a task).
+    counts : {"whole", "average"}, default "whole"
+        As in :func:`bayesslope.fit_hierarchical`: "whole" requires ``y * n_eval`` to be a
+        whole number of correct answers; "average" takes scores averaged over subtasks
+        (e.g. MMLU over its subjects) with the count ``k = y * n_eval`` as is (the
+        binomial log-likelihood is continuous in ``k``).
     group : str, optional
         Column grouping the units (e.g. the model of each checkpoint), normal likelihood
         only: every pair gets a random intercept per group (``tau_p ~ HalfNormal(1)``), so
@@ -151,13 +159,14 @@ def fit_transfer_matrix(
         likelihood=likelihood, per_pair_sigma=per_pair_sigma, n_eval=n_eval, group=group,
         priors=priors, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
         random_seed=random_seed, progressbar=progressbar, dropna=dropna,
-        keep_draws=keep_draws, chunk_size=chunk_size, min_shared=min_shared)
+        keep_draws=keep_draws, chunk_size=chunk_size, min_shared=min_shared, counts=counts)
     design = build_pair_design(df, unit=unit, task=task, y=y, y_better=y_better,
                                min_shared=min_shared, group=group, n_eval=n_eval,
                                dropna=config.dropna)
     _warn_missing_units(design)
     config = config.sized(design.n_pairs)
-    binomial = _binomial_counts(design) if config.likelihood == "binomial" else None
+    binomial = (_binomial_counts(design, config.counts, check=True)
+                if config.likelihood == "binomial" else None)
     stats = binomial["stats"] if binomial is not None else design.sufficient_stats()
     run = _sample(design, config, stats, binomial)
     tm = _assemble(design, config, run)
@@ -190,11 +199,13 @@ def _warn_missing_units(design: PairDesign) -> None:
         )
 
 
-def _binomial_counts(design: PairDesign) -> dict:
+def _binomial_counts(design: PairDesign, counts: str = "whole", check: bool = False) -> dict:
     """Binomial data of every pair: target counts and the plug-in stage's statistics.
 
-    Per observation the correct count ``k`` and questions ``n`` of the target task; per
-    pair the statistics of the probit of the smoothed accuracy ``(k + 1/2) / (n + 1)``.
+    Per observation the correct count ``k`` (``round(y n)``, or ``y n`` as is for
+    ``counts="average"``) and questions ``n`` of the target task; per pair the statistics
+    of the probit of the smoothed accuracy ``(k + 1/2) / (n + 1)``. ``check``: refuse
+    whole counts that are not whole numbers, naming the fix.
     """
     from scipy.special import ndtri
 
@@ -216,13 +227,34 @@ def _binomial_counts(design: PairDesign) -> dict:
     units = design.observation_units()
     tgt = design.target[design.pair_idx]
     n = np.array([design.n_eval[t] for t in design.tasks], dtype=float)[tgt]
-    k = np.round(acc_table[units, tgt] * n)
+    if check and counts == "whole":
+        _check_whole(design, acc_table, hib)
+    k = successes(acc_table[units, tgt], n, counts)
     z = ndtri((k + 0.5) / (n + 1.0))
     stats = task_sufficient_stats(design.x, z, design.pair_idx, design.n_pairs)
     # The source is standardized: write its exact moments so equal-size pairs pool.
     exact = design.sufficient_stats()
     stats = stats._replace(xbar=exact.xbar, sxx=exact.sxx)
     return {"k": k, "n": n, "stats": stats}
+
+
+def _check_whole(design: PairDesign, acc_table: np.ndarray, hib: np.ndarray) -> None:
+    """Refuse accuracies whose ``y * n_eval`` is not a whole number (fit_hierarchical's rule)."""
+    n_task = np.array([design.n_eval[t] for t in design.tasks], dtype=float)
+    k = acc_table * n_task
+    off = np.isfinite(k) & (np.abs(k - np.round(k)) > COUNT_TOLERANCE)
+    if not off.any():
+        return
+    rows, cols = np.nonzero(off)
+    examples = [(design.tasks[c], design.units[r],
+                 float(design.scores[r, c] * (1 if hib[c] else -1)))
+                for r, c in zip(rows[:5], cols[:5], strict=True)]
+    raise DataValidationError(
+        f"y * n_eval should be a whole number of correct answers (k = round(y * n)), but "
+        f"is not for {off.sum()} scores, e.g. (task, unit, score) {examples}. If these "
+        "scores are averages (e.g. over the subtasks of MMLU), pass counts='average' (the "
+        "binomial log-likelihood continuous in k = y * n); otherwise check that n_eval is "
+        "the test-set size behind each score")
 
 
 def _pair_model_data(design: PairDesign, stats, binomial: dict | None, grouped: bool) -> tuple:
