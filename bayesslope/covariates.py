@@ -26,7 +26,7 @@ from .data import TransferDesign, ordered_levels
 from .exceptions import DataValidationError
 from .options import MAX_LISTED
 
-__all__ = ["TaskCovariates", "prepare_covariates", "covariate_row"]
+__all__ = ["TaskCovariates", "prepare_covariates", "covariate_row", "new_task_rows"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -354,3 +354,58 @@ def covariate_row(cov: TaskCovariates, values: Mapping) -> np.ndarray:
                 raise DataValidationError(f"covariates: {src} must be finite, got {value!r}")
             z[j] = (v - cov.center[j]) / cov.scale[j]
     return z
+
+
+def new_task_rows(cov: TaskCovariates, frame: pd.DataFrame, task: str,
+                  new_tasks: Sequence[str]) -> np.ndarray:
+    """Standardized covariate rows (shape (len(new_tasks), n_columns)) of new tasks.
+
+    Read from ``frame`` (e.g. ``fit.predict``'s ``new_df``): every covariate of the fit
+    must be a column, constant within each new task; then :func:`covariate_row` per task.
+
+    Parameters
+    ----------
+    cov : TaskCovariates
+    frame : pandas.DataFrame
+    task : str
+        The task column of ``frame``.
+    new_tasks : sequence of str
+        Task labels (as text) not in the fit.
+
+    Raises
+    ------
+    DataValidationError
+        A covariate column missing (named, with the tasks that need it), a missing value
+        or one that varies within a new task (naming the task and values), or a value
+        :func:`covariate_row` refuses.
+    """
+    if not new_tasks:
+        return np.zeros((0, cov.n_columns))
+    missing = [n for n in cov.names if n not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"task(s) {_listed(list(new_tasks))} are not in the fit, whose population mean "
+            f"depends on the task covariates {list(cov.names)}: new_df needs column(s) "
+            f"{missing} for them (values constant within each new task)"
+        )
+    labels = frame[task].astype(str)
+    rows = []
+    for t in new_tasks:
+        sub = frame.loc[labels == t, list(cov.names)]
+        values = {}
+        for name in cov.names:
+            col = sub[name]
+            if col.isna().any():
+                raise DataValidationError(
+                    f"new task {t!r}: covariate column {name!r} has missing values")
+            distinct = pd.unique(col)
+            if len(distinct) > 1:
+                raise DataValidationError(
+                    f"new task {t!r}: covariate column {name!r} varies within the task "
+                    f"({_listed([str(v) for v in distinct])}); a task has one value")
+            values[name] = distinct[0]
+        try:
+            rows.append(covariate_row(cov, values))
+        except DataValidationError as exc:
+            raise DataValidationError(f"new task {t!r}: {exc}") from None
+    return np.vstack(rows)

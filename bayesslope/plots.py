@@ -438,21 +438,53 @@ def plot_slopes(
 # -- population of slopes -------------------------------------------------------------------
 
 
-def population_density(fit, grid: np.ndarray) -> np.ndarray:
+def population_density(fit, grid: np.ndarray, z: np.ndarray | None = None) -> np.ndarray:
     """Posterior predictive density of a new task's slope on ``grid``.
 
     The exact mixture ``mean over draws of Normal(grid; slope_mu, slope_sigma)`` (oriented
     data units; the reference condition), whose mass below 0 is P(new task negative).
+    With ``z`` (a standardized covariate row, :func:`bayesslope.covariates.covariate_row`)
+    the mean is ``slope_mu + slope_beta @ z``: a new task with those covariates.
     """
     from scipy.stats import norm
 
-    mu = _stacked(fit, "slope_mu", 4000)
-    sd = _stacked(fit, "slope_sigma", 4000)
+    mu, sd = _population_draws(fit, z, 4000)
     return norm.pdf(grid[None, :], mu[:, None], sd[:, None]).mean(axis=0)
 
 
+def _population_draws(fit, z, max_draws) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of a new task's population mean slope (at covariate row ``z``) and sd."""
+    mu = _stacked(fit, "slope_mu", max_draws)
+    if z is not None:
+        mu = mu + _stacked(fit, "slope_beta", max_draws) @ np.asarray(z, dtype=float)
+    return mu, _stacked(fit, "slope_sigma", max_draws)
+
+
+def _covariate_curves(fit, covariates) -> list[tuple[str | None, np.ndarray | None, dict]]:
+    """(label, z row, covariate values) per curve of :func:`plot_population`."""
+    from collections.abc import Mapping
+
+    from .covariates import covariate_row
+    from .exceptions import DataValidationError
+
+    if covariates is None:
+        return [(None, None, None)]
+    cov = fit.covariates
+    if cov is None:
+        raise DataValidationError(
+            "covariates= needs a fit with task_covariates=; this fit has none")
+    if not isinstance(covariates, Mapping) or not covariates:
+        raise DataValidationError(
+            "covariates should be a dict of covariate -> value (one new task) or of "
+            f"label -> such a dict (one curve each), got {covariates!r}")
+    if all(isinstance(v, Mapping) for v in covariates.values()):
+        return [(str(k), covariate_row(cov, v), dict(v)) for k, v in covariates.items()]
+    label = ", ".join(f"{k}={v}" for k, v in covariates.items())
+    return [(label, covariate_row(cov, covariates), dict(covariates))]
+
+
 def plot_population(fit, *, ax=None, show_tasks: bool = True, ci_prob: float = 0.9,
-                    style: str | None = None):
+                    covariates=None, style: str | None = None):
     """Density of the slope of a new task, with P(new task has negative transfer).
 
     The posterior predictive density of a new task's oriented slope (the population
@@ -468,46 +500,87 @@ def plot_population(fit, *, ax=None, show_tasks: bool = True, ci_prob: float = 0
     show_tasks : bool, default True
         A rug of the per-task posterior mean slopes.
     ci_prob : float, default 0.9
+    covariates : dict, optional
+        For a fit with ``task_covariates``: the covariates of a new task (covariate ->
+        value, as in ``fit.population(covariates=...)``), or a dict of label -> such a
+        dict for one curve per kind of task (e.g. one per ``task_group`` level). Each
+        curve is the density at ``slope_mu + slope_beta @ z`` with its P(new task < 0)
+        (equal to ``fit.population(covariates=...)``'s) and its mean's interval in the
+        legend. Without it, the density at ``slope_mu``: for a covariate fit, a task at
+        the covariates' means and reference levels.
     style : {"one-column", "two-column"}, optional
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import bayesslope as bs
+    >>> df = bs.load_dataset("openclip").query("task_group != 'retrieval'")
+    >>> fit = bs.fit_hierarchical(df, x="x", y="y", task="task",
+    ...                           task_covariates="task_group", random_seed=1)  # doctest: +SKIP
+    >>> fig = bs.plot_population(fit, covariates={
+    ...     g: {"task_group": g} for g in fit.covariates.levels["task_group"]})  # doctest: +SKIP
     """
     from .options import check_ci_prob
     from .summaries import prob_negative_new_task
 
     check_ci_prob(ci_prob)
-    mu = _stacked(fit, "slope_mu", None)
-    sd = _stacked(fit, "slope_sigma", None)
+    curves = _covariate_curves(fit, covariates)
+    draws = [_population_draws(fit, z, None) for _, z, _ in curves]
     task_means = fit.posterior["posterior"]["slope"].mean(("chain", "draw")).values
-    lo = min(np.quantile(mu - 4 * sd, 0.05), task_means.min(), 0.0)
-    hi = max(np.quantile(mu + 4 * sd, 0.95), task_means.max(), 0.0)
+    lo = min(min(np.quantile(mu - 4 * sd, 0.05) for mu, sd in draws), task_means.min(), 0.0)
+    hi = max(max(np.quantile(mu + 4 * sd, 0.95) for mu, sd in draws), task_means.max(), 0.0)
     pad = 0.05 * (hi - lo)
     grid = np.linspace(lo - pad, hi + pad, 400)
     grid = np.union1d(grid, [0.0])  # the shaded area ends exactly at 0
-    dens = population_density(fit, grid)
-    p_new = prob_negative_new_task(fit.posterior)
+    dens = [population_density(fit, grid, z) for _, z, _ in curves]
+    top = max(d.max() for d in dens)
+    palette = [COLORS["fit"], COLORS["data"], COLORS["alt"], COLORS["negative"], "0.45",
+               "tab:purple", "tab:olive", "tab:cyan", "tab:brown", "tab:pink"]
     with maybe_style(style):
         fig, ax = single_axes(ax, (4.5, 2.6))
         neg = grid <= 0
-        ax.fill_between(grid[neg], dens[neg], color=COLORS["negative"], alpha=0.35, lw=0,
-                        label=f"P(new task < 0) = {p_new:.3f}" if p_new >= 0.001
-                        else "P(new task < 0) < 0.001")
-        ax.plot(grid, dens, color=COLORS["fit"], label="new task's slope")
+        if covariates is None:
+            p_new = prob_negative_new_task(fit.posterior)
+            mu = draws[0][0]
+            ax.fill_between(grid[neg], dens[0][neg], color=COLORS["negative"], alpha=0.35,
+                            lw=0, label=_p_label(p_new))
+            ax.plot(grid, dens[0], color=COLORS["fit"], label="new task's slope")
+            m_lo, m_hi = np.quantile(mu, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
+            ax.hlines(-0.06 * top, m_lo, m_hi, color=COLORS["data"], lw=2.5,
+                      label=f"mean slope_mu, {ci_prob:.0%}")
+            ax.plot([mu.mean()], [-0.06 * top], "o", color=COLORS["data"], ms=3)
+        else:
+            for j, ((label, _, values), (mu, _), d) in enumerate(zip(curves, draws, dens,
+                                                                    strict=True)):
+                color = palette[j % len(palette)]
+                p_new = float(fit.population(ci_prob, covariates=values)
+                              .loc["p_negative_new_task", "mean"])
+                ax.fill_between(grid[neg], d[neg], color=color, alpha=0.2, lw=0)
+                ax.plot(grid, d, color=color, label=f"{label}: {_p_label(p_new)}")
+                m_lo, m_hi = np.quantile(mu, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
+                y = -(0.04 + 0.04 * j) * top
+                ax.hlines(y, m_lo, m_hi, color=color, lw=2.0)
+                ax.plot([mu.mean()], [y], "o", color=color, ms=3)
         ax.axvline(0, color="0.4", lw=0.7, ls="--")
-        top = dens.max()
-        m_lo, m_hi = np.quantile(mu, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
-        ax.hlines(-0.06 * top, m_lo, m_hi, color=COLORS["data"], lw=2.5,
-                  label=f"mean slope_mu, {ci_prob:.0%}")
-        ax.plot([mu.mean()], [-0.06 * top], "o", color=COLORS["data"], ms=3)
+        n_bars = 1 if covariates is None else len(curves)
+        rug = -(0.07 + 0.04 * n_bars) * top
         if show_tasks:
-            ax.plot(task_means, np.full(task_means.size, -0.13 * top), "|",
+            ax.plot(task_means, np.full(task_means.size, rug), "|",
                     color=COLORS["alt"], ms=6, mew=0.8, label="task means")
         thin_ticks(ax, nbins=5)
-        ax.set_ylim(-0.18 * top, 1.08 * top)
+        ax.set_ylim(rug - 0.05 * top, 1.08 * top)
         ax.set_yticks([])  # a density: its height has no unit worth reading
         ax.spines[["left", "right", "top"]].set_visible(False)
         ax.set_xlabel("transfer slope of a new task (data units)")
         ax.legend(fontsize="x-small", loc="upper left", frameon=False)
+        if covariates is not None:
+            ax.set_title(f"bars: {ci_prob:.0%} interval of the mean slope; shaded: P(< 0)",
+                         fontsize="x-small")
     return fig
+
+
+def _p_label(p_new: float) -> str:
+    return f"P(new task < 0) = {p_new:.3f}" if p_new >= 0.001 else "P(new task < 0) < 0.001"

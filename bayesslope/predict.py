@@ -121,6 +121,7 @@ class _Rows:
     chance: np.ndarray | float
     n_eval: np.ndarray | None
     x_se: np.ndarray | None
+    new_z: np.ndarray | None = None  # standardized task covariates of the new tasks
 
 
 def _numeric(frame: pd.DataFrame, column: str, role: str) -> np.ndarray:
@@ -282,21 +283,37 @@ def _resolve_rows(fit, new_df: pd.DataFrame) -> _Rows:
         if (x_se < 0).any():
             raise DataValidationError(f"column {se_col!r} (x_se) should be >= 0")
 
+    new_z = None
+    cov = fit.covariates
+    if cov is not None and unknown:
+        from .covariates import new_task_rows
+
+        new_z = new_task_rows(cov, new_df, tcol, unknown)
+
     return _Rows(x=x, task_code=task_code, new_tasks=tuple(unknown),
                  task_sign=sign_ext[task_code], condition_code=cond_code,
                  group_code=group_code, new_groups=new_groups, chance=chance,
-                 n_eval=n_eval, x_se=x_se)
+                 n_eval=n_eval, x_se=x_se, new_z=new_z)
 
 
-def _population_draws(post, n_new: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """(intercept, slope) of ``n_new`` new tasks per draw: shape (samples, n_new) each."""
+def _population_draws(post, n_new: int, rng, z: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(intercept, slope) of ``n_new`` new tasks per draw: shape (samples, n_new) each.
+
+    With task covariates, ``z`` (shape (n_new, n_columns)) moves each new task's population
+    means to ``mu + beta @ z`` (as :meth:`TransferFit.population` with ``covariates=``).
+    """
     mu_a, mu_b = _draws(post, "intercept_mu"), _draws(post, "slope_mu")
     sd_a, sd_b = _draws(post, "intercept_sigma"), _draws(post, "slope_sigma")
     rho = _draws(post, "corr") if "corr" in post else np.zeros_like(mu_a)
     z1 = rng.standard_normal((mu_a.size, n_new))
     z2 = rng.standard_normal((mu_a.size, n_new))
-    a = mu_a[:, None] + sd_a[:, None] * z1
-    b = mu_b[:, None] + sd_b[:, None] * (rho[:, None] * z1 + np.sqrt(1 - rho**2)[:, None] * z2)
+    mean_a, mean_b = mu_a[:, None], mu_b[:, None]
+    if z is not None:
+        mean_a = mean_a + _draws(post, "intercept_beta") @ z.T
+        mean_b = mean_b + _draws(post, "slope_beta") @ z.T
+    a = mean_a + sd_a[:, None] * z1
+    b = mean_b + sd_b[:, None] * (rho[:, None] * z1 + np.sqrt(1 - rho**2)[:, None] * z2)
     return a, b
 
 
@@ -310,7 +327,7 @@ class _Params:
         n_new = len(rows.new_tasks)
         a, b = _draws(post, "intercept"), _draws(post, "slope")
         if n_new:
-            an, bn = _population_draws(post, n_new, rng)
+            an, bn = _population_draws(post, n_new, rng, rows.new_z)
             a, b = np.concatenate([a, an], axis=1), np.concatenate([b, bn], axis=1)
         self.S = a.shape[0]
         self.a, self.b = a.T.copy(), b.T.copy()
@@ -474,9 +491,11 @@ def predict(fit, new_df: pd.DataFrame, *, kind: str = "mean", ci_prob: float = 0
         fit has them, and its ``chance`` / ``n_eval`` columns where these varied within a
         task of the fit (else the fit's value for the row's task is used). A task (or
         group) label not in the fit is a new task (group) drawn from the population, once
-        per posterior draw and shared by all rows with that label. With ``x_se``, a row
-        that has the fit's x_se column is a noisy measurement of x and the prediction
-        integrates over the true x; otherwise x is taken as exact.
+        per posterior draw and shared by all rows with that label; for a fit with
+        ``task_covariates`` its population means are those at its covariates (columns of
+        ``new_df``, constant within the new task; see ``fit.population(covariates=...)``).
+        With ``x_se``, a row that has the fit's x_se column is a noisy measurement of x
+        and the prediction integrates over the true x; otherwise x is taken as exact.
     kind : {"mean", "observation"}, default "mean"
         "mean": the expected score of the row's task at x (under a bounded link within
         ``[chance, 1 - lapse]``). "observation": a new score, adding the likelihood's

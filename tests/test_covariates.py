@@ -360,3 +360,83 @@ def test_fit_without_covariates_refuses_covariate_methods(fits):
         bare.covariate_effects()
     with pytest.raises(DataValidationError, match="needs a fit with task_covariates"):
         bare.population(covariates={"z": 1.0})
+
+
+# -- new tasks predicted from their covariates ----------------------------------------
+def test_predict_new_task_centers_on_covariate_population_line(fits, data):
+    """A new task at (z, kind) is predicted around the planted line slope 0.3 + 0.5 z -
+    0.4 [b] (intercept 0): its mean curve's slope and level match the truth and the fit's
+    own ``population(covariates=)``, within their posterior sd plus Monte Carlo error."""
+    fit = fits["collapsed"]
+    _, truth = data
+    zbar = float(np.mean(truth["z"]))
+    for label, z, kind in (("new_hi", 2.0, "a"), ("new_lo", -2.0, "b")):
+        new = pd.DataFrame({"task": label, "x": [0.0, 1.0], "z": z, "kind": kind})
+        pred = fit.predict(new, kind="mean", random_seed=seed(11))
+        assert pred["new_task"].all()
+        slope = pred["mean"].iloc[1] - pred["mean"].iloc[0]
+        pop = fit.population(covariates={"z": z, "kind": kind})
+        row = pop.loc["slope_mu_at_covariates"]
+        n = fit.posterior["posterior"].sizes["chain"] * fit.posterior["posterior"].sizes["draw"]
+        slope_sd = float(pop.loc["slope_sigma", "mean"])
+        mc = 4 * np.sqrt(2) * (slope_sd + 0.3) / np.sqrt(n)  # new-task draws' MC error
+        assert abs(slope - row["mean"]) < mc
+        true_slope = SLOPE_0 + SLOPE_Z * z + SLOPE_B * (kind == "b")
+        assert abs(slope - true_slope) < 4 * row["sd"] + mc, (label, slope, true_slope)
+        # The level at x = 0 is the intercept population mean (planted 0).
+        assert abs(pred["mean"].iloc[0]) < 4 * pop.loc["intercept_mu_at_covariates", "sd"] + mc
+    # Without covariates in the frame a new task is refused, naming the columns.
+    with pytest.raises(DataValidationError, match=r"needs column\(s\) \['kind'\]"):
+        fit.predict(pd.DataFrame({"task": "new", "x": [0.0], "z": 1.0}))
+    # Fitted tasks need no covariate columns.
+    known = fit.predict(pd.DataFrame({"task": ["t00"], "x": [0.5]}), random_seed=seed(12))
+    assert not known["new_task"].any()
+    # Z ~= zbar, reference level: the population mean at its own center.
+    mid = fit.predict(pd.DataFrame({"task": "mid", "x": [0.0, 1.0], "z": zbar, "kind": "a"}),
+                      random_seed=seed(13))
+    assert abs((mid["mean"].iloc[1] - mid["mean"].iloc[0])
+               - fit.population().loc["slope_mu", "mean"]) < 0.05
+
+
+@pytest.mark.parametrize("frame, match", [
+    ({"task": "new", "x": [0.0, 1.0], "z": [np.nan, np.nan], "kind": "a"},
+     r"new task 'new': covariate column 'z' has missing values"),
+    ({"task": "new", "x": [0.0, 1.0], "z": [1.0, 2.0], "kind": "a"},
+     r"new task 'new': covariate column 'z' varies within the task"),
+    ({"task": "new", "x": [0.0], "z": [1.0], "kind": "c"},
+     r"new task 'new': covariates: kind='c' is not a level"),
+])
+def test_predict_new_task_bad_covariates_named(fits, frame, match):
+    with pytest.raises(DataValidationError, match=match):
+        fits["collapsed"].predict(pd.DataFrame(frame))
+
+
+def test_plot_population_at_covariates(fits):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fit = fits["collapsed"]
+    levels = {"low z, b": {"z": -2.0, "kind": "b"}, "high z, a": {"z": 2.0, "kind": "a"}}
+    fig = fit.plot_population(covariates=levels)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    for name, values in levels.items():
+        p = fit.population(covariates=values).loc["p_negative_new_task", "mean"]
+        shown = f"= {p:.3f}" if p >= 0.001 else "< 0.001"
+        assert any(lab.startswith(f"{name}: ") and lab.endswith(shown) for lab in labels), labels
+    # Each curve is a density whose mode lies near its covariate-implied mean slope.
+    curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 100]
+    assert len(curves) == 2
+    for line, values in zip(curves, levels.values(), strict=True):
+        x, y = line.get_xdata(), line.get_ydata()
+        mu = fit.population(covariates=values).loc["slope_mu_at_covariates", "mean"]
+        assert abs(x[np.argmax(y)] - mu) < 0.15
+        assert abs(np.trapezoid(y, x) - 1) < 0.02
+    plt.close(fig)
+    single = fit.plot_population(covariates={"z": 0.0, "kind": "a"})
+    assert "z=0.0, kind=a" in single.axes[0].get_legend().get_texts()[0].get_text()
+    plt.close(single)
+    with pytest.raises(DataValidationError, match="missing"):
+        fit.plot_population(covariates={"z": 0.0})
