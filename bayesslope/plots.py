@@ -517,10 +517,10 @@ def plot_population(fit, *, ax=None, show_tasks: bool = True, ci_prob: float = 0
     Examples
     --------
     >>> import bayesslope as bs
-    >>> df = bs.load_dataset("openclip").query("task_group != 'retrieval'")
+    >>> df = bs.load_dataset("openclip")
     >>> fit = bs.fit_hierarchical(df, x="x", y="y", task="task",
     ...                           task_covariates="task_group", random_seed=1)  # doctest: +SKIP
-    >>> fig = bs.plot_population(fit, covariates={
+    >>> fig = fit.plot_population(covariates={
     ...     g: {"task_group": g} for g in fit.covariates.levels["task_group"]})  # doctest: +SKIP
     """
     from .options import check_ci_prob
