@@ -61,7 +61,6 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,6 +71,7 @@ from ..collapsed import (
     conditional_moments,
     task_marginal_loglik,
 )
+from .sampler import nuts_chains
 
 __all__ = [
     "N_NODES",
@@ -413,28 +413,11 @@ def make_logdensity(nodes: PairSigmaNodes, priors: Mapping[str, dict]) -> Callab
 def _run_nuts(nodes, init, warm_keys, draw_keys, frozen_priors, draws, tune, target_accept,
               vectorize):
     # As bayesslope.pairs.sampler._run_nuts (module level, data as arguments: one
-    # compilation per shape; chains by lax.map on CPU, vmap on accelerators).
+    # compilation per shape), with this module's log density.
     priors = {k: dict(v) for k, v in frozen_priors}
-    logdensity = make_logdensity(nodes, priors)
-    warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
-                                        target_acceptance_rate=target_accept)
-
-    def one_chain(args):
-        position, warm_key, draw_key = args
-        (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
-        kernel = blackjax.nuts(logdensity, **params)
-
-        def step(state, k):
-            state, info = kernel.step(k, state)
-            return state, (state.position, info.is_divergent, info.num_integration_steps,
-                           info.acceptance_rate)
-
-        _, trace = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
-        return trace, params["step_size"]
-
-    if vectorize:
-        return jax.vmap(one_chain)((init, warm_keys, draw_keys))
-    return jax.lax.map(one_chain, (init, warm_keys, draw_keys))
+    return nuts_chains(make_logdensity(nodes, priors), init, warm_keys, draw_keys,
+                       draws=draws, tune=tune, target_accept=target_accept,
+                       vectorize=vectorize)
 
 
 def sample_population(

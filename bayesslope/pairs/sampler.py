@@ -190,16 +190,16 @@ def _pad_groups(groups: GroupedStats) -> GroupedStats:
     return GroupedStats(*(np.pad(v, (0, size - v.size)) for v in groups))
 
 
-@partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
-def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, target_accept,
-              vectorize):
-    # Module-level and jitted with the data as arguments, so fits of same-shaped problems
-    # reuse one compilation (compiling window adaptation + NUTS costs seconds).
-    # Chains: lax.map on CPU (a vmapped NUTS step waits for the deepest tree of the batch;
-    # 10,100 pairs, shared sigma: compile + run 4.7 s vs 8.1 s, rerun 0.09 s vs 0.48 s),
-    # vmap on accelerators.
-    priors = {k: dict(v) for k, v in frozen_priors}
-    logdensity = make_logdensity(stats, priors)
+def nuts_chains(logdensity, init, warm_keys, draw_keys, *, draws: int, tune: int,
+                target_accept: float, vectorize: bool):
+    """Window adaptation + NUTS draws per chain (blackjax), traced inside a jitted caller.
+
+    Returns ``(trace, step_size)``: per chain the positions, divergence flags, integration
+    steps and acceptance rates of the ``draws`` kept draws, and the adapted step size.
+    Chains: lax.map on CPU (a vmapped NUTS step waits for the deepest tree of the batch;
+    10,100 pairs, shared sigma: compile + run 4.7 s vs 8.1 s, rerun 0.09 s vs 0.48 s),
+    vmap on accelerators (``vectorize``).
+    """
     warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
                                         target_acceptance_rate=target_accept)
 
@@ -219,6 +219,17 @@ def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, tar
     if vectorize:
         return jax.vmap(one_chain)((init, warm_keys, draw_keys))
     return jax.lax.map(one_chain, (init, warm_keys, draw_keys))
+
+
+@partial(jax.jit, static_argnums=(4, 5, 6, 7, 8))
+def _run_nuts(stats, init, warm_keys, draw_keys, frozen_priors, draws, tune, target_accept,
+              vectorize):
+    # Module-level and jitted with the data as arguments, so fits of same-shaped problems
+    # reuse one compilation (compiling window adaptation + NUTS costs seconds).
+    priors = {k: dict(v) for k, v in frozen_priors}
+    return nuts_chains(make_logdensity(stats, priors), init, warm_keys, draw_keys,
+                       draws=draws, tune=tune, target_accept=target_accept,
+                       vectorize=vectorize)
 
 
 def _sample_population(
