@@ -569,7 +569,8 @@ def plot_population(fit, *, ax=None, show_tasks: bool = True, ci_prob: float = 0
         rug = -(0.07 + 0.04 * n_bars) * top
         if show_tasks:
             ax.plot(task_means, np.full(task_means.size, rug), "|",
-                    color=COLORS["alt"], ms=6, mew=0.8, label="task means")
+                    color=COLORS["alt"] if covariates is None else "0.3", ms=6, mew=0.8,
+                    label="task means")
         thin_ticks(ax, nbins=5)
         ax.set_ylim(rug - 0.05 * top, 1.08 * top)
         ax.set_yticks([])  # a density: its height has no unit worth reading
