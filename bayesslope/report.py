@@ -33,12 +33,14 @@ from .report_format import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["write_report", "report_files", "result_kind"]
+__all__ = ["write_report", "report_files", "result_kind", "has_conditions"]
 
 # Files per result kind; each figure stem is saved as <stem>.png and <stem>.pdf.
 _TABLES = {"fit": ("summary.csv", "population.csv", "diagnostics.csv"),
            "matrix": ("summary.csv", "diagnostics.csv")}
 _FIGURES = {"fit": ("tasks", "slopes", "population"), "matrix": ("heatmap",)}
+# A fit with condition= adds the condition-differences figure.
+CONDITION_FIGURE = "conditions"
 RESULT_FILES = {"fit": "fit.nc", "matrix": "matrix.nc"}
 # Beyond these the report shows a selection and points to the CSV (a page stays readable).
 MAX_TASK_PANELS = 60
@@ -60,7 +62,8 @@ def result_kind(result) -> str:
         f"TransferMatrix (from bs.fit_transfer_matrix or bs.load); got {type(result).__name__}")
 
 
-def report_files(kind: str, *, save_result: bool = True) -> tuple[str, ...]:
+def report_files(kind: str, *, save_result: bool = True,
+                 conditions: bool = False) -> tuple[str, ...]:
     """Names of the files :func:`write_report` writes for a result ``kind``.
 
     Parameters
@@ -68,13 +71,16 @@ def report_files(kind: str, *, save_result: bool = True) -> tuple[str, ...]:
     kind : {"fit", "matrix"}
     save_result : bool, default True
         Whether the result file (``fit.nc`` / ``matrix.nc``) is among them.
+    conditions : bool, default False
+        A fit with ``condition=``: its condition-differences figure is among them.
     """
     if kind not in _TABLES:
         raise ValueError(f"kind should be 'fit' or 'matrix' but got {kind!r}")
     names = list(_TABLES[kind])
     if save_result:
         names.append(RESULT_FILES[kind])
-    for stem in _FIGURES[kind]:
+    stems = _FIGURES[kind] + ((CONDITION_FIGURE,) if conditions and kind == "fit" else ())
+    for stem in stems:
         names += [f"{stem}.png", f"{stem}.pdf"]
     return (*names, "report.md", "report.html")
 
@@ -102,7 +108,9 @@ def write_report(result, out_dir: str | Path, *, overwrite: bool = False,
     dict of str to pathlib.Path
         For a fit: ``summary``, ``population``, ``diagnostics`` (CSV), ``fit`` (when
         saved), ``tasks_png``, ``tasks_pdf``, ``slopes_png``, ``slopes_pdf``,
-        ``population_png``, ``population_pdf``, ``report`` (Markdown), ``html``. For a
+        ``population_png``, ``population_pdf``, with ``condition=`` also
+        ``conditions_png``, ``conditions_pdf`` (and a section on the conditions' slope
+        differences), ``report`` (Markdown), ``html``. For a
         matrix: ``summary``, ``diagnostics``, ``matrix``, ``heatmap_png``, ``heatmap_pdf``,
         ``report``, ``html``.
 
@@ -130,7 +138,9 @@ def write_report(result, out_dir: str | Path, *, overwrite: bool = False,
     overwrite = check_bool("overwrite", overwrite)
     save_result = check_bool("save_result", save_result)
     ci_prob = check_ci_prob(ci_prob)
-    out = _prepare_out(Path(out_dir), report_files(kind, save_result=save_result), overwrite)
+    out = _prepare_out(Path(out_dir), report_files(kind, save_result=save_result,
+                                                   conditions=has_conditions(result)),
+                       overwrite)
     if kind == "fit":
         blocks, paths, title = _fit_report(result, out, save_result, ci_prob)
     else:
@@ -140,6 +150,12 @@ def write_report(result, out_dir: str | Path, *, overwrite: bool = False,
     paths["html"] = out / "report.html"
     paths["html"].write_text(to_html(blocks, title), encoding="utf-8")
     return paths
+
+
+def has_conditions(result) -> bool:
+    """Whether ``result`` is a fit with ``condition=`` (per-condition population slopes)."""
+    post = getattr(result, "posterior", None)
+    return post is not None and "slope_mu_condition" in post["posterior"]
 
 
 def _prepare_out(out: Path, names: tuple[str, ...], overwrite: bool) -> Path:
@@ -205,6 +221,16 @@ def _fit_report(fit, out: Path, save_result: bool, ci_prob: float):
                      "Population distribution of a new task's slope; the shaded area is "
                      "P(a new task has negative transfer)", paths),
     ]
+    condition_blocks = []
+    if has_conditions(fit):
+        condition_blocks = [
+            Heading("Conditions"),
+            *_condition_blocks(fit, ci_prob),
+            _save_figure(fit.plot_condition_differences(ci_prob=ci_prob), out,
+                         CONDITION_FIGURE, "Population slope of each condition minus the "
+                         f"reference's: posterior density, mean and {_pct(ci_prob)} interval; "
+                         "right: P(difference > 0)", paths),
+        ]
 
     post = fit.posterior["posterior"]
     title = "bayesslope report: transfer fit"
@@ -221,6 +247,7 @@ def _fit_report(fit, out: Path, save_result: bool, ci_prob: float):
         _slope_table(summary, ci_prob),
         Heading("Population"),
         *_population_blocks(population, ci_prob),
+        *condition_blocks,
         Heading("Figures"),
         *figures,
         Heading("Model"),
@@ -340,6 +367,39 @@ def _population_blocks(population: pd.DataFrame, ci_prob: float) -> list:
         p = population.loc["p_negative_new_task", "mean"]
         blocks.append(Text(f"P(a new task has negative transfer): {format_prob(p)}."))
     return blocks
+
+
+def _condition_blocks(fit, ci_prob: float) -> list:
+    """Each condition's population slope and every pairwise difference (b - a)."""
+    import numpy as np
+
+    post = fit.posterior["posterior"]["slope_mu_condition"]
+    names = [str(c) for c in post["condition"].values]
+    q = ((1 - ci_prob) / 2, (1 + ci_prob) / 2)
+    levels = []
+    for c in post["condition"].values:
+        d = post.sel(condition=c).values.ravel()
+        lo, hi = (float(v) for v in np.quantile(d, q))
+        levels.append((str(c), format_sig(d.mean()), format_sig(d.std(ddof=1)),
+                       format_interval(lo, hi)))
+    diffs = fit.condition_differences(ci_prob=ci_prob)
+    lb, ub = (c for c in diffs.columns if c.startswith("eti"))
+    rows = tuple((str(k), format_sig(r["mean"]), format_sig(r["sd"]),
+                  format_interval(r[lb], r[ub]), format_prob(r["p_positive"]))
+                 for k, r in diffs.iterrows())
+    column = fit.variants.columns.get("condition")
+    return [
+        Text(f"Population slope per condition{f' of `{column}`' if column else ''} "
+             f"(oriented, data units; reference: {names[0]}). Each task's slope in a "
+             "condition is its reference slope plus the condition's shift, shared by the "
+             "tasks."),
+        Table(("condition", "population slope mean", "sd", f"{_pct(ci_prob)} interval"),
+              tuple(levels), frozenset({1, 2, 3})),
+        Text("Differences of the population slopes (b - a: positive means b transfers "
+             "more); full precision: `fit.condition_differences()`."),
+        Table(("difference", "mean", "sd", f"{_pct(ci_prob)} interval", "P(> 0)"), rows,
+              frozenset({1, 2, 3, 4})),
+    ]
 
 
 def _fit_model_table(fit) -> Table:

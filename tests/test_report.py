@@ -270,3 +270,49 @@ def test_report_selects_tasks_beyond_the_limits(small_fit, tmp_path, monkeypatch
     rows = _table(md, "task")
     assert [r[0] for r in rows[:2]] == TASKS[:2]
     assert rows[2][0] == "... 1 more in summary.csv"
+
+
+def _with_conditions(fit, shifts: dict, sd: float = 0.01):
+    """``fit`` with made-up ``slope_mu_condition`` draws: reference "base" at ``slope_mu``,
+    each further condition shifted by its entry of ``shifts`` (plus noise of sd ``sd``)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed(181))
+    post = fit.posterior["posterior"].to_dataset()
+    base = post["slope_mu"].values
+    cols = [base] + [base + m + sd * rng.standard_normal(base.shape) for m in shifts.values()]
+    post = post.assign(slope_mu_condition=(("chain", "draw", "condition"),
+                                           np.stack(cols, axis=-1)))
+    post = post.assign_coords(condition=["base", *shifts])
+    return bs.TransferFit(posterior=xr.DataTree.from_dict({"posterior": post}),
+                          design=fit.design, spec=fit.spec, variants=fit.variants)
+
+
+def test_report_of_a_fit_with_conditions(small_fit, tmp_path):
+    # Planted population-slope shifts (+0.05 and -0.05, 5 sd of their noise away from 0):
+    # the report adds the condition figure and tables whose numbers are the planted ones.
+    fit = _with_conditions(small_fit, {"5-shot": 0.05, "deduped": -0.05})
+    out = tmp_path / "r"
+    paths = write_report(fit, out, save_result=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        report_files("fit", save_result=False, conditions=True))
+    assert paths["conditions_png"].read_bytes()[:8] == PNG_MAGIC
+    assert paths["conditions_pdf"].read_bytes()[:5] == b"%PDF-"
+    assert len(re.findall(r'<img src="data:image/png', paths["html"].read_text())) == 4
+    md = paths["report"].read_text(encoding="utf-8")
+    assert "## Conditions" in md and "reference: base" in md
+    rows = {r[0]: r for r in _table(md, "difference")}
+    assert list(rows) == ["5-shot - base", "deduped - base", "deduped - 5-shot"]
+    for name, truth in (("5-shot - base", 0.05), ("deduped - base", -0.05),
+                        ("deduped - 5-shot", -0.10)):
+        mean, sd, interval, p_pos = rows[name][1:5]
+        assert float(mean) == pytest.approx(truth, abs=0.005)
+        assert 0.005 < float(sd) < 0.03  # sqrt(2) x 0.01 for the last, 0.01 for the others
+        lo, hi = (float(v) for v in interval.strip("[]").split(", "))
+        assert lo < truth < hi
+        assert p_pos == ("> 0.999" if truth > 0 else "< 0.001")
+    levels = [r[0] for r in _table(md, "condition | population slope mean")]
+    assert levels == ["base", "5-shot", "deduped"]
+    # A fit without conditions writes neither the section nor the figure.
+    assert "## Conditions" not in write_report(small_fit, tmp_path / "plain",
+                                               save_result=False)["report"].read_text()
