@@ -233,7 +233,7 @@ def _fit(args) -> int:
     fit = bs.fit_hierarchical(
         df, x=args.x, y=args.y, task=args.task, x_better=args.x_better,
         y_better=args.y_better, link=args.link, likelihood=args.likelihood, n_eval=n_eval,
-        chance=chance, group=args.group, group_nesting=args.group_nesting,
+        counts=args.counts, chance=chance, group=args.group, group_nesting=args.group_nesting,
         condition=args.condition, per_task_sigma=args.per_task_sigma,
         random_seed=args.seed, progressbar=_progress(args), draws=args.draws,
         tune=args.tune, chains=args.chains, target_accept=args.target_accept,
@@ -254,7 +254,8 @@ def _matrix(args) -> int:
           f"{df[args.task].nunique()} tasks")
     tm = bs.fit_transfer_matrix(
         df, unit=args.unit, task=args.task, y=args.y, y_better=args.y_better,
-        likelihood=args.likelihood, n_eval=n_eval, group=args.group, random_seed=args.seed,
+        likelihood=args.likelihood, n_eval=n_eval, counts=args.counts, group=args.group,
+        random_seed=args.seed,
         progressbar=_progress(args), draws=args.draws, tune=args.tune, chains=args.chains,
         target_accept=args.target_accept,
     )
@@ -323,7 +324,7 @@ def _question_kwargs(args, df) -> dict:
     kw = dict(x=args.x, y=args.y, task=args.task, x_better=args.x_better,
               y_better=args.y_better, group=args.group, random_seed=args.seed,
               progressbar=_progress(args), draws=args.draws, tune=args.tune,
-              chains=args.chains, target_accept=args.target_accept)
+              chains=args.chains, target_accept=args.target_accept, counts=args.counts)
     if args.group is not None:
         kw["group_nesting"] = args.group_nesting
     for key, value in (("n_eval", n_eval), ("chance", chance)):
@@ -552,6 +553,9 @@ def _add_data_args(cmd: argparse.ArgumentParser) -> None:
                      help="chance accuracy (floor): a column or one number")
     cmd.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
                      help="test-set size behind each score: a column or one number")
+    cmd.add_argument("--counts", choices=("whole", "average"), default="whole",
+                     help="with --n-eval: 'average' for accuracies averaged over subtasks "
+                          "(e.g. MMLU), where score x n-eval is not a whole number")
 
 
 def _add_question_args(cmd: argparse.ArgumentParser) -> None:
@@ -602,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
                         default="normal", help="observation model (default normal)")
     matrix.add_argument("--n-eval", default=None, metavar="COLUMN_OR_INT",
                         help="with --likelihood binomial: questions per evaluation")
+    matrix.add_argument("--counts", choices=("whole", "average"), default="whole",
+                        help="with --n-eval: 'average' for accuracies averaged over subtasks "
+                             "(e.g. MMLU), where score x n-eval is not a whole number")
     matrix.add_argument("--group", default=None,
                         help="column grouping the units (e.g. the model of each checkpoint)")
     _add_sampling_args(matrix)

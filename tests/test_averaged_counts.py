@@ -265,3 +265,32 @@ def test_averaged_fit_consumers(averaged_fit, tmp_path):
     back = bs.load_fit(tmp_path / "fit.nc")
     assert back.variants.counts == "average"
     np.testing.assert_allclose(back.log_likelihood(), ll)
+
+
+# -- the command line ---------------------------------------------------------------------
+class _Sampled(Exception):
+    pass
+
+
+@pytest.mark.parametrize("command", ["fit", "matrix"])
+def test_cli_counts_flag(command, averaged, tmp_path, capsys, monkeypatch):
+    import bayesslope.fit
+    import bayesslope.pairs.fit
+    from bayesslope.cli import main
+
+    def reached(*args, **kwargs):
+        raise _Sampled
+
+    monkeypatch.setattr(bayesslope.fit, "sample_posterior", reached)
+    monkeypatch.setattr(bayesslope.pairs.fit, "_sample", reached)
+    df = averaged[0] if command == "fit" else averaged_units(seed(6), m=8)
+    df.to_csv(tmp_path / "avg.csv", index=False)
+    argv = [command, str(tmp_path / "avg.csv"), "--n-eval", "n", "--out", str(tmp_path / "o")]
+    if command == "fit":
+        argv += ["--x-better", "higher"]
+    else:
+        argv += ["--likelihood", "binomial"]
+    assert main(argv) == 2
+    assert "pass counts='average'" in capsys.readouterr().err
+    with pytest.raises(_Sampled):  # the checks pass: sampling is reached
+        main([*argv, "--counts", "average"])
