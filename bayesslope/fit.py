@@ -48,7 +48,7 @@ def fit_hierarchical(
     sampler: Literal["pymc", "nutpie"] | None = None,
     formulation: Literal["auto", "full", "collapsed"] = "auto",
     cores: int | None = None,
-    progressbar: bool = False,
+    progressbar: bool | None = None,
     dropna: bool = False,
     link: Literal["identity", "logit", "probit"] | None = None,
     likelihood: Literal["normal", "student_t", "binomial", "beta_binomial"] | None = None,
@@ -101,10 +101,12 @@ def fit_hierarchical(
     draws, tune, chains, target_accept, random_seed
         As in :func:`pymc.sample`. The same ``random_seed`` gives identical draws.
     sampler : {"pymc", "nutpie"}, optional
-        NUTS implementation, always passed to PyMC by name. Default "pymc" (shortest
-        first fit in a fresh process). "nutpie" compiles the collapsed model once per
-        structure (number of tasks, prior families, options) and reuses it for new data
-        or priors of the same structure: use it for repeated fits (notebooks, loops).
+        NUTS implementation, always named (never PyMC's silent choice). Default: "nutpie"
+        for the collapsed formulation, "pymc" (PyMC's NUTS) for the full one. "nutpie"
+        compiles a model structure (number of tasks, prior families, options) once: the
+        compiled code is cached on disk (``~/.cache/bayesslope/numba``; see
+        ``BAYESSLOPE_CACHE`` in docs/arguments.md), so later processes load it, and a
+        later fit of the same structure in the process only swaps the data.
     formulation : {"auto", "full", "collapsed"}, default "auto"
         "collapsed" integrates the task coefficients out analytically, samples only the
         population parameters, then draws each task's intercept and slope exactly from
@@ -113,8 +115,9 @@ def fit_hierarchical(
         likelihood, identity link).
     cores : int, optional
         Parallel chains; default ``min(chains, cpu count)``.
-    progressbar : bool, default False
-        Show the sampler's progress bar.
+    progressbar : bool, optional
+        Show the sampler's progress bar. Default: on in an interactive session (stderr
+        is a terminal, or IPython/Jupyter), off otherwise (scripts, logs, tests).
     dropna : bool, default False
         Drop rows with missing x, y or task instead of raising (and warn how many).
     link : {"identity", "logit", "probit"}, optional
@@ -200,11 +203,6 @@ def fit_hierarchical(
                         parameterization=parameterization, formulation=formulation, shape=shape)
     dropna = check_bool("dropna", dropna)
     log_likelihood = check_bool("log_likelihood", log_likelihood)
-    sampler_config = resolve_sampler(
-        draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-        random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,
-        latent_x=x_se is not None,
-    )
     design = prepare_design(df, x=x, y=y, task=task, x_better=x_better, y_better=y_better,
                             x_ref=x_ref, dropna=dropna)
     variants = prepare_variants(
@@ -218,6 +216,11 @@ def fit_hierarchical(
     config = resolve_model(design, variants, priors=priors, correlated=correlated,
                            per_task_sigma=per_task_sigma, parameterization=parameterization,
                            formulation=formulation, shape=shape, covariates=covariates)
+    sampler_config = resolve_sampler(
+        draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+        random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,
+        latent_x=x_se is not None, formulation=config.formulation,
+    )
     tree = sample_posterior(design, config, variants, sampler_config, covariates)
     spec = {
         "model": config.to_dict(),

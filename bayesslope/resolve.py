@@ -120,16 +120,23 @@ def resolve_model(
 
 
 def resolve_sampler(*, draws, tune, chains, target_accept, random_seed, sampler, progressbar,
-                    cores, latent_x: bool) -> SamplerConfig:
+                    cores, latent_x: bool, formulation: str | None = None) -> SamplerConfig:
     """The NUTS settings of a fit (validated by :class:`~bayesslope.sampling.SamplerConfig`).
 
-    ``sampler=None`` is PyMC's NUTS; ``latent_x`` (errors in x) turns off the jitter of
-    the starting points.
+    ``sampler=None``: nutpie for the collapsed formulation, PyMC's NUTS otherwise.
+    ``progressbar=None``: on in an interactive session (a terminal or IPython/Jupyter).
+    ``latent_x`` (errors in x) turns off the jitter of the starting points.
     """
     if sampler is None:
-        # Measured: PyMC's compiled C is cached on disk across processes, numba's is not,
-        # so a first fit is faster with PyMC; nutpie wins on refits (compile once).
-        sampler = "pymc"
+        # benchmarks/RESULTS.md, "fresh": nutpie's compiled code is cached on disk
+        # (bayesslope.numba_model), so from the second process on a collapsed fit skips
+        # compilation, and nutpie samples the 5-6 population parameters ~20x faster than
+        # PyMC's Python loop.
+        sampler = "nutpie" if formulation == "collapsed" else "pymc"
+    if progressbar is None:
+        from .sampling import interactive_session
+
+        progressbar = interactive_session()
     return SamplerConfig(
         draws=draws, tune=tune, chains=chains, target_accept=target_accept,
         random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,

@@ -1,14 +1,18 @@
 """PyMC model -> posterior DataTree, with the sampler named explicitly.
 
 PyMC 6 silently switches ``pm.sample`` to nutpie when nutpie is installed, so the
-sampler is always passed by name. The default is PyMC's own NUTS: on the machines this
-was measured on (2 cores) it set up in ~14 s against 19-28 s of numba compilation for
-nutpie, and sampling itself takes seconds for these models.
+sampler is always passed by name. ``"pymc"`` is PyMC's own NUTS (a Python loop over
+C-compiled gradients; PyTensor caches the C on disk). ``"nutpie"`` runs nutpie's Rust
+NUTS on numba-compiled gradients: 20-30x faster sampling, and its compiled code is cached
+on disk by :mod:`bayesslope.numba_model` (folder: :mod:`bayesslope.cache`, sub-folder
+``numba``), so only the first process that fits a model structure pays the compilation,
+and a second fit of the same structure in one process reuses the compiled model.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -16,7 +20,8 @@ from dataclasses import asdict, dataclass
 
 from .exceptions import DataValidationError
 
-__all__ = ["SamplerConfig", "SAMPLERS", "sample_model", "sample_compiled", "clear_compile_cache"]
+__all__ = ["SamplerConfig", "SAMPLERS", "sample_model", "sample_compiled", "clear_compile_cache",
+           "interactive_session", "numba_cache_dir"]
 
 SAMPLERS = ("pymc", "nutpie")
 
@@ -84,16 +89,36 @@ def sample_model(model, config: SamplerConfig, var_names=None):
         compute_convergence_checks=False,  # bayesslope.diagnostics reports with the fix
         model=model,
     )
+    if config.sampler == "nutpie":
+        # The graph (data included) keys the disk cache: the same fit in a new process
+        # loads its compiled code.
+        cached = _compile(model, var_names, config.jitter)
+        return _run_nutpie(cached.compiled, config)
     if not config.jitter:
         kwargs["init"] = "adapt_diag"
-    if config.sampler == "nutpie":
-        _import_nutpie()
-        return pm.sample(nuts_sampler="nutpie", **kwargs)
     return pm.sample(nuts_sampler="pymc", var_names=var_names, **kwargs)
 
 
+def interactive_session() -> bool:
+    """Whether a person is probably watching: stderr is a terminal, or IPython/Jupyter runs."""
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):  # replaced or closed stream
+        pass
+    ipython = sys.modules.get("IPython")
+    return bool(ipython is not None and getattr(ipython, "get_ipython", lambda: None)())
+
+
+def numba_cache_dir():
+    """The folder of the compiled nutpie models (None when ``BAYESSLOPE_CACHE`` is off)."""
+    from .cache import cache_subdir
+
+    return cache_subdir("numba")
+
+
 # Compiled nutpie models by structure key (LRU): a refit of the same structure swaps in the
-# new data with ``with_data`` instead of paying numba compilation again.
+# new data instead of compiling (or loading) again.
 _COMPILED: OrderedDict = OrderedDict()
 _CACHE_SIZE = 8
 
@@ -126,7 +151,8 @@ def sample_compiled(
     build : callable
         Returns the PyMC model; called only when ``key`` is not cached yet.
     key : hashable
-        Everything the compiled model depends on besides its ``pm.Data`` values.
+        Everything the compiled model depends on besides its ``pm.Data`` values (the
+        jitter setting is added here).
     data : mapping
         Values for every ``pm.Data`` of the model (swapped in with ``with_data``).
     config : SamplerConfig
@@ -135,18 +161,41 @@ def sample_compiled(
     -------
     xarray.DataTree
     """
-    nutpie = _import_nutpie()
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = nutpie.compile_pymc_model(build())
-        _COMPILED[key] = compiled
+    key = (key, config.jitter)
+    cached = _COMPILED.get(key)
+    if cached is None:
+        _import_nutpie()
+        from .numba_model import load_model
+
+        # A fresh process with a warm cache loads the compiled model without PyMC.
+        cached = load_model(numba_cache_dir(), ("sample_compiled", key), data)
+        if cached is None:
+            cached = _compile(build(), None, config.jitter, data_names=list(data),
+                              key=("sample_compiled", key))
+        _COMPILED[key] = cached
         while len(_COMPILED) > _CACHE_SIZE:
             _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(key)
+    return _run_nutpie(cached.with_data(data), config)
+
+
+def _compile(model, var_names, jitter: bool, data_names=None, key=None):
+    """:func:`bayesslope.numba_model.compile_cached` into :func:`numba_cache_dir`."""
+    _import_nutpie()
+    from .numba_model import compile_cached
+
+    return compile_cached(model, numba_cache_dir(), key=key, data_names=data_names,
+                          var_names=var_names, jitter=jitter)
+
+
+def _run_nutpie(compiled, config: SamplerConfig):
+    """``nutpie.sample`` with the settings of ``config``; records the sampling time."""
+    import nutpie
+
     start = time.perf_counter()
     tree = nutpie.sample(
-        compiled.with_data(**data),
+        compiled,
         draws=config.draws,
         tune=config.tune,
         chains=config.chains,

@@ -7,9 +7,10 @@ restarted notebook kernel, the next script): ``fit_transfer_matrix`` turns the c
 a bayesslope folder unless the user has configured JAX's own cache.
 
 The setting is process-wide (JAX has one cache): once on, other JAX programs of the
-process are cached there too. ``BAYESSLOPE_JAX_CACHE=off`` keeps it off; a path puts it
-elsewhere. Entries are keyed by JAX/XLA versions, backend and flags, so stale ones are
-never loaded.
+process are cached there too. The folder follows :mod:`bayesslope.cache` (sub-folder
+``jax`` of ``BAYESSLOPE_CACHE``); ``BAYESSLOPE_JAX_CACHE=off`` keeps this cache alone off,
+a path puts it elsewhere. Entries are keyed by JAX/XLA versions, backend and flags, so
+stale ones are never loaded.
 """
 
 from __future__ import annotations
@@ -18,22 +19,20 @@ import os
 import warnings
 from pathlib import Path
 
+from ..cache import cache_subdir
+
 __all__ = ["ENV_VAR", "cache_dir", "ensure_compilation_cache"]
 
 ENV_VAR = "BAYESSLOPE_JAX_CACHE"
-_OFF = {"", "0", "off", "false", "no", "none"}
 
 
 def cache_dir() -> Path | None:
-    """The folder bayesslope would use, from ``BAYESSLOPE_JAX_CACHE`` (None when off).
+    """The folder bayesslope would use (None when off).
 
-    Unset: ``$XDG_CACHE_HOME/bayesslope/jax`` (``~/.cache/bayesslope/jax``).
+    ``BAYESSLOPE_JAX_CACHE`` if set, else ``jax`` under :func:`bayesslope.cache.cache_root`
+    (``$XDG_CACHE_HOME/bayesslope/jax``, ``~/.cache/bayesslope/jax``).
     """
-    value = os.environ.get(ENV_VAR)
-    if value is not None:
-        return None if value.strip().lower() in _OFF else Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bayesslope" / "jax"
+    return cache_subdir("jax", ENV_VAR)
 
 
 def ensure_compilation_cache() -> str | None:

@@ -1,0 +1,441 @@
+"""PyMC model -> nutpie model whose compiled machine code is cached on disk.
+
+``nutpie.compile_pymc_model`` compiles the model's log density with numba and wraps it
+in two C callbacks for nutpie's Rust sampler. PyTensor caches its numba functions on
+disk, but nutpie's callbacks cannot be cached (they embed the data's addresses), and
+compiling them is most of a fresh process's fit (15-30 s on 2 cores, against 0.3 s of
+sampling). Here the callbacks read every ``pm.Data`` value from one flat float64 buffer
+whose layout is fixed by the model's structure, so they hold no address and numba caches
+them like PyTensor's own functions; new data of the same structure is a new buffer.
+
+Two levels of cache, both in one folder (:func:`bayesslope.sampling.numba_cache_dir`):
+
+- the machine code, keyed by PyTensor's hash of each compiled graph (+ the callbacks'
+  source and library versions): a process that builds the same graph loads it instead of
+  compiling (graph rewriting is still paid, ~2-3 s);
+- a description of the compiled model (sizes, names, callbacks' source), keyed by the
+  caller's structure key, the library versions and a hash of bayesslope's own source:
+  :func:`load_model` then needs neither PyMC nor the graph, only numba and nutpie.
+
+Nothing is trusted that cannot be checked: any entry numba cannot load makes
+:func:`compile_cached` discard the folder, warn, and compile again; a description whose
+code is missing or unloadable is ignored. The starting points are computed by a cached
+numba function too (PyMC's support points on the unconstrained scale, then a uniform
+jitter in (-1, 1) drawn from the seed), so they do not depend on which level was hit.
+Code is compiled without ``fastmath``: with it, the machine code compiled in a process and
+the code loaded from the cache by the next one round differently, and the same seed would
+not give the same draws cold and warm.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import uuid
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CachedModel", "compile_cached", "load_model", "discard", "pack"]
+
+_LOCK = threading.Lock()
+# Bumped when the generated source or the description below change.
+_FORMAT = "bayesslope-numba-model-2"
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedModel:
+    """A compiled model and the layout of its data buffer.
+
+    Attributes
+    ----------
+    compiled : nutpie.compile_pymc.CompiledPyMCModel
+        Ready for :func:`nutpie.sample`, holding the data it was compiled or loaded with.
+    layout : tuple of (name, shape, dtype)
+        Order, shapes and dtypes of the ``pm.Data`` values in the (float64) buffer.
+    loaded : str
+        "compiled", "code" (machine code loaded, graph rebuilt) or "description" (loaded
+        without building the model).
+    """
+
+    compiled: object
+    layout: tuple
+    loaded: str = "compiled"
+
+    def with_data(self, data) -> object:
+        """The compiled model with new values for every ``pm.Data`` (same shapes)."""
+        buffer = pack(self.layout, data)
+        init = self.compiled.initial_point_func
+        return dataclasses.replace(
+            self.compiled, user_data=buffer, shared_data={"buffer": buffer},
+            initial_point_func=_InitialPoint(init.cfunc, init.n_dim, buffer, init.jitter),
+        )
+
+
+def pack(layout, data) -> np.ndarray:
+    """Concatenate ``data[name]`` in ``layout`` order into one read-only float64 buffer."""
+    parts = []
+    for name, shape, dtype in layout:
+        value = np.asarray(data[name])
+        if np.dtype(dtype).kind in "iub" and not np.array_equal(value, np.round(value)):
+            raise ValueError(f"data {name!r} should hold integers")
+        value = value.astype("float64")  # integers below 2**53 are exact
+        if value.shape != tuple(shape):
+            raise ValueError(f"data {name!r} should have shape {tuple(shape)} but got "
+                             f"{value.shape}")
+        parts.append(value.ravel())
+    buffer = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(1))
+    buffer.flags.writeable = False
+    return buffer
+
+
+class _InitialPoint:
+    """nutpie's ``initial_point_func``: support points from a compiled callback + jitter."""
+
+    def __init__(self, cfunc, n_dim: int, buffer: np.ndarray, jitter: bool):
+        self.cfunc, self.n_dim, self.buffer, self.jitter = cfunc, n_dim, buffer, jitter
+
+    def __call__(self, seed=None) -> np.ndarray:
+        out = np.empty(self.n_dim)
+        code = self.cfunc.ctypes(
+            self.n_dim, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+            ctypes.c_void_p(self.buffer.ctypes.data))
+        if code != 0:
+            raise RuntimeError(f"initial point callback failed (code {code})")
+        if self.jitter:
+            out += np.random.default_rng(seed).uniform(-1.0, 1.0, self.n_dim)
+        return out
+
+
+def discard(path: Path) -> None:
+    """Remove a cache folder (renamed first, so no reader sees it half deleted)."""
+    trash = path.with_name(f"{path.name}.discarded-{uuid.uuid4().hex}")
+    try:
+        path.rename(trash)
+    except OSError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextmanager
+def _numba_cache_at(path: Path | None):
+    """Point PyTensor's numba cache at ``path`` (None: numba caching off) meanwhile."""
+    import pytensor
+    from pytensor.link.numba import cache as pt_cache
+
+    old = pt_cache.NUMBA_CACHE_PATH
+    with _LOCK, pytensor.config.change_flags(numba__fastmath=False,
+                                             numba__cache=path is not None):
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            pt_cache.NUMBA_CACHE_PATH = path
+        try:
+            yield
+        finally:
+            pt_cache.NUMBA_CACHE_PATH = old
+
+
+def _arg_source(layout, names) -> str:
+    """Source of the arguments slicing the values ``names`` out of ``buf``."""
+    slices, start = {}, 0
+    for name, shape, dtype in layout:
+        size = int(np.prod(shape, dtype=int))
+        cast = "" if dtype == "float64" else f".astype(np.{dtype})"
+        slices[name] = (f"buf[{start}:{start + size}]{cast}"
+                        f".reshape({tuple(int(s) for s in shape)!r})")
+        start += size
+    return "".join(f", {slices[name]}" for name in names)
+
+
+_LOGP_SRC = """
+def logp_c(dim, x_, out_, logp_, ud_):
+    if dim != {n_dim}:
+        return -1
+    try:
+        x = carray(x_, ({n_dim},))
+        out = carray(out_, ({n_dim},))
+        logp = carray(logp_, ())
+        buf = carray(ud_, ({total},), float64)
+        value, grad = logp_fn(x{args})
+        logp[()] = value
+        out[...] = grad
+        if not np.all(np.isfinite(out)):
+            return 3
+        if not np.isfinite(value):
+            return 4
+    except Exception:
+        return 1
+    return 0
+"""
+
+_EXPAND_SRC = """
+def expand_c(dim, expanded, x_, out_, ud_):
+    if dim != {n_dim}:
+        return -1
+    if expanded != {n_expanded}:
+        return -1
+    try:
+        x = carray(x_, ({n_dim},))
+        out = carray(out_, ({n_expanded},))
+        buf = carray(ud_, ({total},), float64)
+        (values,) = expand_fn(x{args})
+        out[...] = values
+    except Exception:
+        return -2
+    return 0
+"""
+
+_INIT_SRC = """
+def init_c(dim, out_, ud_):
+    if dim != {n_dim}:
+        return -1
+    try:
+        out = carray(out_, ({n_dim},))
+        buf = carray(ud_, ({total},), float64)
+        (values,) = init_fn({args0})
+        out[...] = values
+    except Exception:
+        return -2
+    return 0
+"""
+
+
+def _signatures():
+    from numba import types
+
+    dptr = types.CPointer(types.double)
+    return {
+        "logp_c": types.int64(types.uint64, dptr, dptr, dptr, types.voidptr),
+        "expand_c": types.int64(types.uint64, types.uint64, dptr, dptr, types.voidptr),
+        "init_c": types.int64(types.uint64, dptr, types.voidptr),
+    }
+
+
+def _cfunc(src: str, name: str, fn, key: str | None):
+    """Compile ``src`` to a numba C callback, cached under ``key`` when given."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    # ``__name__``: numba rebuilds a cached function's environment by importing its module.
+    env = {"__name__": __name__, "np": np, "carray": numba.carray, "float64": np.float64,
+           name.split("_")[0] + "_fn": fn}
+    py_func = compile_numba_function_src(src, name, global_env=env, cache_key=key)
+    return numba.cfunc(_signatures()[name], cache=key is not None, fastmath=False)(py_func)
+
+
+def _source_key(fn) -> str | None:
+    """PyTensor's cache key of a numba-compiled function (None: not cacheable)."""
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    return CACHED_SRC_FUNCTIONS.get(getattr(fn, "py_func", None))
+
+
+def _versions() -> tuple:
+    import numba
+    import nutpie
+
+    return (_FORMAT, sys.version, numba.__version__, nutpie.__version__, _package_hash())
+
+
+_PACKAGE_HASH: list[str] = []
+
+
+def _package_hash() -> str:
+    """sha256 of bayesslope's source: any edit invalidates the model descriptions."""
+    if not _PACKAGE_HASH:
+        root = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+        _PACKAGE_HASH.append(digest.hexdigest())
+    return _PACKAGE_HASH[0]
+
+
+def _description_path(cache_path: Path, key) -> Path:
+    digest = hashlib.sha256(repr((key, _versions())).encode()).hexdigest()
+    return cache_path / f"model-{digest}.json"
+
+
+def load_model(cache_path: Path | None, key, data) -> CachedModel | None:
+    """The compiled model described under ``key``, without PyMC (None: not cached).
+
+    Parameters
+    ----------
+    cache_path : Path or None
+    key : hashable
+        The caller's structure key, with a stable ``repr``: everything the model's graph
+        depends on besides bayesslope's source and the ``pm.Data`` values.
+    data : mapping
+        Values for every ``pm.Data`` of the model.
+    """
+    if cache_path is None:
+        return None
+    path = _description_path(cache_path, key)
+    try:
+        desc = json.loads(path.read_text())
+        if desc["versions"] != json.loads(json.dumps(_versions())):
+            return None
+        with _numba_cache_at(cache_path), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numba's complaints about the stub on a miss
+            # The code was linked with its callees when cached: a stub stands in for them
+            # (a cache miss then fails to compile, and the model is built instead).
+            funcs = {name: _cfunc(src, name, None, desc["keys"][name])
+                     for name, src in desc["sources"].items()}
+        if any(f.cache_hits != 1 for f in funcs.values()):
+            return None
+        layout = tuple((n, tuple(s), d) for n, s, d in desc["layout"])
+        buffer = pack(layout, data)
+    except Exception:  # noqa: BLE001 - a missing, stale or unloadable entry: build instead
+        return None
+    shape_info = (desc["names"], [slice(a, b) for a, b in desc["slices"]],
+                  [tuple(s) for s in desc["shapes"]])
+    compiled = _nutpie_model(funcs, desc["n_dim"], desc["n_expanded"], shape_info,
+                             {k: tuple(v) for k, v in desc["dims"].items()}, desc["coords"],
+                             desc["reparameterized"], buffer, desc["jitter"])
+    return CachedModel(compiled=compiled, layout=layout, loaded="description")
+
+
+def _nutpie_model(funcs, n_dim, n_expanded, shape_info, dims, coords, reparameterized,
+                  buffer, jitter, logp_pt=None, expand_pt=None):
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    return CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
+        compiled_logp_func=funcs["logp_c"], compiled_expand_func=funcs["expand_c"],
+        initial_point_func=_InitialPoint(funcs["init_c"], n_dim, buffer, jitter),
+        shared_data={"buffer": buffer}, shared_var_keys={}, user_data=buffer,
+        n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt,
+        expand_func=expand_pt, reparameterized_names=reparameterized,
+    )
+
+
+def compile_cached(model, cache_path: Path | None, *, key=None, data_names=None,
+                   var_names=None, jitter: bool = True) -> CachedModel:
+    """Compile ``model`` for nutpie, loading the machine code from ``cache_path`` if there.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    cache_path : Path or None
+        Cache folder; None compiles without caching.
+    key : hashable, optional
+        The structure key under which to describe the model for :func:`load_model`.
+    data_names : sequence of str, optional
+        The ``pm.Data`` whose values :meth:`CachedModel.with_data` will swap (every
+        shared variable the compiled functions read must be one of them); default: the
+        shared variables as found.
+    var_names : sequence of str, optional
+        Deterministics to keep in the trace (free variables are always kept).
+    jitter : bool
+        Jitter the starting points (nutpie's and PyMC's default).
+
+    Returns
+    -------
+    CachedModel
+
+    Notes
+    -----
+    An entry numba cannot load (truncated, corrupt, written by another build) makes this
+    discard the folder, warn, and compile again: a cache is never a reason to fail.
+    """
+    kw = dict(key=key, data_names=data_names, var_names=var_names, jitter=jitter)
+    if cache_path is None:
+        return _compile(model, None, **kw)
+    try:
+        return _compile(model, cache_path, **kw)
+    except Exception as err:  # noqa: BLE001 - numba raises anything on a bad entry
+        discard(cache_path)
+        warnings.warn(f"compiled-model cache {str(cache_path)!r} was unreadable "
+                      f"({type(err).__name__}: {err}); discarded and compiled again",
+                      RuntimeWarning, stacklevel=3)
+    return _compile(model, cache_path, **kw)
+
+
+def _init_graph(model):
+    """Support points of the free variables, unconstrained, joined (no jitter)."""
+    import pytensor.tensor as pt
+    from pymc.initial_point import make_initial_point_expression
+
+    values = make_initial_point_expression(
+        free_rvs=model.free_RVs, rvs_to_transforms=model.rvs_to_transforms,
+        initval_strategies=model.rvs_to_initial_values, jitter_rvs=set(),
+        default_strategy="support_point", return_transformed=True,
+    )
+    return pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in values])
+
+
+def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_names=None,
+             jitter: bool = True) -> CachedModel:
+    import pytensor
+    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
+    from pymc.pytensorf import compile as compile_pymc
+
+    with _numba_cache_at(cache_path):
+        (n_dim, n_expanded, logp_pt, expand_pt, _, shape_info,
+         reparameterized) = _make_functions(
+            model, mode="NUMBA", compute_grad=True, join_expanded=True,
+            pymc_initial_point_fn=lambda seed: None, var_names=var_names,
+        )
+        with model:
+            init_pt = compile_pymc([], [_init_graph(model)], mode="NUMBA")
+        pts = {"logp_c": logp_pt, "expand_c": expand_pt, "init_c": init_pt}
+        shared = {v.name: v for f in pts.values() for v in f.get_shared()}
+        data_names = list(shared) if data_names is None else list(data_names)
+        missing = sorted(set(shared) - set(data_names))
+        if missing:
+            raise ValueError(f"shared variables {missing} are not pm.Data of the model")
+        values = {name: np.asarray(var.get_value()) for name, var in shared.items()}
+        layout = tuple((name, values[name].shape, values[name].dtype.name)
+                       for name in data_names if name in shared)
+        buffer = pack(layout, values)
+        fmt = dict(n_dim=n_dim, n_expanded=n_expanded, total=buffer.size)
+        args = {name: _arg_source(layout, [v.name for v in f.get_shared()])
+                for name, f in pts.items()}
+        sources = {
+            "logp_c": _LOGP_SRC.format(**fmt, args=args["logp_c"]),
+            "expand_c": _EXPAND_SRC.format(**fmt, args=args["expand_c"]),
+            "init_c": _INIT_SRC.format(**fmt, args0=args["init_c"].removeprefix(", ")),
+        }
+        code_keys = {name: _source_key(f.vm.jit_fn) for name, f in pts.items()}
+        cacheable = cache_path is not None and None not in code_keys.values()
+        keys = {name: hashlib.sha256(repr((
+            code_keys[name], sources[name], _versions()[:-1], pytensor.__version__,
+        )).encode()).hexdigest() if cacheable else None for name in pts}
+        funcs = {name: _cfunc(sources[name], name, pts[name].vm.jit_fn, keys[name])
+                 for name in pts}
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+    compiled = _nutpie_model(funcs, n_dim, n_expanded, shape_info, dims, coords,
+                             reparameterized, buffer, jitter, logp_pt, expand_pt)
+    if cacheable and key is not None:
+        names, slices, shapes = shape_info
+        _write_json(_description_path(cache_path, key), {
+            "versions": _versions(), "keys": keys, "sources": sources,
+            "layout": [[n, list(s), d] for n, s, d in layout], "n_dim": n_dim,
+            "n_expanded": n_expanded, "names": list(names),
+            "slices": [[s.start, s.stop] for s in slices],
+            "shapes": [list(s) for s in shapes], "dims": dims,
+            "coords": {k: list(np.asarray(v).tolist()) for k, v in (coords or {}).items()},
+            "reparameterized": list(reparameterized), "jitter": jitter,
+        })
+    hit = all(f.cache_hits == 1 for f in funcs.values())
+    return CachedModel(compiled=compiled, layout=layout, loaded="code" if hit else "compiled")
+
+
+def _write_json(path: Path, obj) -> None:
+    """Write atomically (a reader sees the old file or the new one, never half of one)."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, default=str))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)

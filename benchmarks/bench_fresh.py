@@ -1,0 +1,320 @@
+"""Fresh-process fit time: bayesslope (cold or warm compiled-model cache) vs a user's PyMC model.
+
+Issue 20's benchmark. Every contender runs in its own fresh ``python`` process, one after
+the other in one invocation; wall time is measured from the moment the parent launches
+the process to the end of the child's work (imports, model build, compilation or cache
+load, sampling, summary), so interpreter start-up counts and process exit does not.
+
+    python benchmarks/bench_fresh.py [--draws 1000 --tune 1000 --chains 4] [--repeats 2]
+        [--variants [--bb-draws 400 --bb-tune 400]] [--results benchmarks/RESULTS.md] [--json P]
+
+Contenders (Pythia demo, ``bs.load_dataset("pythia")``, x lower is better):
+
+- ``user``: the hierarchical model written in plain PyMC as a user would (centered
+  ``a ~ Normal(a_mu, a_s)``, ``b ~ Normal(b_mu, b_s)``, HalfNormal scales, ``pm.sample``
+  with PyMC 6's default sampler, i.e. nutpie) + ``arviz.summary``;
+- ``cold``: ``bs.fit_hierarchical`` defaults + ``summary()`` with an empty cache folder
+  (``BAYESSLOPE_CACHE`` = a fresh temporary folder): the first process on a machine;
+- ``warm``: the same in a later process (same folder); it also times a second fit on new
+  data of the same shape in that process (``refit``);
+- ``import``: ``import bayesslope`` (and ``python -c pass`` for reference);
+- with ``--variants``: the beta-binomial probit chance-floor fit of docs/variants.md on
+  the full Pythia file (needs ``../shared/data/pythia_lambada``), with the default sampler
+  of the full formulation (``bb_default``) and with ``sampler="nutpie"`` cold and warm.
+
+PyTensor's own compile folder is whatever the environment says (``PYTENSOR_FLAGS``) and is
+shared by every contender: the user model benefits from its caches as much as bayesslope.
+Min bulk ESS and max R-hat are computed after the timed region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+# -- children ---------------------------------------------------------------------------------
+def _diag_tree(tree, var_names=None) -> dict:
+    """Min bulk ESS and max R-hat over the posterior variables (arviz-stats)."""
+    import arviz_stats as azs
+    import numpy as np
+
+    post = tree["posterior"].to_dataset()
+    if var_names is not None:
+        post = post[var_names]
+    ess = azs.ess(post, method="bulk")
+    rhat = azs.rhat(post)
+    return {"min_ess": float(min(np.nanmin(ess[v].values) for v in ess.data_vars)),
+            "max_rhat": float(max(np.nanmax(rhat[v].values) for v in rhat.data_vars))}
+
+
+def child_user(args) -> dict:
+    import numpy as np
+    import pandas as pd
+    import pymc as pm
+
+    import bayesslope as bs
+
+    df = bs.load_dataset("pythia")
+    idx, tasks = pd.factorize(df["task"])
+    x = -df["x"].to_numpy()  # lower log-perplexity is better: a user flips the sign
+    y = df["y"].to_numpy()
+    with pm.Model(coords={"task": tasks}):
+        a_mu = pm.Normal("a_mu", 0.0, 1.0)
+        b_mu = pm.Normal("b_mu", 0.0, 1.0)
+        a_s = pm.HalfNormal("a_s", 1.0)
+        b_s = pm.HalfNormal("b_s", 1.0)
+        a = pm.Normal("a", a_mu, a_s, dims="task")
+        b = pm.Normal("b", b_mu, b_s, dims="task")
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("y", a[idx] + b[idx] * x, sigma, observed=y)
+        start = time.perf_counter()
+        idata = pm.sample(args.draws, tune=args.tune, chains=args.chains, random_seed=1,
+                          progressbar=False)
+        sampling = time.perf_counter() - start
+    import arviz as az
+
+    az.summary(idata)
+    end = time.time()
+    div = int(np.asarray(idata["sample_stats"]["diverging"]).sum())
+    return {"end": end, "sampling": sampling, "divergences": div, **_diag_tree(idata),
+            "sampler": type(idata).__name__}
+
+
+def _bs_fit(df, args, **kw):
+    import bayesslope as bs
+
+    fit = bs.fit_hierarchical(df, x_better="lower", draws=args.draws, tune=args.tune,
+                              chains=args.chains, random_seed=1, check_dependence=False,
+                              **kw)
+    fit.summary()
+    return fit
+
+
+def _fit_stats(fit) -> dict:
+    import numpy as np
+
+    tree = fit.posterior
+    div = int(np.asarray(tree["sample_stats"]["diverging"]).sum())
+    return {"sampling": float(tree["posterior"].attrs.get("sampling_time", float("nan"))),
+            "divergences": div, "sampler": fit.spec["sampler"]["sampler"],
+            **_diag_tree(tree)}
+
+
+def child_bayesslope(args) -> dict:
+    import bayesslope as bs
+
+    df = bs.load_dataset("pythia")
+    fit = _bs_fit(df, args)
+    end = time.time()
+    out = {"end": end, **_fit_stats(fit)}
+    if args.refit:
+        import numpy as np
+
+        rng = np.random.default_rng(2)
+        new = df.assign(y=df["y"] + rng.normal(0.0, 0.01, len(df)))  # same shape, new data
+        start = time.perf_counter()
+        refit = _bs_fit(new, args)
+        out["refit"] = time.perf_counter() - start
+        out["refit_stats"] = _fit_stats(refit)
+    return out
+
+
+def child_import(args) -> dict:
+    import bayesslope  # noqa: F401
+
+    end = time.time()
+    return {"end": end, "jax_loaded": "jax" in sys.modules, "pymc_loaded": "pymc" in sys.modules}
+
+
+def child_pass(args) -> dict:
+    return {"end": time.time()}
+
+
+def child_variants(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    import variants_pythia as vp
+
+    import bayesslope as bs
+
+    df = vp.load(vp.DEFAULT_CSV)
+    kw = {} if args.sampler == "default" else {"sampler": args.sampler}
+    fit = bs.fit_hierarchical(
+        df, x_ref=2.5, n_eval="n_eval_examples", likelihood="beta_binomial", chance="chance",
+        link="probit", draws=args.bb_draws, tune=args.bb_tune, chains=args.chains,
+        target_accept=0.95, random_seed=20261128, check_dependence=False, **kw)
+    fit.summary()
+    end = time.time()
+    return {"end": end, **_fit_stats(fit)}
+
+
+CHILDREN = {"user": child_user, "bayesslope": child_bayesslope, "import": child_import,
+            "pass": child_pass, "variants": child_variants}
+
+
+# -- parent -----------------------------------------------------------------------------------
+def run_child(kind: str, args, env_extra: dict | None = None, extra: tuple = ()) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
+           "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
+           "--bb-draws", str(args.bb_draws), "--bb-tune", str(args.bb_tune), *extra]
+    env = {**os.environ, **(env_extra or {}), "PYTHONPATH": str(ROOT)}
+    load = os.getloadavg()[0]
+    launch = time.time()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall"] = result.pop("end") - launch
+    result["load"] = load
+    return result
+
+
+def _fmt(values, digits=1) -> str:
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.{digits}f}"
+    return f"{med:.{digits}f} ({' / '.join(f'{v:.{digits}f}' for v in values)})"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--child", choices=sorted(CHILDREN))
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=2, help="user/warm repeats (interleaved)")
+    p.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--sampler", default="default", help=argparse.SUPPRESS)
+    p.add_argument("--variants", action="store_true", help="add the beta-binomial full-file fit")
+    p.add_argument("--bb-draws", type=int, default=400)
+    p.add_argument("--bb-tune", type=int, default=400)
+    p.add_argument("--results", type=Path, help="replace the 'fresh' section of this file")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](args)))
+        return 0
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    res: dict[str, list] = {k: [] for k in ("user", "cold", "warm", "import", "pass")}
+    with tempfile.TemporaryDirectory(prefix="bayesslope-cache-") as cache:
+        env = {"BAYESSLOPE_CACHE": cache}
+        res["pass"].append(run_child("pass", args))
+        res["import"].append(run_child("import", args, env))
+        res["user"].append(run_child("user", args))
+        res["cold"].append(run_child("bayesslope", args, env))
+        res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
+        for _ in range(args.repeats - 1):
+            res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
+            res["user"].append(run_child("user", args))
+            res["import"].append(run_child("import", args, env))
+            res["pass"].append(run_child("pass", args))
+        if args.variants:
+            res["bb_default"] = [run_child("variants", args, env)]
+            res["bb_nutpie_cold"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
+            res["bb_nutpie_warm"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
+    uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    section = render(res, args, started, uptime_before, uptime_after)
+    print(section)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    if args.results:
+        update_section(args.results, section)
+    return 0
+
+
+def render(res, args, started, up_before, up_after) -> str:
+    user = statistics.median(r["wall"] for r in res["user"])
+
+    def row(name, runs, base=user):
+        walls = [r["wall"] for r in runs]
+        last = runs[-1]
+        return (f"| {name} | {_fmt(walls)} | {statistics.median(walls) / base:.2f}x | "
+                f"{_fmt([r['sampling'] for r in runs], 2)} | {last['sampler']} | "
+                f"{last['min_ess']:,.0f} | {last['max_rhat']:.4f} | {last['divergences']} | "
+                f"{_fmt([r['load'] for r in runs])} |")
+
+    lines = [
+        "<!-- BEGIN bench:fresh -->",
+        "## Fresh process: bayesslope (cold / warm cache) vs the PyMC model a user writes "
+        f"({started})",
+        "",
+        f"Pythia demo, {args.chains} chains x {args.draws:,} draws ({args.tune:,} tuning), "
+        "each contender a fresh `python` process; wall = launch to the end of sampling + "
+        "summary; ratio = wall / wall of the user model.",
+        "",
+        "| contender | wall, s | / user model | sampling, s | sampler | min bulk ESS | "
+        "max R-hat | divergences | 1-min load |",
+        "|---|---|---|---|---|---|---|---|---|",
+        row("user-written PyMC model, `pm.sample` defaults", res["user"]),
+        row("bayesslope defaults, cache cold (first process)", res["cold"]),
+        row("bayesslope defaults, cache warm (later process)", res["warm"]),
+    ]
+    refits = [r["refit"] for r in res["warm"] if "refit" in r]
+    rs = res["warm"][-1]["refit_stats"]
+    lines.append(f"| second fit in the warm process (new data, same shape) | {_fmt(refits, 2)} | "
+                 f"{statistics.median(refits) / user:.3f}x | {rs['sampling']:.2f} | "
+                 f"{rs['sampler']} | {rs['min_ess']:,.0f} | {rs['max_rhat']:.4f} | "
+                 f"{rs['divergences']} | |")
+    imp = [r["wall"] for r in res["import"]]
+    base = [r["wall"] for r in res["pass"]]
+    lines += [
+        "",
+        f"- `import bayesslope` (fresh process, launch to after the import): {_fmt(imp, 2)} s; "
+        f"`python -c pass`: {_fmt(base, 2)} s; JAX loaded: {res['import'][-1]['jax_loaded']}, "
+        f"PyMC loaded: {res['import'][-1]['pymc_loaded']}.",
+    ]
+    if "bb_default" in res:
+        lines += [
+            "",
+            f"Beta-binomial probit with chance floor, full Pythia file (docs/variants.md: 2,592 "
+            f"rows, {args.chains} x {args.bb_draws} draws, {args.bb_tune} tuning, "
+            "target_accept 0.95):",
+            "",
+            "| contender | wall, s | / default | sampling, s | sampler | min bulk ESS | "
+            "max R-hat | divergences | 1-min load |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        bb = res["bb_default"][0]["wall"]
+        lines += [row("default sampler of the full formulation", res["bb_default"], bb),
+                  row('`sampler="nutpie"`, cache cold', res["bb_nutpie_cold"], bb),
+                  row('`sampler="nutpie"`, cache warm', res["bb_nutpie_warm"], bb)]
+    cmd = "python benchmarks/bench_fresh.py " + " ".join(
+        a for a in sys.argv[1:] if not a.startswith("--results"))
+    lines += [
+        "",
+        f"- `uptime` before: `{up_before}`; after: `{up_after}`.",
+        "- PyTensor's compile folder is shared by all contenders (its C and numba caches are "
+        "warm for the user model too); `BAYESSLOPE_CACHE` is a fresh temporary folder for "
+        "the cold process.",
+        f"- Command: `{cmd.strip()}` (through the heavy lock, `nice -n 5`).",
+        "<!-- END bench:fresh -->",
+    ]
+    return "\n".join(lines)
+
+
+def update_section(path: Path, section: str) -> None:
+    import re
+
+    text = path.read_text()
+    pattern = re.compile(r"<!-- BEGIN bench:fresh -->.*?<!-- END bench:fresh -->", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
