@@ -6,7 +6,8 @@ the process to the end of the child's work (imports, model build, compilation or
 load, sampling, summary), so interpreter start-up counts and process exit does not.
 
     python benchmarks/bench_fresh.py [--draws 1000 --tune 1000 --chains 4] [--repeats 2]
-        [--variants [--bb-draws 400 --bb-tune 400]] [--results benchmarks/RESULTS.md] [--json P]
+        [--part core|variants] [--bb-draws 400 --bb-tune 400] [--results benchmarks/RESULTS.md]
+        [--json P]
 
 Contenders (Pythia demo, ``bs.load_dataset("pythia")``, x lower is better):
 
@@ -18,9 +19,10 @@ Contenders (Pythia demo, ``bs.load_dataset("pythia")``, x lower is better):
 - ``warm``: the same in a later process (same folder); it also times a second fit on new
   data of the same shape in that process (``refit``);
 - ``import``: ``import bayesslope`` (and ``python -c pass`` for reference);
-- with ``--variants``: the beta-binomial probit chance-floor fit of docs/variants.md on
-  the full Pythia file (needs ``../shared/data/pythia_lambada``), with the default sampler
-  of the full formulation (``bb_default``) and with ``sampler="nutpie"`` cold and warm.
+- with ``--part variants`` (its own section): the beta-binomial probit chance-floor fit of
+  docs/variants.md on the full Pythia file (needs ``../shared/data/pythia_lambada``),
+  with the default sampler of the full formulation (``bb_default``) and with
+  ``sampler="nutpie"`` cold and warm.
 
 PyTensor's own compile folder is whatever the environment says (``PYTENSOR_FLAGS``) and is
 shared by every contender: the user model benefits from its caches as much as bayesslope.
@@ -88,7 +90,8 @@ def child_user(args) -> dict:
     end = time.time()
     div = int(np.asarray(idata["sample_stats"]["diverging"]).sum())
     return {"end": end, "sampling": sampling, "divergences": div, **_diag_tree(idata),
-            "sampler": type(idata).__name__}
+            # PyMC 6 picks nutpie silently when it is installed: record what ran.
+            "sampler": "nutpie (pm.sample default)" if "nutpie" in sys.modules else "pymc"}
 
 
 def _bs_fit(df, args, **kw):
@@ -195,7 +198,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="user/warm repeats (interleaved)")
     p.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--sampler", default="default", help=argparse.SUPPRESS)
-    p.add_argument("--variants", action="store_true", help="add the beta-binomial full-file fit")
+    p.add_argument("--part", choices=["core", "variants"], default="core",
+                   help="core: Pythia demo contenders; variants: the beta-binomial full-file fit")
     p.add_argument("--bb-draws", type=int, default=400)
     p.add_argument("--bb-tune", type=int, default=400)
     p.add_argument("--results", type=Path, help="replace the 'fresh' section of this file")
@@ -207,43 +211,85 @@ def main(argv=None) -> int:
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    res: dict[str, list] = {k: [] for k in ("user", "cold", "warm", "import", "pass")}
+    res: dict[str, list] = {}
     with tempfile.TemporaryDirectory(prefix="bayesslope-cache-") as cache:
         env = {"BAYESSLOPE_CACHE": cache}
-        res["pass"].append(run_child("pass", args))
-        res["import"].append(run_child("import", args, env))
-        res["user"].append(run_child("user", args))
-        res["cold"].append(run_child("bayesslope", args, env))
-        res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
-        for _ in range(args.repeats - 1):
-            res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
-            res["user"].append(run_child("user", args))
-            res["import"].append(run_child("import", args, env))
+        if args.part == "core":
+            res = {k: [] for k in ("user", "cold", "warm", "import", "pass")}
             res["pass"].append(run_child("pass", args))
-        if args.variants:
-            res["bb_default"] = [run_child("variants", args, env)]
+            res["import"].append(run_child("import", args, env))
+            res["user"].append(run_child("user", args))
+            res["cold"].append(run_child("bayesslope", args, env))
+            res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
+            for _ in range(args.repeats - 1):
+                res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
+                res["user"].append(run_child("user", args))
+                res["import"].append(run_child("import", args, env))
+                res["pass"].append(run_child("pass", args))
+        else:
             res["bb_nutpie_cold"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
             res["bb_nutpie_warm"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
+            res["bb_default"] = [run_child("variants", args, env)]
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    section = render(res, args, started, uptime_before, uptime_after)
+    section = (render(res, args, started, uptime_before, uptime_after) if args.part == "core"
+               else render_variants(res, args, started, uptime_before, uptime_after))
     print(section)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     if args.results:
-        update_section(args.results, section)
+        update_section(args.results, section,
+                       "fresh" if args.part == "core" else "fresh_variants")
     return 0
+
+
+def _row(name, runs, base):
+    walls = [r["wall"] for r in runs]
+    last = runs[-1]
+    return (f"| {name} | {_fmt(walls)} | {statistics.median(walls) / base:.2f}x | "
+            f"{_fmt([r['sampling'] for r in runs], 2)} | {last['sampler']} | "
+            f"{last['min_ess']:,.0f} | {last['max_rhat']:.4f} | {last['divergences']} | "
+            f"{_fmt([r['load'] for r in runs])} |")
+
+
+def _footer(name, up_before, up_after) -> list[str]:
+    cmd = "python benchmarks/bench_fresh.py " + " ".join(
+        a for a in sys.argv[1:] if not a.startswith("--results"))
+    return [
+        "",
+        f"- `uptime` before: `{up_before}`; after: `{up_after}`.",
+        "- PyTensor's compile folder is shared by all contenders (its C and numba caches are "
+        "warm for the user model too); `BAYESSLOPE_CACHE` is a fresh temporary folder for "
+        "the cold process.",
+        f"- Command: `{cmd.strip()}` (through the heavy lock, `nice -n 5`).",
+        f"<!-- END bench:{name} -->",
+    ]
+
+
+def render_variants(res, args, started, up_before, up_after) -> str:
+    bb = res["bb_default"][0]["wall"]
+    lines = [
+        "<!-- BEGIN bench:fresh_variants -->",
+        f"## Fresh process: beta-binomial probit with chance floor, full Pythia file ({started})",
+        "",
+        f"The docs/variants.md fit (2,592 rows, {args.chains} chains x {args.bb_draws} draws, "
+        f"{args.bb_tune} tuning, target_accept 0.95), each contender a fresh process; ratio = "
+        "wall / wall of the default sampler of the full formulation.",
+        "",
+        "| contender | wall, s | / default | sampling, s | sampler | min bulk ESS | "
+        "max R-hat | divergences | 1-min load |",
+        "|---|---|---|---|---|---|---|---|---|",
+        _row("default sampler of the full formulation", res["bb_default"], bb),
+        _row('`sampler="nutpie"`, cache cold', res["bb_nutpie_cold"], bb),
+        _row('`sampler="nutpie"`, cache warm', res["bb_nutpie_warm"], bb),
+    ]
+    return "\n".join(lines + _footer("fresh_variants", up_before, up_after))
 
 
 def render(res, args, started, up_before, up_after) -> str:
     user = statistics.median(r["wall"] for r in res["user"])
 
-    def row(name, runs, base=user):
-        walls = [r["wall"] for r in runs]
-        last = runs[-1]
-        return (f"| {name} | {_fmt(walls)} | {statistics.median(walls) / base:.2f}x | "
-                f"{_fmt([r['sampling'] for r in runs], 2)} | {last['sampler']} | "
-                f"{last['min_ess']:,.0f} | {last['max_rhat']:.4f} | {last['divergences']} | "
-                f"{_fmt([r['load'] for r in runs])} |")
+    def row(name, runs):
+        return _row(name, runs, user)
 
     lines = [
         "<!-- BEGIN bench:fresh -->",
@@ -275,40 +321,15 @@ def render(res, args, started, up_before, up_after) -> str:
         f"`python -c pass`: {_fmt(base, 2)} s; JAX loaded: {res['import'][-1]['jax_loaded']}, "
         f"PyMC loaded: {res['import'][-1]['pymc_loaded']}.",
     ]
-    if "bb_default" in res:
-        lines += [
-            "",
-            f"Beta-binomial probit with chance floor, full Pythia file (docs/variants.md: 2,592 "
-            f"rows, {args.chains} x {args.bb_draws} draws, {args.bb_tune} tuning, "
-            "target_accept 0.95):",
-            "",
-            "| contender | wall, s | / default | sampling, s | sampler | min bulk ESS | "
-            "max R-hat | divergences | 1-min load |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        bb = res["bb_default"][0]["wall"]
-        lines += [row("default sampler of the full formulation", res["bb_default"], bb),
-                  row('`sampler="nutpie"`, cache cold', res["bb_nutpie_cold"], bb),
-                  row('`sampler="nutpie"`, cache warm', res["bb_nutpie_warm"], bb)]
-    cmd = "python benchmarks/bench_fresh.py " + " ".join(
-        a for a in sys.argv[1:] if not a.startswith("--results"))
-    lines += [
-        "",
-        f"- `uptime` before: `{up_before}`; after: `{up_after}`.",
-        "- PyTensor's compile folder is shared by all contenders (its C and numba caches are "
-        "warm for the user model too); `BAYESSLOPE_CACHE` is a fresh temporary folder for "
-        "the cold process.",
-        f"- Command: `{cmd.strip()}` (through the heavy lock, `nice -n 5`).",
-        "<!-- END bench:fresh -->",
-    ]
+    lines += _footer("fresh", up_before, up_after)
     return "\n".join(lines)
 
 
-def update_section(path: Path, section: str) -> None:
+def update_section(path: Path, section: str, name: str) -> None:
     import re
 
     text = path.read_text()
-    pattern = re.compile(r"<!-- BEGIN bench:fresh -->.*?<!-- END bench:fresh -->", re.S)
+    pattern = re.compile(rf"<!-- BEGIN bench:{name} -->.*?<!-- END bench:{name} -->", re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text)
     else:
