@@ -239,10 +239,15 @@ def _source_key(fn) -> str | None:
 
 
 def _versions() -> tuple:
+    """What compiled code depends on besides the graph; bayesslope's source hash last."""
+    from importlib.metadata import version
+
     import numba
     import nutpie
 
-    return (_FORMAT, sys.version, numba.__version__, nutpie.__version__, _package_hash())
+    # PyMC's and PyTensor's versions without importing them (the warm path never does).
+    return (_FORMAT, sys.version, numba.__version__, nutpie.__version__, version("pymc"),
+            version("pytensor"), np.__version__, _package_hash())
 
 
 _PACKAGE_HASH: list[str] = []
@@ -376,7 +381,6 @@ def _init_graph(model):
 
 def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_names=None,
              jitter: bool = True) -> CachedModel:
-    import pytensor
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
     from pymc.pytensorf import compile as compile_pymc
 
@@ -409,7 +413,7 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         code_keys = {name: _source_key(f.vm.jit_fn) for name, f in pts.items()}
         cacheable = cache_path is not None and None not in code_keys.values()
         keys = {name: hashlib.sha256(repr((
-            code_keys[name], sources[name], _versions()[:-1], pytensor.__version__,
+            code_keys[name], sources[name], _versions()[:-1],
         )).encode()).hexdigest() if cacheable else None for name in pts}
         funcs = {name: _cfunc(sources[name], name, pts[name].vm.jit_fn, keys[name])
                  for name in pts}
