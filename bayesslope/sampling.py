@@ -93,10 +93,27 @@ def sample_model(model, config: SamplerConfig, var_names=None):
         # The graph (data included) keys the disk cache: the same fit in a new process
         # loads its compiled code.
         cached = _compile(model, var_names, config.jitter)
-        return _run_nutpie(cached.compiled, config)
+        tree = _run_nutpie(cached.compiled, config)
+        tree["observed_data"] = _observed_data(model)  # as pm.sample returns it
+        return tree
     if not config.jitter:
         kwargs["init"] = "adapt_diag"
     return pm.sample(nuts_sampler="pymc", var_names=var_names, **kwargs)
+
+
+def _observed_data(model):
+    """The model's observed values as pm.sample's ``observed_data`` group."""
+    import numpy as np
+    import xarray as xr
+
+    data = {}
+    for rv in model.observed_RVs:
+        value = np.asarray(model.rvs_to_values[rv].eval())
+        dims = model.named_vars_to_dims.get(rv.name) or tuple(
+            f"{rv.name}_dim_{i}" for i in range(value.ndim))
+        coords = {d: list(model.coords[d]) for d in dims if model.coords.get(d) is not None}
+        data[rv.name] = xr.DataArray(value, dims=dims, coords=coords)
+    return xr.DataTree(xr.Dataset(data))
 
 
 def interactive_session() -> bool:
