@@ -98,8 +98,7 @@ def _bs_fit(df, args, **kw):
     import bayesslope as bs
 
     fit = bs.fit_hierarchical(df, x_better="lower", draws=args.draws, tune=args.tune,
-                              chains=args.chains, random_seed=1, check_dependence=False,
-                              **kw)
+                              chains=args.chains, random_seed=1, **kw)
     fit.summary()
     return fit
 
@@ -155,7 +154,7 @@ def child_variants(args) -> dict:
     fit = bs.fit_hierarchical(
         df, x_ref=2.5, n_eval="n_eval_examples", likelihood="beta_binomial", chance="chance",
         link="probit", draws=args.bb_draws, tune=args.bb_tune, chains=args.chains,
-        target_accept=0.95, random_seed=20261128, check_dependence=False, **kw)
+        target_accept=0.95, random_seed=20261128, **kw)
     fit.summary()
     end = time.time()
     return {"end": end, **_fit_stats(fit)}
