@@ -132,7 +132,7 @@ def resolve_sampler(*, draws, tune, chains, target_accept, random_seed, sampler,
         # (bayesslope.numba_model), so from the second process on a collapsed fit skips
         # compilation, and nutpie samples the 5-6 population parameters ~20x faster than
         # PyMC's Python loop.
-        sampler = "nutpie" if formulation == "collapsed" else "pymc"
+        sampler = "nutpie" if formulation == "collapsed" and tune != 0 else "pymc"
     if progressbar is None:
         from .sampling import interactive_session
 

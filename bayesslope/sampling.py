@@ -54,6 +54,10 @@ class SamplerConfig:
             raise DataValidationError(
                 f"{self.sampler!r} is not a supported sampler. Must be one of: {list(SAMPLERS)}"
             )
+        if self.sampler == "nutpie" and self.tune == 0:
+            # nuts-rs asserts at least one tuning step (it panics otherwise).
+            raise DataValidationError(
+                "sampler='nutpie' needs tune >= 1; use sampler='pymc' to sample without tuning")
 
     def to_dict(self) -> dict:
         """JSON-safe description."""

@@ -17,6 +17,7 @@ from conftest import seed
 
 from bayesslope import sampling
 from bayesslope.cache import cache_root, cache_subdir
+from bayesslope.exceptions import DataValidationError
 from bayesslope.numba_model import compile_cached, load_model
 from bayesslope.resolve import resolve_sampler
 from bayesslope.sampling import SamplerConfig
@@ -143,6 +144,10 @@ def test_default_sampler_by_formulation():
     assert _resolve(formulation="collapsed").sampler == "nutpie"
     assert _resolve(formulation="full").sampler == "pymc"
     assert _resolve(formulation="collapsed", sampler="pymc").sampler == "pymc"
+    # nutpie cannot run without tuning: the default falls back, an explicit choice raises.
+    assert _resolve(formulation="collapsed", tune=0).sampler == "pymc"
+    with pytest.raises(DataValidationError, match=r"sampler='nutpie' needs tune >= 1"):
+        _resolve(formulation="collapsed", tune=0, sampler="nutpie")
 
 
 class _Stream:
