@@ -1,6 +1,6 @@
 """Regenerate docs/gallery.md and its figures in docs/img/gallery_*.png.
 
-    .venv/bin/python scripts/make_gallery.py            # ~2-3 min on 2 cores
+    .venv/bin/python scripts/make_gallery.py            # ~5 min on 2 busy cores
     .venv/bin/python scripts/make_gallery.py --pdf      # also a PDF of every figure
 
 The page shows the code of every figure; this script runs exactly that code (the fits of
@@ -38,6 +38,8 @@ def _save(fig, name: str, pdf: bool) -> str:
 # The page's first block, run here exactly as shown (and by tests/test_docs_examples.py in
 # its fast mode): the fits every figure below uses.
 SETUP = """\
+import pandas as pd
+
 import bayesslope as bs
 
 df = bs.load_dataset("pythia")  # 7 tasks x 164 checkpoints of 12 models
@@ -48,7 +50,16 @@ clip = bs.load_dataset("openclip")  # 121 models x 37 tasks
 tm = bs.fit_transfer_matrix(clip, unit="model", task="task", y="y",
                             per_pair_sigma=False, dropna=True, random_seed={seed})
 labels = dict(xlabel=df["x_metric"].iloc[0], ylabel=df["y_metric"].iloc[0])
-chance = df.groupby("task")["chance"].first().to_dict()  # 0.25 or 0.5 by task"""
+chance = df.groupby("task")["chance"].first().to_dict()  # 0.25 or 0.5 by task
+# Conditions (docs/conditions.md): standard or deduplicated Pile x 0- or 5-shot, 2 tasks.
+pt = bs.load_dataset("pythia_tasks")
+pt = pt[(pt["step"] >= 13000) & pt["flag"].isna() & pt["task"].isin(["arc_easy", "piqa"])]
+levels = ["standard, 0-shot", "deduped, 0-shot", "standard, 5-shot", "deduped, 5-shot"]
+pt["setting"] = pd.Categorical(
+    pt["deduped"].map({{False: "standard", True: "deduped"}}) + ", "
+    + pt["shots"].astype(str) + "-shot", categories=levels)   # first level = reference
+cond = bs.fit_hierarchical(pt, condition="setting", group="model", per_task_sigma=True,
+                           draws={draws}, tune={draws}, chains=2, random_seed={seed})"""
 
 # (name, title, code, caption): each code line returns one Figure.
 FIGURES = [
@@ -88,6 +99,12 @@ FIGURES = [
      "pile up in the middle, predictive intervals too wide for most tasks (the PPC above: "
      "100% inside), as expected when one residual sd is shared with the much noisier wsc "
      "(`per_task_sigma=True` lets each task have its own)."),
+    ("conditions", "Condition differences (one-column)",
+     'cond.plot_condition_differences(style="one-column")',
+     "Each setting's population slope minus the reference's (standard Pile, 0-shot): posterior "
+     "density, mean (dot) and 90% interval (bar); right: P(difference > 0). 5-shot prompting "
+     "is compared within each model (narrow), deduplication between models (wide). The "
+     "seven-task analysis: [conditions.md](conditions.md)."),
     ("matrix", "Transfer matrix, clustered, with significance marks (two-column)",
      'tm.plot(order="cluster", style="two-column")',
      "OpenCLIP: posterior mean standardized slope (source row -> target column); tasks ordered "
