@@ -14,8 +14,9 @@ Two levels of cache, both in one folder (:func:`bayesslope.sampling.numba_cache_
   source and library versions): a process that builds the same graph loads it instead of
   compiling (graph rewriting is still paid, ~2-3 s);
 - a description of the compiled model (sizes, names, callbacks' source), keyed by the
-  caller's structure key, the library versions and a hash of bayesslope's own source:
-  :func:`load_model` then needs neither PyMC nor the graph, only numba and nutpie.
+  caller's structure key (which must name everything the graph depends on, e.g. with
+  :func:`source_hash` of the modules that build it), the library versions and this
+  module's source: :func:`load_model` then needs neither PyMC nor the graph.
 
 Nothing is trusted that cannot be checked: any entry numba cannot load makes
 :func:`compile_cached` discard the folder, warn, and compile again; a description whose
@@ -44,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CachedModel", "compile_cached", "load_model", "discard", "pack"]
+__all__ = ["CachedModel", "compile_cached", "load_model", "discard", "pack", "source_hash"]
 
 _LOCK = threading.Lock()
 # Bumped when the generated source or the description below change.
@@ -247,22 +248,16 @@ def _versions() -> tuple:
 
     # PyMC's and PyTensor's versions without importing them (the warm path never does).
     return (_FORMAT, sys.version, numba.__version__, nutpie.__version__, version("pymc"),
-            version("pytensor"), np.__version__, _package_hash())
+            version("pytensor"), np.__version__, source_hash(sys.modules[__name__]))
 
 
-_PACKAGE_HASH: list[str] = []
-
-
-def _package_hash() -> str:
-    """sha256 of bayesslope's source: any edit invalidates the model descriptions."""
-    if not _PACKAGE_HASH:
-        root = Path(__file__).resolve().parent
-        digest = hashlib.sha256()
-        for path in sorted(root.rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
-        _PACKAGE_HASH.append(digest.hexdigest())
-    return _PACKAGE_HASH[0]
+def source_hash(*modules) -> str:
+    """sha256 of the modules' source files (for keys: an edit of them invalidates)."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(module.__name__.encode())
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
 
 
 def _description_path(cache_path: Path, key) -> Path:
@@ -278,7 +273,8 @@ def load_model(cache_path: Path | None, key, data) -> CachedModel | None:
     cache_path : Path or None
     key : hashable
         The caller's structure key, with a stable ``repr``: everything the model's graph
-        depends on besides bayesslope's source and the ``pm.Data`` values.
+        depends on besides the library versions and the ``pm.Data`` values (the source
+        of the modules that build it included: :func:`source_hash`).
     data : mapping
         Values for every ``pm.Data`` of the model.
     """
@@ -360,10 +356,13 @@ def compile_cached(model, cache_path: Path | None, *, key=None, data_names=None,
         return _compile(model, cache_path, **kw)
     except Exception as err:  # noqa: BLE001 - numba raises anything on a bad entry
         discard(cache_path)
-        warnings.warn(f"compiled-model cache {str(cache_path)!r} was unreadable "
+        warnings.warn(f"compiled-model cache {str(cache_path)!r} was unusable "
                       f"({type(err).__name__}: {err}); discarded and compiled again",
                       RuntimeWarning, stacklevel=3)
-    return _compile(model, cache_path, **kw)
+    try:
+        return _compile(model, cache_path, **kw)
+    except OSError:  # e.g. a read-only folder: the fit runs, uncached
+        return _compile(model, None, **kw)
 
 
 def _init_graph(model):

@@ -55,9 +55,13 @@ def _sample_collapsed(design: TransferDesign, config: ModelConfig, sampler: Samp
     data = {**cm.collapsed_data(design, covariates),
             **cm.prior_data(config.priors, config.correlated)}
     if sampler.sampler == "nutpie":
+        from . import collapsed
+        from .numba_model import source_hash
+
         tree = sample_compiled(
             lambda: cm.build_collapsed_model(design, config, covariates),
-            cm.structure_key(design, config, covariates),
+            # The modules that build the graph: an edit of either invalidates cached code.
+            (cm.structure_key(design, config, covariates), source_hash(cm, collapsed)),
             data,
             sampler,
         )

@@ -93,7 +93,7 @@ def test_corrupt_entry_is_rebuilt_not_trusted(cold, tmp_path):
         (tmp_path / path.name).write_bytes(path.read_bytes() if path.suffix == ".json"
                                            else garbage)
     assert load_model(tmp_path, KEY, DATA) is None  # describes unloadable code: ignored
-    with pytest.warns(RuntimeWarning, match="unreadable .* discarded and compiled again"):
+    with pytest.warns(RuntimeWarning, match="unusable .* discarded and compiled again"):
         rebuilt = compile_cached(_model(Y), tmp_path, key=KEY)
     assert rebuilt.loaded == "compiled"
     np.testing.assert_array_equal(_draws(rebuilt), draws)
