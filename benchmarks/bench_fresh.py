@@ -259,7 +259,8 @@ def _footer(name, up_before, up_after) -> list[str]:
         "- PyTensor's compile folder is shared by all contenders (its C and numba caches are "
         "warm for the user model too); `BAYESSLOPE_CACHE` is a fresh temporary folder for "
         "the cold process.",
-        f"- Command: `{cmd.strip()}` (through the heavy lock, `nice -n 5`).",
+        f"- Command: `{cmd.strip()}`; niceness {os.nice(0)}, other jobs sharing the machine "
+        "(load above): compare ratios within this table.",
         f"<!-- END bench:{name} -->",
     ]
 
