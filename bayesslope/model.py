@@ -68,6 +68,11 @@ class ModelConfig:
         :func:`bayesslope.resolve.choose_centered`).
     centered_tasks : tuple of bool
         Per task: coefficients sampled centered (True) or non-centered.
+    centered_basis : tuple of (a0, b0, l11, l21, l22), optional
+        Per task, a fixed affine map for centered sampling: ``(intercept_t, slope_t) =
+        (a0, b0) + L u`` with ``L = [[l11, 0], [l21, l22]]`` and ``u`` free (flat), the
+        population density added as a potential (see
+        :func:`bayesslope.resolve.centered_basis`). Empty: plain centered sampling.
     shape : {"linear", "hockey_stick", "quadratic"}
         Mean function of x on the link scale (see
         :func:`bayesslope.likelihoods.shape_term`).
@@ -85,6 +90,7 @@ class ModelConfig:
     centered_tasks: tuple[bool, ...] = field(default=())
     centered_log_sigma: tuple[bool, ...] = field(default=())
     shape: str = "linear"
+    centered_basis: tuple[tuple[float, ...], ...] = field(default=())
 
     def __post_init__(self):
         _validate_config(self)
@@ -100,6 +106,7 @@ class ModelConfig:
             "centered_tasks": list(self.centered_tasks),
             "centered_log_sigma": list(self.centered_log_sigma),
             "shape": self.shape,
+            "centered_basis": [list(b) for b in self.centered_basis],
         }
 
 
@@ -117,6 +124,12 @@ def _validate_config(config: ModelConfig) -> None:
         raise DataValidationError(
             f"parameterization should be one of {list(PARAMETERIZATIONS)}, "
             f"got {config.parameterization!r}"
+        )
+    if config.centered_basis and (len(config.centered_basis) != len(config.centered_tasks)
+                                  or any(len(b) != 5 for b in config.centered_basis)):
+        raise DataValidationError(
+            "centered_basis should hold one (a0, b0, l11, l21, l22) per task, got "
+            f"{len(config.centered_basis)} for {len(config.centered_tasks)} tasks"
         )
     if config.per_task_sigma not in (True, False, "pooled"):
         raise DataValidationError(
@@ -149,7 +162,8 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None, cova
     -------
     pymc.Model
         With coords ``task`` and ``obs``; free variables include the population
-        parameters and either ``coef_centered`` or ``coef_offset``; deterministics
+        parameters and ``coef_centered`` (or ``coef_whitened`` with a centered basis)
+        and/or ``coef_offset``; deterministics
         ``intercept`` and ``slope`` (dims ``task``) and, when correlated, ``corr``.
     """
     import pymc as pm
@@ -201,7 +215,10 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None, cova
             mean = _covariate_means(pt, covariates, priors, mu_a, mu_b)
             mean_c, mean_n = mean[c_idx], mean[n_idx]
         coef = pt.zeros((design.n_tasks, 2))
-        if c_idx.size:
+        if c_idx.size and config.centered_basis:
+            direct = _whitened_centered(pm, pt, config, c_idx, mean_c, chol)
+            coef = pt.set_subtensor(coef[c_idx], direct)
+        elif c_idx.size:
             direct = pm.MvNormal("coef_centered", mu=mean_c, chol=chol, shape=(c_idx.size, 2))
             coef = pt.set_subtensor(coef[c_idx], direct)
         if n_idx.size:
@@ -228,6 +245,23 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None, cova
         eta_obs = a_obs + b_obs * g + extra
         _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx)
     return model
+
+
+def _whitened_centered(pm, pt, config, c_idx, mean_c, chol):
+    """Centered coefficients ``(a0, b0) + L u`` (``u`` flat) with the population density.
+
+    A fixed linear map of the centered coefficients: the density of ``u`` is the
+    population's MvNormal at the mapped point (times the constant ``|L|``), so the
+    posterior of ``(intercept, slope)`` is the plain centered model's.
+    """
+    basis = np.asarray(config.centered_basis, dtype="float64")[c_idx]
+    u = pm.Flat("coef_whitened", shape=(c_idx.size, 2))
+    a = basis[:, 0] + basis[:, 2] * u[:, 0]
+    b = basis[:, 1] + basis[:, 3] * u[:, 0] + basis[:, 4] * u[:, 1]
+    direct = pt.stack([a, b], axis=1)
+    population = pm.MvNormal.dist(mu=mean_c, chol=chol, shape=(c_idx.size, 2))
+    pm.Potential("coef_population", pm.logp(population, direct).sum())
+    return direct
 
 
 def _covariate_means(pt, covariates, priors, mu_a, mu_b):
