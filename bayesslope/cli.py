@@ -21,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser", "REPORT_FILES", "LINEARITY_FILES", "FORECAST_FILES"]
 
-from .report import report_files, result_kind
+from .report import has_conditions, report_files, result_kind
 
 # The files `bayesslope fit` and `bayesslope demo` write into --out.
 REPORT_FILES = report_files("fit")
@@ -228,7 +228,8 @@ def _fit(args) -> int:
     chance = _column_or_number(df, args.chance, float, "--chance")
     _check_columns(df, {"x": args.x, "y": args.y, "task": args.task, "group": args.group,
                         "condition": args.condition, "n_eval": n_eval, "chance": chance})
-    out = _check_out(args.out, report_files("fit"), args.overwrite)
+    out = _check_out(args.out, report_files("fit", conditions=args.condition is not None),
+                     args.overwrite)
     print(f"Fitting {args.data}: {len(df)} rows")
     fit = bs.fit_hierarchical(
         df, x=args.x, y=args.y, task=args.task, x_better=args.x_better,
@@ -272,7 +273,9 @@ def _report(args) -> int:
     if not path.is_file():
         raise UsageError(f"result file {args.result!r} is not a file")
     result = bs.load(path)
-    out = _check_out(args.out, report_files(result_kind(result), save_result=False),
+    kind = result_kind(result)
+    out = _check_out(args.out, report_files(kind, save_result=False,
+                                            conditions=kind == "fit" and has_conditions(result)),
                      args.overwrite)
     print(repr(result))
     return _write(result, out, args.overwrite, save_result=False)

@@ -61,6 +61,8 @@ def files(tmp_path):
     (tmp_path / "existing" / "by_task.csv").write_text("keep")
     (tmp_path / "existing_lin").mkdir()
     (tmp_path / "existing_lin" / "report.md").write_text("keep")
+    (tmp_path / "existing_cond").mkdir()   # only the figure a fit with conditions adds
+    (tmp_path / "existing_cond" / "conditions.png").write_text("keep")
     return tmp_path
 
 
@@ -106,6 +108,8 @@ USER_ERRORS = [
      r"already holds a report \(summary\.csv\); pass --overwrite to replace it"),
     (["fit", "--out", "{d}/o"],
      r"^bayesslope fit: error: the following arguments are required: data$"),
+    (["fit", "{d}/tidy.csv", "--condition", "model_size", "--out", "{d}/existing_cond"],
+     r"already holds a report \(conditions\.png\); pass --overwrite"),
     # matrix
     (["matrix", "{d}/long.csv", "--unit", "checkpoint", "--out", "{d}/o"],
      r"^bayesslope matrix: error: missing column\(s\) \['checkpoint'\]; .*\(from --unit"),
