@@ -11,11 +11,12 @@ load, sampling, summary), so interpreter start-up counts and process exit does n
 
 Contenders (Pythia demo, ``bs.load_dataset("pythia")``, x lower is better):
 
-- ``user``: the hierarchical model written in plain PyMC as a user would (centered
-  ``a ~ Normal(a_mu, a_s)``, ``b ~ Normal(b_mu, b_s)``, HalfNormal scales, ``pm.sample``
-  with PyMC 6's default sampler, i.e. nutpie) + ``arviz.summary``;
-- ``cold``: ``bs.fit_hierarchical`` defaults + ``summary()`` with an empty cache folder
-  (``BAYESSLOPE_CACHE`` = a fresh temporary folder): the first process on a machine;
+- ``user`` (cold and warm PyTensor folder): the hierarchical model written in plain PyMC
+  as a user would (centered ``a ~ Normal(a_mu, a_s)``, ``b ~ Normal(b_mu, b_s)``,
+  HalfNormal scales, ``pm.sample`` with PyMC 6's default sampler, i.e. nutpie) +
+  ``arviz.summary``;
+- ``cold``: ``bs.fit_hierarchical`` defaults + ``summary()`` with empty cache folders
+  (``BAYESSLOPE_CACHE`` and PyTensor's): the first process on a machine;
 - ``warm``: the same in a later process (same folder); it also times a second fit on new
   data of the same shape in that process (``refit``);
 - ``import``: ``import bayesslope`` (and ``python -c pass`` for reference);
@@ -24,9 +25,9 @@ Contenders (Pythia demo, ``bs.load_dataset("pythia")``, x lower is better):
   with the default sampler of the full formulation (``bb_default``) and with
   ``sampler="nutpie"`` cold and warm.
 
-PyTensor's own compile folder is whatever the environment says (``PYTENSOR_FLAGS``) and is
-shared by every contender: the user model benefits from its caches as much as bayesslope.
-Min bulk ESS and max R-hat are computed after the timed region.
+Each contender gets its own fresh PyTensor folder (``PYTENSOR_FLAGS=base_compiledir=``) per
+repeat, cold first then warm, so both are compared in the same cache state. Min bulk ESS
+and max R-hat are computed after the timed region.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ def main(argv=None) -> int:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=2, help="user/warm repeats (interleaved)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="cold + warm pairs per contender (order reversed every other repeat)")
     p.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--sampler", default="default", help=argparse.SUPPRESS)
     p.add_argument("--part", choices=["core", "variants"], default="core",
@@ -214,17 +216,23 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bayesslope-cache-") as cache:
         env = {"BAYESSLOPE_CACHE": cache}
         if args.part == "core":
-            res = {k: [] for k in ("user", "cold", "warm", "import", "pass")}
-            res["pass"].append(run_child("pass", args))
-            res["import"].append(run_child("import", args, env))
-            res["user"].append(run_child("user", args))
-            res["cold"].append(run_child("bayesslope", args, env))
-            res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
-            for _ in range(args.repeats - 1):
-                res["warm"].append(run_child("bayesslope", args, env, ("--refit",)))
-                res["user"].append(run_child("user", args))
-                res["import"].append(run_child("import", args, env))
-                res["pass"].append(run_child("pass", args))
+            res = {k: [] for k in ("user_cold", "user_warm", "cold", "warm", "import", "pass")}
+            for rep in range(args.repeats):
+                # Fresh PyTensor folders: "cold" is the first process on a machine for both.
+                with tempfile.TemporaryDirectory() as pt_user, \
+                        tempfile.TemporaryDirectory() as pt_bs, \
+                        tempfile.TemporaryDirectory() as bs_cache:
+                    env_user = {"PYTENSOR_FLAGS": f"base_compiledir={pt_user}"}
+                    env_bs = {"PYTENSOR_FLAGS": f"base_compiledir={pt_bs}",
+                              "BAYESSLOPE_CACHE": bs_cache}
+                    pairs = [("user", env_user, (), "user"), ("bayesslope", env_bs, (), "")]
+                    for kind, env_k, extra, label in (pairs if rep % 2 == 0 else pairs[::-1]):
+                        name = "user_" if label else ""
+                        res[f"{name}cold"].append(run_child(kind, args, env_k, extra))
+                        res[f"{name}warm"].append(run_child(
+                            kind, args, env_k, extra if label else ("--refit",)))
+                    res["import"].append(run_child("import", args, env_bs))
+                    res["pass"].append(run_child("pass", args))
         else:
             res["bb_nutpie_cold"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
             res["bb_nutpie_warm"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
@@ -256,9 +264,10 @@ def _footer(name, up_before, up_after) -> list[str]:
     return [
         "",
         f"- `uptime` before: `{up_before}`; after: `{up_after}`.",
-        "- PyTensor's compile folder is shared by all contenders (its C and numba caches are "
-        "warm for the user model too); `BAYESSLOPE_CACHE` is a fresh temporary folder for "
-        "the cold process.",
+        "- The variants table shares one PyTensor folder (the environment's); its "
+        "`BAYESSLOPE_CACHE` is a fresh temporary folder for the cold process."
+        if name == "fresh_variants" else
+        "- Fresh temporary PyTensor and bayesslope cache folders per contender and repeat.",
         f"- Command: `{cmd.strip()}`; niceness {os.nice(0)}, other jobs sharing the machine "
         "(load above): compare ratios within this table.",
         f"<!-- END bench:{name} -->",
@@ -286,11 +295,8 @@ def render_variants(res, args, started, up_before, up_after) -> str:
 
 
 def render(res, args, started, up_before, up_after) -> str:
-    user = statistics.median(r["wall"] for r in res["user"])
-
-    def row(name, runs):
-        return _row(name, runs, user)
-
+    user_cold = statistics.median(r["wall"] for r in res["user_cold"])
+    user = statistics.median(r["wall"] for r in res["user_warm"])
     lines = [
         "<!-- BEGIN bench:fresh -->",
         "## Fresh process: bayesslope (cold / warm cache) vs the PyMC model a user writes "
@@ -298,14 +304,17 @@ def render(res, args, started, up_before, up_after) -> str:
         "",
         f"Pythia demo, {args.chains} chains x {args.draws:,} draws ({args.tune:,} tuning), "
         "each contender a fresh `python` process; wall = launch to the end of sampling + "
-        "summary; ratio = wall / wall of the user model.",
+        "summary. Cold = first process on the machine (empty PyTensor folder and, for "
+        "bayesslope, empty `BAYESSLOPE_CACHE`); warm = the next process with the same folders. "
+        "Ratio = wall / wall of the user model in the same state.",
         "",
         "| contender | wall, s | / user model | sampling, s | sampler | min bulk ESS | "
         "max R-hat | divergences | 1-min load |",
         "|---|---|---|---|---|---|---|---|---|",
-        row("user-written PyMC model, `pm.sample` defaults", res["user"]),
-        row("bayesslope defaults, cache cold (first process)", res["cold"]),
-        row("bayesslope defaults, cache warm (later process)", res["warm"]),
+        _row("user-written PyMC model, `pm.sample` defaults, cold", res["user_cold"], user_cold),
+        _row("bayesslope defaults, cold", res["cold"], user_cold),
+        _row("user-written PyMC model, warm", res["user_warm"], user),
+        _row("bayesslope defaults, warm", res["warm"], user),
     ]
     refits = [r["refit"] for r in res["warm"] if "refit" in r]
     rs = res["warm"][-1]["refit_stats"]
