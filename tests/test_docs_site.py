@@ -153,3 +153,29 @@ def test_imagenet_page_tables_match_their_record():
     text = " ".join(page.split())
     for s in rec["natural"]["summary"]:
         assert f"{s['mean']:.3f}" in text and f"{s['eti90_lb']:.3f} to {s['eti90_ub']:.3f}" in text
+
+
+def test_conditions_page_tables_match_their_record():
+    rec = _record("conditions")
+    page = (ROOT / "docs" / "conditions.md").read_text(encoding="utf-8")
+    for c in rec["grouped"]["slope_mu_condition"]:
+        lb, ub = c["eti90"]
+        row = f"| {c['condition']} | {c['mean']:.4f} | [{lb:.4f}, {ub:.4f}] |"
+        assert row in page, row
+
+    def cell(d):
+        return f"{d['mean']:.4f} [{d['eti90_lb']:.4f}, {d['eti90_ub']:.4f}]"
+
+    def prob(p):
+        return "< 0.001" if p < 0.001 else "> 0.999" if p > 0.999 else f"{p:.3f}"
+
+    grouped = {d["difference"]: d for d in rec["grouped"]["differences"]}
+    plain = {d["difference"]: d for d in rec["independent"]["differences"]}
+    rows = [line for line in page.splitlines() if line.startswith("| ") and " - " in line]
+    checked = 0
+    for name, d in grouped.items():
+        cells = (f"{cell(d)} | {prob(d['p_positive'])} | {prob(d['p_outside_rope'])} | "
+                 f"{cell(plain[name])} | {prob(plain[name]['p_positive'])} | "
+                 f"{prob(plain[name]['p_outside_rope'])} |")
+        checked += any(line.endswith(cells) for line in rows)
+    assert checked >= 4   # the page shows the four within-setting contrasts
