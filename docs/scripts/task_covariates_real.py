@@ -18,7 +18,8 @@ Three questions, each one ``--part``:
 - ``mmlu_independent``: the same without ``group`` (every checkpoint independent
   evidence: the over-confident analysis), for contrast; collapsed, so all subjects are cheap.
 
-Collapsed fits use ``sampler="pymc"``.
+Every fit has one noise sd per task (``per_task_sigma=True``: metrics and test-set sizes
+differ); fits use ``sampler="pymc"``.
 
 Writes ``docs/task_covariates.json`` (one key per part, merged with what is there) and
 ``docs/img/task_covariates_<part>.png``. Usage (from the repository root; a long run, so
@@ -106,7 +107,7 @@ def part_openclip(args) -> dict:
     df = bs.load_dataset("openclip")
     groups = df.groupby("task")["task_group"].first()
     fit, wall, notes = _fit(df, args, x_better="higher", y_better="higher",
-                            task_covariates="task_group")
+                            per_task_sigma=True, task_covariates="task_group")
     ranks = fit.rank_tasks(k=3, ci_prob=0.9)
     fig = fit.plot_population(covariates={g: {"task_group": g}
                                            for g in fit.covariates.levels["task_group"]},
@@ -144,7 +145,7 @@ def part_shots(args) -> dict:
     """0- vs 5-shot as a covariate of the LAMBADA -> task slope (Pythia)."""
     df = shots_frame(args.step_every)
     fit, wall, notes = _fit(df, args, x_better="lower", y_better="higher",
-                            task_covariates="shots", group="model")
+                            per_task_sigma=True, task_covariates="shots", group="model")
     summ = fit.summary()
     paired = (summ["mean"].rename("slope_mean").to_frame()
               .assign(base_task=lambda t: t.index.str.split("@").str[0],
@@ -166,7 +167,8 @@ def part_shots_paired(args) -> dict:
     """The same with the base task as a second covariate: the shots effect within task."""
     df = shots_frame(args.step_every)
     fit, wall, notes = _fit(df, args, x_better="lower", y_better="higher",
-                            task_covariates=["shots", "base_task"], group="model")
+                            per_task_sigma=True, task_covariates=["shots", "base_task"],
+                            group="model")
     eff = fit.covariate_effects(ci_prob=0.9)
     return {"n_rows": len(df), "n_task_units": int(df["task"].nunique()),
             "steps": sorted(int(s) for s in df["step"].unique()),
