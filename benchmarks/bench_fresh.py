@@ -150,7 +150,8 @@ def child_variants(args) -> dict:
 
     import bayesslope as bs
 
-    df = vp.load(vp.DEFAULT_CSV)
+    # "demo": the bundled 7-task subset (1,148 rows), a smaller stand-in for the full file.
+    df = bs.load_dataset("pythia") if args.bb_data == "demo" else vp.load(vp.DEFAULT_CSV)
     kw = {} if args.sampler == "default" else {"sampler": args.sampler}
     fit = bs.fit_hierarchical(
         df, x_ref=2.5, n_eval="n_eval_examples", likelihood="beta_binomial", chance="chance",
@@ -169,7 +170,8 @@ CHILDREN = {"user": child_user, "bayesslope": child_bayesslope, "import": child_
 def run_child(kind: str, args, env_extra: dict | None = None, extra: tuple = ()) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
            "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
-           "--bb-draws", str(args.bb_draws), "--bb-tune", str(args.bb_tune), *extra]
+           "--bb-draws", str(args.bb_draws), "--bb-tune", str(args.bb_tune),
+           "--bb-data", args.bb_data, *extra]
     env = {**os.environ, **(env_extra or {}), "PYTHONPATH": str(ROOT)}
     load = os.getloadavg()[0]
     launch = time.time()
@@ -203,6 +205,8 @@ def main(argv=None) -> int:
                    help="core: Pythia demo contenders; variants: the beta-binomial full-file fit")
     p.add_argument("--bb-draws", type=int, default=400)
     p.add_argument("--bb-tune", type=int, default=400)
+    p.add_argument("--bb-data", choices=["full", "demo"], default="full",
+                   help="variants part: the full Pythia file or the bundled demo subset")
     p.add_argument("--results", type=Path, help="replace the 'fresh' section of this file")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
@@ -278,9 +282,12 @@ def render_variants(res, args, started, up_before, up_after) -> str:
     bb = res["bb_default"][0]["wall"]
     lines = [
         "<!-- BEGIN bench:fresh_variants -->",
-        f"## Fresh process: beta-binomial probit with chance floor, full Pythia file ({started})",
+        f"## Fresh process: beta-binomial probit with chance floor, {args.bb_data} Pythia data "
+        f"({started})",
         "",
-        f"The docs/variants.md fit (2,592 rows, {args.chains} chains x {args.bb_draws} draws, "
+        "The docs/variants.md fit (" + ("2,592 rows" if args.bb_data == "full" else
+                                         "on the bundled demo subset, 1,148 rows") +
+        f", {args.chains} chains x {args.bb_draws} draws, "
         f"{args.bb_tune} tuning, target_accept 0.95), each contender a fresh process; ratio = "
         "wall / wall of the default sampler of the full formulation.",
         "",
