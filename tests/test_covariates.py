@@ -440,3 +440,41 @@ def test_plot_population_at_covariates(fits):
     plt.close(single)
     with pytest.raises(DataValidationError, match="missing"):
         fit.plot_population(covariates={"z": 0.0})
+
+
+# -- docs/task_covariates.md quotes docs/task_covariates.json ---------------------------
+def test_docs_page_tables_match_their_record():
+    """After a rerun of docs/scripts/task_covariates_real.py the page must be updated too."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rec = json.loads((root / "docs" / "task_covariates.json").read_text(encoding="utf-8"))
+    page = (root / "docs" / "task_covariates.md").read_text(encoding="utf-8")
+    oc = rec["openclip"]
+    effects = {r["covariate"]: r for r in oc["covariate_effects"] if r["parameter"] == "slope"}
+    for key, level in oc["new_task_by_level"].items():
+        group = key.split("=", 1)[1]
+        lo, hi = level["slope_mu_eti90"]
+        row = next(line for line in page.splitlines() if line.startswith(f"| {group} |"))
+        row = row.replace("**", "")  # bold marks the notable group
+        assert f"| {level['slope_mu_mean']:.3f} [{lo:.3f}, {hi:.3f}] | " in row, row
+        assert f"| {level['p_negative_new_task']:.3f} |" in row, row
+        eff = effects.get(f"task_group[{group}]")
+        if eff is not None:
+            diff = f"| {eff['mean']:+.3f} [{eff['eti90_lb']:.3f}, {eff['eti90_ub']:.3f}] | "
+            assert diff in row and f"| {eff['p_positive']:.2f}" in row, (row, diff)
+    for part, covs in (("shots", "shots"), ("shots_paired", "shots, base task")):
+        r = rec[part]
+        eff = (r["covariate_effects"] if part == "shots" else r["shots_effect"])[0]
+        r2 = r["variance_explained"][0]
+        row = (f"| `{part}` | {covs} | {eff['mean']:+.3f} [{eff['eti90_lb']:.3f}, "
+               f"{eff['eti90_ub']:.3f}] | {eff['p_positive']:.2f} | {r2['mean']:.2f} "
+               f"[{r2['eti90_lb']:.2f}, {r2['eti90_ub']:.2f}] |")
+        assert row in page, row
+    ind = rec["mmlu_independent"]
+    assert len(rec["mmlu"]["negative_tasks"]) == 0 and len(rec["mmlu"]["naive_list"]) == 0
+    assert (f"| {len(ind['negative_tasks'])} (expected false-sign rate "
+            f"{ind['negative_tasks'][-1]['expected_false_sign_rate']:.3f}) | "
+            f"{len(ind['naive_list'])} (mean 1 - P = {ind['naive_expected_false_sign_rate']:.3f}) |"
+            ) in page
