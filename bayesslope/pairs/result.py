@@ -305,7 +305,9 @@ class TransferMatrix:
         equal in both directions. The asymmetry is then zero up to Monte Carlo noise (its
         interval covers 0) and is informative only for ``student_t`` and ``binomial``
         fits, where outliers, leverage points or the probit scale act differently on the
-        source and on the target.
+        source and on the target. Under ``binomial`` a slope is in probit units of the
+        target per sd of the source, so the difference also carries the two tasks' probit
+        scales (a task near chance or ceiling has a stretched one).
 
         Parameters
         ----------
