@@ -1,15 +1,20 @@
-"""``bs.linearity_check`` on real data: Pythia (accuracy vs LAMBADA log-perplexity) and the
-OLMo ladder (loss vs loss). Writes the per-task tables and figures used by docs/linearity.md.
+"""``bs.linearity_check`` on real data: Pythia (accuracy vs LAMBADA log-perplexity), the
+OLMo ladder (loss vs loss) and OpenCLIP (accuracy vs ImageNet accuracy). Writes the per-task
+tables and figures used by docs/linearity.md.
 
 Subsets (documented in docs/linearity.md) keep each run within minutes on a shared 2-core
 machine::
 
     nice -n 10 python benchmarks/linearity_real.py pythia --tasks arc_easy piqa sciq \
         --standard-only --out docs/linearity_pythia
-    nice -n 10 python benchmarks/linearity_real.py olmo --every 8 --out docs/linearity_olmo
+    nice -n 10 python benchmarks/linearity_real.py olmo --every 16 --settings grouped \
+        --shapes linear quadratic hockey_stick --out docs/linearity_olmo
+    nice -n 10 python benchmarks/linearity_real.py openclip --settings grouped \
+        --out docs/linearity_openclip
 
-Each run fits every shape twice: with ``group=`` (checkpoints of one model / one training
-run are not independent evidence: a random intercept and slope per model) and without.
+Each run fits every shape with ``group=`` (checkpoints of one model / one training run, or
+models sharing pretraining data, are not independent evidence: a random intercept and slope per
+group) and, unless ``--settings grouped``, without it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,15 @@ def olmo_frame(every: int, tasks) -> pd.DataFrame:
     # every `every`-th logged step of each run (the loss curves are smooth between them)
     steps = df.groupby("run")["step"].transform(lambda s: s.rank(method="dense"))
     return df[(steps - 1) % every == 0].reset_index(drop=True)
+
+
+OPENCLIP_TASKS = ("ImageNet v2", "ImageNet-R", "ObjectNet", "Flickr", "SVHN",
+                  "KITTI Vehicle Distance", "CLEVR Distance", "PatchCamelyon")
+
+
+def openclip_frame(tasks) -> pd.DataFrame:
+    df = bs.load_dataset("openclip")
+    return df[df["task"].isin(tasks)].reset_index(drop=True)
 
 
 def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path,
@@ -77,7 +91,7 @@ def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("dataset", choices=("pythia", "olmo"))
+    p.add_argument("dataset", choices=("pythia", "olmo", "openclip"))
     p.add_argument("--tasks", nargs="*", default=None)
     p.add_argument("--every", type=int, default=8, help="OLMo: keep every n-th step per run")
     p.add_argument("--standard-only", action="store_true",
@@ -92,6 +106,12 @@ def main(argv=None) -> int:
         df = pythia_frame(tasks, args.standard_only)
         run("pythia_tasks (zero-shot)", df, "model", tuple(args.shapes),
             args.out, settings=args.settings, chance="chance")
+    elif args.dataset == "openclip":
+        # accuracies in [0, 1] without a chance column: the sigmoid's floor is 0; models
+        # sharing pretraining data are grouped
+        df = openclip_frame(args.tasks or OPENCLIP_TASKS)
+        run("openclip (8 tasks)", df, "pretrain_family", tuple(args.shapes), args.out,
+            settings=args.settings, chance=0.0)
     else:
         df = olmo_frame(args.every, args.tasks)
         run("olmo_ladder", df, "run", tuple(args.shapes), args.out,
