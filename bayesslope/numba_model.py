@@ -49,7 +49,7 @@ __all__ = ["CachedModel", "compile_cached", "load_model", "discard", "pack", "so
 
 _LOCK = threading.Lock()
 # Bumped when the generated source or the description below change.
-_FORMAT = "bayesslope-numba-model-2"
+_FORMAT = "bayesslope-numba-model-3"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,15 +65,19 @@ class CachedModel:
     loaded : str
         "compiled", "code" (machine code loaded, graph rebuilt) or "description" (loaded
         without building the model).
+    fixed : dict
+        Values of the shared variables that are not data: the lengths of the model's
+        dims (PyMC keeps them shared), fixed by the structure the model was compiled for.
     """
 
     compiled: object
     layout: tuple
     loaded: str = "compiled"
+    fixed: dict = dataclasses.field(default_factory=dict)
 
     def with_data(self, data) -> object:
         """The compiled model with new values for every ``pm.Data`` (same shapes)."""
-        buffer = pack(self.layout, data)
+        buffer = pack(self.layout, {**self.fixed, **data})
         init = self.compiled.initial_point_func
         return dataclasses.replace(
             self.compiled, user_data=buffer, shared_data={"buffer": buffer},
@@ -294,15 +298,16 @@ def load_model(cache_path: Path | None, key, data) -> CachedModel | None:
         if any(f.cache_hits != 1 for f in funcs.values()):
             return None
         layout = tuple((n, tuple(s), d) for n, s, d in desc["layout"])
-        buffer = pack(layout, data)
+        fixed = {name: np.asarray(value) for name, value in desc["fixed"].items()}
+        buffer = pack(layout, {**fixed, **data})
     except Exception:  # noqa: BLE001 - a missing, stale or unloadable entry: build instead
         return None
-    shape_info = (desc["names"], [slice(a, b) for a, b in desc["slices"]],
-                  [tuple(s) for s in desc["shapes"]])
-    compiled = _nutpie_model(funcs, desc["n_dim"], desc["n_expanded"], shape_info,
+    shape_info = (desc["names"], [slice(int(a), int(b)) for a, b in desc["slices"]],
+                  [tuple(int(k) for k in s) for s in desc["shapes"]])
+    compiled = _nutpie_model(funcs, int(desc["n_dim"]), int(desc["n_expanded"]), shape_info,
                              {k: tuple(v) for k, v in desc["dims"].items()}, desc["coords"],
                              desc["reparameterized"], buffer, desc["jitter"])
-    return CachedModel(compiled=compiled, layout=layout, loaded="description")
+    return CachedModel(compiled=compiled, layout=layout, loaded="description", fixed=fixed)
 
 
 def _nutpie_model(funcs, n_dim, n_expanded, shape_info, dims, coords, reparameterized,
@@ -394,12 +399,16 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         pts = {"logp_c": logp_pt, "expand_c": expand_pt, "init_c": init_pt}
         shared = {v.name: v for f in pts.values() for v in f.get_shared()}
         data_names = list(shared) if data_names is None else list(data_names)
-        missing = sorted(set(shared) - set(data_names))
+        # Dim lengths are shared variables too (one per dims= on a variable); the caller's
+        # structure key fixes them, so they travel in the buffer with fixed values.
+        dim_lengths = {getattr(v, "name", None) for v in model.dim_lengths.values()} & set(shared)
+        missing = sorted(set(shared) - set(data_names) - dim_lengths)
         if missing:
             raise ValueError(f"shared variables {missing} are not pm.Data of the model")
         values = {name: np.asarray(var.get_value()) for name, var in shared.items()}
+        fixed = {name: values[name] for name in sorted(set(shared) - set(data_names))}
         layout = tuple((name, values[name].shape, values[name].dtype.name)
-                       for name in data_names if name in shared)
+                       for name in [*data_names, *fixed] if name in shared)
         buffer = pack(layout, values)
         fmt = dict(n_dim=n_dim, n_expanded=n_expanded, total=buffer.size)
         args = {name: _arg_source(layout, [v.name for v in f.get_shared()])
@@ -423,15 +432,18 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         names, slices, shapes = shape_info
         _write_json(_description_path(cache_path, key), {
             "versions": _versions(), "keys": keys, "sources": sources,
-            "layout": [[n, list(s), d] for n, s, d in layout], "n_dim": n_dim,
-            "n_expanded": n_expanded, "names": list(names),
-            "slices": [[s.start, s.stop] for s in slices],
-            "shapes": [list(s) for s in shapes], "dims": dims,
+            # Plain ints (numpy integers would be written as strings).
+            "layout": [[n, [int(k) for k in s], d] for n, s, d in layout], "n_dim": int(n_dim),
+            "n_expanded": int(n_expanded), "names": list(names),
+            "slices": [[int(s.start), int(s.stop)] for s in slices],
+            "shapes": [[int(k) for k in s] for s in shapes], "dims": dims,
             "coords": {k: list(np.asarray(v).tolist()) for k, v in (coords or {}).items()},
             "reparameterized": list(reparameterized), "jitter": jitter,
+            "fixed": {name: value.tolist() for name, value in fixed.items()},
         })
     hit = all(f.cache_hits == 1 for f in funcs.values())
-    return CachedModel(compiled=compiled, layout=layout, loaded="code" if hit else "compiled")
+    return CachedModel(compiled=compiled, layout=layout, loaded="code" if hit else "compiled",
+                       fixed=fixed)
 
 
 def _write_json(path: Path, obj) -> None:

@@ -29,12 +29,14 @@ CONFIG = SamplerConfig(draws=100, tune=100, chains=2, random_seed=seed(3), sampl
 def _model(y):
     import pymc as pm
 
-    with pm.Model() as model:
+    # ``dims=`` makes the dim's length a shared variable that is not data: it must stay
+    # fixed by the structure (a regression: collapsed fits with per-task sigma failed).
+    with pm.Model(coords={"group": ["a", "b"]}) as model:
         data = pm.Data("y", np.asarray(y, dtype=float))
         scale = pm.Data("scale", 2.0)
         mu = pm.Normal("mu", 0.0, scale)
-        sd = pm.HalfNormal("sd", 1.0)
-        pm.Normal("obs", mu, sd, observed=data)
+        sd = pm.HalfNormal("sd", 1.0, dims="group")
+        pm.Normal("obs", mu, sd[0], observed=data)
     return model
 
 
@@ -53,7 +55,8 @@ def _draws(cached, data=None):
 def cold(tmp_path_factory):
     """A first compilation into an empty cache folder."""
     folder = tmp_path_factory.mktemp("numba-cache")
-    cached = compile_cached(_model(Y), folder, key=KEY)
+    cached = compile_cached(_model(Y), folder, key=KEY, data_names=list(DATA))
+    assert "group" in cached.fixed and "group" not in DATA
     return folder, cached, _draws(cached)
 
 
@@ -67,7 +70,7 @@ def test_cold_compilation_writes_the_cache(cold):
 
 def test_warm_cache_is_loaded_and_gives_identical_draws(cold):
     folder, _, draws = cold
-    warm = compile_cached(_model(Y), folder)  # the graph is rebuilt, the code loaded
+    warm = compile_cached(_model(Y), folder, data_names=list(DATA))  # graph rebuilt, code loaded
     assert warm.loaded == "code" and warm.compiled.compiled_logp_func.cache_hits == 1
     np.testing.assert_array_equal(_draws(warm), draws)
     described = load_model(folder, KEY, DATA)  # no model at all
@@ -94,7 +97,7 @@ def test_corrupt_entry_is_rebuilt_not_trusted(cold, tmp_path):
                                            else garbage)
     assert load_model(tmp_path, KEY, DATA) is None  # describes unloadable code: ignored
     with pytest.warns(RuntimeWarning, match="unusable .* discarded and compiled again"):
-        rebuilt = compile_cached(_model(Y), tmp_path, key=KEY)
+        rebuilt = compile_cached(_model(Y), tmp_path, key=KEY, data_names=list(DATA))
     assert rebuilt.loaded == "compiled"
     np.testing.assert_array_equal(_draws(rebuilt), draws)
     again = load_model(tmp_path, KEY, DATA)  # the rebuilt entries are good
