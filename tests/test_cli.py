@@ -315,7 +315,8 @@ def test_fit_then_report_from_a_shell(files):
     assert "pass --overwrite" in again.stderr
     # Nothing was written beside the two --out folders.
     assert sorted(p.name for p in files.iterdir()) == sorted(
-        ["tidy.csv", "long.csv", "notes.txt", "existing", "existing_lin", "d", "e"])
+        ["tidy.csv", "long.csv", "notes.txt", "existing", "existing_lin", "existing_cond",
+         "d", "e"])
 
 
 def test_matrix_then_report(capsys, files):
