@@ -27,6 +27,10 @@ Usage (through the heavy lock, see /work/notes/COMMON.md)::
 
     python benchmarks/bench_bounded.py suite --out benchmarks/results_bounded_suite.json
     python benchmarks/bench_bounded.py scaling --out benchmarks/results_bounded_scaling.json
+    python benchmarks/bench_bounded.py agree --draws 1000 --tune 1000 --chains 2 --out ...
+
+``agree`` fits SBC-sized data sets with both arms and compares the posteriors (see
+:func:`agree`).
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ def suite(args) -> list[dict]:
             rows.append(run_arm(df, lik, "before", sampler="pymc", draws=args.before_iters,
                                 tune=args.before_iters, chains=args.before_chains,
                                 seed=args.seed))
-        for sampler in args.samplers:
+        for sampler in (s for s in args.samplers if s != "none"):
             rows.append(run_arm(df, lik, "after", sampler=sampler, draws=args.draws,
                                 tune=args.tune, chains=args.chains, seed=args.seed))
     return rows
@@ -184,11 +188,68 @@ def scaling(args) -> list[dict]:
     return rows
 
 
+def agree(args) -> list[dict]:
+    """Before and after arms on SBC-sized data (12 tasks x 20 points, n_eval 200).
+
+    Data sets of the ``binomial_probit`` SBC variant (validation/variants.py, its fixed
+    priors); for every posterior scalar (population parameters, each task's intercept
+    and slope) the difference of the two arms' means in units of their combined Monte
+    Carlo standard error. Not a substitute for SBC: it checks that the new
+    parameterization reaches the same posterior as the old one where both mix.
+    """
+    import arviz as az
+
+    from bayesslope.data import prepare_design
+    from bayesslope.posterior import sample_posterior
+    from bayesslope.resolve import resolve_model
+    from bayesslope.sampling import SamplerConfig
+    from bayesslope.variant_data import prepare_variants
+    from validation.variants import PRIORS_PROBIT, sample_probit, simulate_binomial_probit
+
+    rows = []
+    for k in range(args.agree_sets):
+        rng = np.random.default_rng(args.seed + k)
+        df = simulate_binomial_probit(sample_probit(rng, n_tasks=12), rng, n_points=20,
+                                      n_eval=200)
+        design = prepare_design(df, x_better="higher", y_better="higher", x_ref=0.0,
+                                warn_weak=False)
+        variants = prepare_variants(df, design, link="probit", likelihood="binomial",
+                                    n_eval="n")
+        after = resolve_model(design, variants, priors=PRIORS_PROBIT)
+        before = dataclasses.replace(after, centered_basis=(), centered_tasks=tuple(
+            bool(c) for c in legacy_centered(design, variants)))
+        sc = SamplerConfig(draws=args.draws, tune=args.tune, chains=args.chains,
+                           random_seed=args.seed + k, cores=min(args.chains, 2))
+        posts = []
+        for config in (before, after):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = sample_posterior(design, config, variants, sc)
+            posts.append((tree, diagnostics(tree)))
+        z = []
+        for v in ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr",
+                  "intercept", "slope"):
+            m = [p[0]["posterior"][v].mean(("chain", "draw")).values for p in posts]
+            se = [az.mcse(p[0]["posterior"].to_dataset()[[v]], method="mean")[v].values
+                  for p in posts]
+            z.append(np.abs(m[0] - m[1]).ravel() / np.sqrt(se[0] ** 2 + se[1] ** 2).ravel())
+        z = np.concatenate(z)
+        out = {"set": k, "centered_before": int(sum(before.centered_tasks)),
+               "centered_after": int(sum(after.centered_tasks)),
+               "z_max": float(z.max()), "z_over_3": int((z > 3).sum()), "n_scalars": z.size,
+               "before": posts[0][1], "after": posts[1][1]}
+        print(json.dumps(out), flush=True)
+        rows.append(out)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", choices=("suite", "scaling"))
+    p.add_argument("mode", choices=("suite", "scaling", "agree"))
+    p.add_argument("--agree-sets", type=int, default=4)
     p.add_argument("--likelihoods", nargs="+", default=["binomial", "beta_binomial"])
-    p.add_argument("--samplers", nargs="+", default=["pymc"])
+    p.add_argument("--samplers", nargs="+", default=["pymc"],
+                   help="samplers of the after arm ('none': before arm only)")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
@@ -200,8 +261,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     start = time.time()
-    rows = suite(args) if args.mode == "suite" else scaling(args)
-    record = {"mode": args.mode, "argv": sys.argv, "uptime_start": _uptime(),
+    rows = {"suite": suite, "scaling": scaling, "agree": agree}[args.mode](args)
+    record = {"mode": args.mode, "argv": sys.argv, "uptime_end": _uptime(),
               "elapsed_s": time.time() - start, "cpus": os.cpu_count(), "rows": rows}
     args.out.write_text(json.dumps(record, indent=1))
     return 0

@@ -76,6 +76,25 @@ def test_no_population_spread_centers_nothing(k):
     assert not choose_centered_counts(design, variants, fits=fits, whitened=True).any()
 
 
+@pytest.mark.parametrize("rho, centered", [(0.0, True), (-0.95, False)])
+def test_population_correlation_counts_in_the_choice(rho, centered):
+    """se 0.02 against tau_a 0.05: precise enough, unless the population correlation
+    (-0.95) narrows the intercept given the slope to 0.016 (a funnel when centered)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed(7))
+    k, se = 300, 0.02
+    sd = np.array([0.05, 1.0])
+    pop = np.array([[1.0, rho], [rho, 1.0]]) * np.outer(sd, sd)
+    est = rng.multivariate_normal([0.0, 1.0], pop, size=k) + se * rng.standard_normal((k, 2))
+    fits = {"estimate": est, "info": np.broadcast_to(np.eye(2) / se**2, (k, 2, 2)).copy(),
+            "dispersion": np.ones(k), "informative": np.ones(k, dtype=bool)}
+    chosen = choose_centered_counts(SimpleNamespace(n_tasks=k),
+                                    SimpleNamespace(likelihood="binomial"), fits=fits,
+                                    whitened=True)
+    assert chosen.all() if centered else not chosen.any()
+
+
 def test_q_profile_lower_bound_is_below_tau_and_close_to_it_with_many_tasks():
     rng = np.random.default_rng(seed(5))
     tau, se = 0.5, rng.uniform(0.05, 0.2, 400)
