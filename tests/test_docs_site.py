@@ -179,3 +179,15 @@ def test_conditions_page_tables_match_their_record():
                  f"{prob(plain[name]['p_outside_rope'])} |")
         checked += any(line.endswith(cells) for line in rows)
     assert checked >= 4   # the page shows the four within-setting contrasts
+
+
+def test_no_control_characters_in_the_pages():
+    """A TeX command written in a Python string without r"" loses its backslash: "\\text"
+    becomes a tab + "ext", "\\frac" a form feed + "rac" (it happened once)."""
+    import re
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        bad = re.search(r"[\x00-\x09\x0b-\x1f]", text)   # tab included
+        assert bad is None, f"{page.name}: control character {bad.group()!r} at {bad.start()}"
