@@ -418,7 +418,9 @@ def _fit_model_table(fit) -> Table:
         ("formulation", str(fit.formulation)),
         ("shape", str(fit.shape)),
         ("link", str(fit.link)),
-        ("likelihood", str(fit.likelihood)),
+        ("likelihood", str(fit.likelihood)
+         + (" (counts='average': y * n_eval used unrounded)"
+            if getattr(v, "counts", "whole") == "average" else "")),
         ("lapse", str(v.lapse)),
         ("noise sd", sigma),
         ("intercept-slope correlation", "modelled (LKJ)" if model.get("correlated")
@@ -557,7 +559,8 @@ def _matrix_model_table(tm) -> Table:
     sampler = s.get("sampler", {})
     n_eval = s.get("n_eval")
     rows = [
-        ("likelihood", str(s.get("likelihood"))),
+        ("likelihood", str(s.get("likelihood"))
+         + (" (counts='average')" if s.get("counts") == "average" else "")),
         ("method", str(s.get("method"))),
         ("residual sd", "one per pair" if s.get("per_pair_sigma") else "one, shared"),
         ("group", f"`{s['group']}` ({len(d.groups)} levels)" if s.get("group") else "none"),

@@ -207,6 +207,9 @@ def test_transfer_matrix_binomial_accepts_averages():
                                     draws=200, tune=200, chains=2, random_seed=seed(7),
                                     check_dependence=False)
     assert tm.spec["counts"] == "average"
+    from bayesslope.report import _matrix_model_table
+
+    assert "counts='average'" in dict(_matrix_model_table(tm).rows)["likelihood"]
     # The counts are y * n as is (not rounded).
     k = _binomial_counts(tm.design, "average")["k"]
     assert not np.allclose(k, np.round(k))
@@ -246,6 +249,9 @@ def test_averaged_fit_recovers_subtask_slopes(averaged_fit):
 def test_averaged_fit_consumers(averaged_fit, tmp_path):
     df, _, fit = averaged_fit
     assert fit.spec["variants"]["counts"] == "average"
+    from bayesslope.report import _fit_model_table  # the report says so
+
+    assert "counts='average'" in dict(_fit_model_table(fit).rows)["likelihood"]
     # Pointwise log-likelihood on the density scale of y (+ log n), as for whole counts.
     ll = fit.log_likelihood()
     np.testing.assert_allclose(ll - np.log(fit.variants.n_eval),
