@@ -379,6 +379,7 @@ def test_compile_cache_folder_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"
     monkeypatch.delenv(ENV_VAR)
+    monkeypatch.delenv("BAYESSLOPE_CACHE", raising=False)   # the root of every cache
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cache_dir() == tmp_path / "bayesslope" / "jax"
 
