@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import model_data
 from .data import TransferDesign
 from .model import ModelConfig, build_model, posterior_var_names
 from .sampling import SamplerConfig, sample_compiled, sample_model
@@ -40,10 +41,50 @@ def sample_posterior(design: TransferDesign, config: ModelConfig, variants: Vari
     """
     if config.formulation == "collapsed":
         tree = _sample_collapsed(design, config, sampler, covariates)
+    elif sampler.sampler == "nutpie" and model_data.supports(variants):
+        tree = _sample_full_compiled(design, config, variants, sampler, covariates)
     else:
         model = build_model(design, config, variants, covariates)
         tree = sample_model(model, sampler, var_names=posterior_var_names(model))
     add_derived(tree, design.task_sign, design.x_scale, design.y_scale)
+    return tree
+
+
+def _sample_full_compiled(design: TransferDesign, config: ModelConfig, variants: VariantData,
+                          sampler: SamplerConfig, covariates=None):
+    """Sample the full model with nutpie, compiled once per structure (model_data.py)."""
+    import xarray as xr
+
+    from . import likelihoods, model
+    from .numba_model import source_hash
+
+    data = model_data.full_data(design, config, variants, covariates)
+    tree = sample_compiled(
+        lambda: model_data.build_data_model(design, config, variants, covariates),
+        # The modules that build the graph: an edit of any invalidates cached code.
+        (model_data.structure_key(design, config, variants, covariates),
+         source_hash(model_data, model, likelihoods)),
+        data,
+        sampler,
+    )
+    post = tree["posterior"].to_dataset()
+    keep = set(model.POSTERIOR_VARS + model.VARIANT_VARS)
+    post = post.drop_vars([v for v in post.data_vars if v not in keep])
+    # nutpie keeps the coords of the model it compiled first: relabel for this data set.
+    labels = {"task": list(design.tasks)}
+    if variants is not None:
+        if variants.condition_idx is not None:
+            labels["condition"] = list(variants.conditions)
+            labels["condition_contrast"] = list(variants.conditions[1:])
+        if variants.group_idx is not None:
+            labels["group"] = list(variants.groups)
+    if covariates is not None:
+        labels["covariate"] = list(covariates.columns)
+    post = post.assign_coords({k: v for k, v in labels.items() if k in post.dims})
+    tree["posterior"] = post
+    # As pm.sample returns it: the observed values (counts for the count likelihoods).
+    tree["observed_data"] = xr.DataTree(xr.Dataset(
+        {"y": ("obs", data["y_obs"])}, coords={"obs": np.arange(design.n_obs)}))
     return tree
 
 
