@@ -167,6 +167,12 @@ def suite(args) -> list[dict]:
         for sampler in (s for s in args.samplers if s != "none"):
             rows.append(run_arm(df, lik, "after", sampler=sampler, draws=args.draws,
                                 tune=args.tune, chains=args.chains, seed=args.seed))
+            if args.refit_seed is not None:
+                # A second suite of the same structure in this process (nutpie: the
+                # compiled model is reused, only the data buffer changes).
+                rows.append({**run_arm(simulate_suite(seed=args.refit_seed), lik, "after",
+                                       sampler=sampler, draws=args.draws, tune=args.tune,
+                                       chains=args.chains, seed=args.seed), "refit": True})
     return rows
 
 
@@ -258,6 +264,8 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", type=int, nargs="+", default=[10, 20, 41])
     p.add_argument("--rows", type=int, nargs="+", default=[100, 400, 1600])
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--refit-seed", type=int, default=None,
+                   help="suite: also fit a second suite (this seed) in the same process")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     start = time.time()

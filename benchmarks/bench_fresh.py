@@ -162,8 +162,60 @@ def child_variants(args) -> dict:
     return {"end": end, **_fit_stats(fit)}
 
 
+# --part full: the SBC-sized variants (validation/variants.py, with their fixed priors and
+# SBC sampler settings) and the docs/variants.md beta-binomial fit on the full Pythia file.
+FULL_CASES = ("hockey_stick", "binomial_probit", "beta_binomial_probit", "pythia_bb")
+
+
+def child_full(args) -> dict:
+    """Two data sets of one case in this process: the first fit, then the refit."""
+    import numpy as np
+
+    out = {"fits": []}
+    if args.case == "pythia_bb":
+        sys.path.insert(0, str(HERE))
+        import variants_pythia as vp
+
+        import bayesslope as bs
+
+        df = vp.load(vp.DEFAULT_CSV)
+        rng = np.random.default_rng(3)
+        for k in range(2):
+            # Data set 2: the same rows, counts resampled from the observed rates.
+            data = df if k == 0 else df.assign(y=rng.binomial(
+                df["n_eval_examples"], df["y"].clip(0, 1)) / df["n_eval_examples"])
+            start = time.perf_counter()
+            fit = bs.fit_hierarchical(
+                data, x_ref=2.5, n_eval="n_eval_examples", likelihood="beta_binomial",
+                chance="chance", link="probit", draws=args.bb_draws, tune=args.bb_tune,
+                chains=args.chains, target_accept=0.95, random_seed=20261128,
+                sampler=args.sampler)
+            fit.summary()
+            out["fits"].append({"time": time.perf_counter() - start, **_fit_stats(fit)})
+            if k == 0:
+                out["end"] = time.time()
+        return out
+    import validation.variants  # noqa: F401 - registers the variants
+    from validation.sbc import get_variant
+
+    variant = get_variant(args.case)
+    for k in range(2):
+        rng = np.random.default_rng(20261201 + k)
+        df = variant.simulate(variant.sample_prior(rng), rng)
+        start = time.perf_counter()
+        res = variant.fit(df, 7 + k, sampler=args.sampler)
+        d = res.diagnostics
+        out["fits"].append({"time": time.perf_counter() - start, "sampler": args.sampler,
+                            "divergences": d["divergences"], "max_rhat": d["r_hat_max"],
+                            "min_ess": min(d["ess_bulk_min"], d["ess_tail_min"]),
+                            "sampling": float("nan")})
+        if k == 0:
+            out["end"] = time.time()
+    return out
+
+
 CHILDREN = {"user": child_user, "bayesslope": child_bayesslope, "import": child_import,
-            "pass": child_pass, "variants": child_variants}
+            "pass": child_pass, "variants": child_variants, "full": child_full}
 
 
 # -- parent -----------------------------------------------------------------------------------
@@ -173,6 +225,7 @@ def run_child(kind: str, args, env_extra: dict | None = None, extra: tuple = ())
            "--bb-draws", str(args.bb_draws), "--bb-tune", str(args.bb_tune),
            "--bb-data", args.bb_data, *extra]
     env = {**os.environ, **(env_extra or {}), "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in env.items() if v is not None}  # None: unset in the child
     load = os.getloadavg()[0]
     launch = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -201,7 +254,10 @@ def main(argv=None) -> int:
                    help="cold + warm pairs per contender (order reversed every other repeat)")
     p.add_argument("--refit", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--sampler", default="default", help=argparse.SUPPRESS)
-    p.add_argument("--part", choices=["core", "variants"], default="core",
+    p.add_argument("--case", choices=FULL_CASES, help=argparse.SUPPRESS)
+    p.add_argument("--cases", nargs="+", choices=FULL_CASES, default=list(FULL_CASES),
+                   help="full part: which cases")
+    p.add_argument("--part", choices=["core", "variants", "full"], default="core",
                    help="core: Pythia demo contenders; variants: the beta-binomial full-file fit")
     p.add_argument("--bb-draws", type=int, default=400)
     p.add_argument("--bb-tune", type=int, default=400)
@@ -237,19 +293,33 @@ def main(argv=None) -> int:
                             kind, args, env_k, extra if label else ("--refit",)))
                     res["import"].append(run_child("import", args, env_bs))
                     res["pass"].append(run_child("pass", args))
+        elif args.part == "full":
+            for case in args.cases:
+                # Cold: empty bayesslope and PyTensor caches (XDG_CACHE_HOME, the default
+                # location); warm: the next process with the same folders.
+                with tempfile.TemporaryDirectory() as xdg, tempfile.TemporaryDirectory() as pt:
+                    env_c = {"XDG_CACHE_HOME": xdg, "PYTENSOR_FLAGS": f"base_compiledir={pt}",
+                             "BAYESSLOPE_CACHE": None}
+                    extra = ("--case", case)
+                    res[f"{case}:pymc"] = [run_child("full", args, env_c,
+                                                     (*extra, "--sampler", "pymc"))]
+                    for label in ("nutpie_cold", "nutpie_warm"):
+                        res[f"{case}:{label}"] = [run_child("full", args, env_c,
+                                                            (*extra, "--sampler", "nutpie"))]
         else:
             res["bb_nutpie_cold"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
             res["bb_nutpie_warm"] = [run_child("variants", args, env, ("--sampler", "nutpie"))]
             res["bb_default"] = [run_child("variants", args, env)]
     uptime_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    section = (render(res, args, started, uptime_before, uptime_after) if args.part == "core"
-               else render_variants(res, args, started, uptime_before, uptime_after))
+    render_fn = {"core": render, "variants": render_variants, "full": render_full}[args.part]
+    section = render_fn(res, args, started, uptime_before, uptime_after)
     print(section)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     if args.results:
         update_section(args.results, section,
-                       "fresh" if args.part == "core" else "fresh_variants")
+                       {"core": "fresh", "variants": "fresh_variants",
+                        "full": "fresh_full"}[args.part])
     return 0
 
 
@@ -299,6 +369,37 @@ def render_variants(res, args, started, up_before, up_after) -> str:
         _row('`sampler="nutpie"`, cache warm', res["bb_nutpie_warm"], bb),
     ]
     return "\n".join(lines + _footer("fresh_variants", up_before, up_after))
+
+
+def render_full(res, args, started, up_before, up_after) -> str:
+    lines = [
+        "<!-- BEGIN bench:fresh_full -->",
+        f"## Full formulation: PyMC NUTS vs nutpie compiled once per structure ({started})",
+        "",
+        "Per case one fresh process per contender fits two data sets of the same structure "
+        "(first fit, then refit in that process). SBC cases: validation/variants.py's prior, "
+        "simulator, fixed priors and SBC sampler settings (2 chains x 500 draws, 500 tuning, "
+        "cores=1). `pythia_bb`: the docs/variants.md beta-binomial probit + chance fit on "
+        f"the full Pythia file ({args.chains} chains x {args.bb_draws} draws, {args.bb_tune} "
+        "tuning, target_accept 0.95); its second data set resamples the counts. Cold = empty "
+        "`XDG_CACHE_HOME` and PyTensor folder; warm = the next process, same folders (PyMC "
+        "runs first, so its C code is compiled cold). Wall = launch to the end of the first "
+        "fit; fit = the fit's own time in the process.",
+        "",
+        "| case | sampler | wall (1st fit), s | refit, s | max R-hat | min ESS | "
+        "divergences | 1-min load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, runs in res.items():
+        case, label = key.split(":")
+        r = runs[0]
+        fits = r["fits"]
+        lines.append(
+            f"| {case} | {label} | {r['wall']:.1f} | {fits[1]['time']:.1f} | "
+            f"{max(f['max_rhat'] for f in fits):.3f} | "
+            f"{min(f['min_ess'] for f in fits):,.0f} | "
+            f"{' / '.join(str(f['divergences']) for f in fits)} | {r['load']:.1f} |")
+    return "\n".join(lines + _footer("fresh_full", up_before, up_after))
 
 
 def render(res, args, started, up_before, up_after) -> str:
