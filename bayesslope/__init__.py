@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "fit_hierarchical",
+    "fit_many",
     "linearity_check",
     "LinearityCheck",
     "backtest",
@@ -43,6 +44,7 @@ __all__ = [
 # so that `import bayesslope` does not pay for PyMC/PyTensor/JAX.
 _LAZY = {
     "fit_hierarchical": ".fit",
+    "fit_many": ".batch",
     "linearity_check": ".linearity",
     "LinearityCheck": ".linearity",
     "backtest": ".backtesting",

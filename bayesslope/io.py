@@ -1,7 +1,10 @@
 """``load``: read any result bayesslope wrote (a fit or a transfer matrix), no pickle.
 
 Both results are one netCDF file whose root attribute ``bayesslope_spec`` holds JSON; its
-``kind`` says which result it is (``"transfer_matrix"``; a fit's spec has none). A file
+``kind`` says which result it is (``"transfer_matrix"``; a fit's spec has none). A
+transfer matrix written with ``fit_transfer_matrix(..., out="m.zarr")`` is a Zarr store
+(a folder, or a store object): it is opened lazily, its kept draws read on demand
+(:mod:`bayesslope.pairs.zarr_store`). A file
 that cannot be read as one (missing, truncated, not netCDF, spec not JSON, data not
 matching their hash, written by something else) raises a DataValidationError that names
 the path and the reason.
@@ -10,7 +13,6 @@ the path and the reason.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .exceptions import DataValidationError
 
@@ -19,12 +21,16 @@ __all__ = ["load"]
 SPEC_ATTR = "bayesslope_spec"
 
 
-def load(path: str | Path):
+def load(path):
     """Read a result written by ``TransferFit.to_netcdf`` or ``TransferMatrix.to_netcdf``.
+
+    Also opens the Zarr store of ``fit_transfer_matrix(..., out=...)``: the table, design
+    and population are read, the kept draws stay on disk (dask arrays when dask is
+    installed) until used.
 
     Parameters
     ----------
-    path : str or pathlib.Path
+    path : str, pathlib.Path or zarr store
 
     Returns
     -------
@@ -51,6 +57,10 @@ def load(path: str | Path):
     True
     """
     try:
+        from .pairs.zarr_store import is_zarr_store, read_zarr
+
+        if is_zarr_store(path):
+            return read_zarr(path)
         import xarray as xr
 
         tree = xr.open_datatree(path, engine="h5netcdf").load()

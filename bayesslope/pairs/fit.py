@@ -56,6 +56,8 @@ def fit_transfer_matrix(
     chunk_size: int | None = None,
     min_shared: int = 3,
     check_dependence: bool = True,
+    client=None,
+    out=None,
 ):
     """Fit the directed transfer slope of every ordered task pair.
 
@@ -133,6 +135,19 @@ def fit_transfer_matrix(
         units), and warn (``bs.DependenceWarning``) naming it and the fix
         (``group=column``). The table is :meth:`TransferMatrix.dependence`; see
         :func:`bayesslope.dependence.check_transfer_dependence`.
+    client : dask.distributed.Client, optional
+        Run the pair stage on a Dask cluster: the population stage runs here once, its
+        draws (and the pairs' data) are scattered to every worker, and each chunk of
+        ``chunk_size`` pairs is one task returning its summaries (and draws when kept).
+        The result equals the local run's for the same ``random_seed`` and
+        ``chunk_size``. Needs ``pip install bayesslope[dask]``; see
+        docs/cluster.md.
+    out : str, path or zarr store, optional
+        Write the result to a Zarr store chunk by chunk as chunks finish (per-pair
+        summaries, and the draws when kept), so no process holds every pair's draws. A
+        rerun with the same data and options resumes: the population draws are read
+        back and finished chunks are skipped. The returned matrix is read back from the
+        store lazily (as :func:`bayesslope.load` does).
 
     Returns
     -------
@@ -155,6 +170,10 @@ def fit_transfer_matrix(
     >>> tm.summary()[["mean", "eti90_lb", "eti90_ub", "p_negative"]]  # doctest: +SKIP
     """
     check_dependence = check_bool("check_dependence", check_dependence)
+    if client is not None:
+        from .distributed import require_distributed
+
+        require_distributed()
     config = resolve_config(
         likelihood=likelihood, per_pair_sigma=per_pair_sigma, n_eval=n_eval, group=group,
         priors=priors, draws=draws, tune=tune, chains=chains, target_accept=target_accept,
@@ -168,8 +187,18 @@ def fit_transfer_matrix(
     binomial = (_binomial_counts(design, config.counts, check=True)
                 if config.likelihood == "binomial" else None)
     stats = binomial["stats"] if binomial is not None else design.sufficient_stats()
-    run = _sample(design, config, stats, binomial)
+    store = None
+    if out is not None:
+        from .zarr_store import MatrixStore
+
+        store = MatrixStore.open(out, design, config)
+    run = _sample(design, config, stats, binomial, client=client, store=store)
     tm = _assemble(design, config, run)
+    if store is not None:
+        if check_dependence:
+            tm.spec["dependence"] = _dependence(df, design, tm, n_eval)
+            check_dependence = False
+        tm = store.finish(tm)
     if check_dependence:
         tm.spec["dependence"] = _dependence(df, design, tm, n_eval)
     _warn_sampling(tm)
@@ -273,102 +302,147 @@ def _pair_model_data(design: PairDesign, stats, binomial: dict | None, grouped: 
     return "student_t", design.y, np.ones_like(design.y), line
 
 
-def _sample(design: PairDesign, config: PairConfig, stats, binomial: dict | None) -> dict:
+def _sample(design: PairDesign, config: PairConfig, stats, binomial: dict | None, *,
+            client=None, store=None) -> dict:
     """Population NUTS, then the pair stage, summarized chunk by chunk."""
     import jax
 
     from .compile_cache import ensure_compilation_cache
-    from .sampler import sample_population
     from .summaries import ChunkSummaries
 
     s = config.sampler
     timings = {}
     jax_cache = ensure_compilation_cache()
-    workers = min(2, os.cpu_count() or 1) if design.n_pairs >= _POOL_MIN_PAIRS else 0
+    # R-hat/ESS run in forked processes when this process draws a large matrix; on a
+    # cluster or into a store each chunk computes its own.
+    inline = client is not None or store is not None
+    workers = (min(2, os.cpu_count() or 1)
+               if design.n_pairs >= _POOL_MIN_PAIRS and not inline else 0)
     # Created before any JAX work (the workers are forked) and before sampling, so their
     # start-up overlaps the population run.
     with DiagnosticsPool(workers) as pool:
-        seed = (np.random.SeedSequence(None).generate_state(1)[0]
-                if s["random_seed"] is None else s["random_seed"])
+        seed = s["random_seed"]
+        if store is not None and store.seed is not None:
+            seed = store.seed
+        if seed is None:
+            seed = int(np.random.SeedSequence(None).generate_state(1)[0])
         k_pop, k_pairs = jax.random.split(jax.random.key(int(seed)))
         t0 = time.perf_counter()
-        if config.per_pair_sigma and not config.per_pair_nuts:
-            # Each pair's sigma integrated out by 1-D quadrature (5-D population NUTS).
-            from .pair_sigma import sample_population as sample_population_pair_sigma
-
-            post = sample_population_pair_sigma(
-                k_pop, stats, config.priors, chains=s["chains"], draws=s["draws"],
-                tune=s["tune"], target_accept=s["target_accept"])
-        else:
-            post = sample_population(k_pop, stats, config.priors, per_pair_sigma=False,
-                                     chains=s["chains"], draws=s["draws"], tune=s["tune"],
-                                     target_accept=s["target_accept"])
+        post = store.population() if store is not None else None
+        if post is None:
+            post = _population(k_pop, stats, config)
+            if store is not None:
+                store.save_population(post, seed)
         timings["population_s"] = time.perf_counter() - t0
         # On an accelerator the R-hat/ESS of the pair draws run there too (the forked
         # workers, made before JAX started, are then left idle).
         on_device = jax.default_backend() != "cpu"
-        sums = ChunkSummaries(design.n_pairs, s["chains"], s["draws"], config.keep_draws,
+        sums = ChunkSummaries(design.n_pairs, s["chains"], s["draws"],
+                              config.keep_draws and store is None,
                               DeviceDiagnostics() if on_device else pool)
         t0 = time.perf_counter()
-        plug_in = _pair_stage(design, config, stats, binomial, post, k_pairs, sums)
+        plug_in = _pair_stage(design, config, stats, binomial, post, k_pairs, sums,
+                              client=client, store=store)
         timings["pairs_s"] = time.perf_counter() - t0
     # arviz_stats R-hat / ESS: main-process time computing or waiting for them (pairs_s
     # includes it); with worker processes most of their work overlaps the draws.
     timings["pair_diagnostics_s"] = sums.diag_s
     timings["diagnostics_workers"] = 0 if on_device else workers
-    timings["diagnostics_on"] = "device (blackjax)" if on_device else "cpu (arviz-stats)"
+    timings["diagnostics_on"] = ("dask workers" if client is not None else
+                                 "device (blackjax)" if on_device else "cpu (arviz-stats)")
     return {"post": post, "sums": sums, "plug_in": plug_in, "timings": timings,
             "jax_cache": jax_cache}
 
 
-def _pair_stage(design: PairDesign, config: PairConfig, stats, binomial: dict | None, post,
-                key, sums) -> dict | None:
-    """Draw every pair's intercept and slope into ``sums``; one branch per method.
+def _population(key, stats, config: PairConfig):
+    """The population NUTS run: per-pair sigma by quadrature, or one shared sigma."""
+    from .sampler import sample_population
 
-    ``collapsed-normal`` (:attr:`PairConfig.method`): exact conditional Gaussian draws
-    given each population draw (the residual sd per pair, ``per_pair_sigma``, or shared,
-    comes from the population run). ``per-pair-nuts-*``: NUTS per pair under the plug-in
-    population prior, which is returned.
+    s = config.sampler
+    if config.per_pair_sigma and not config.per_pair_nuts:
+        # Each pair's sigma integrated out by 1-D quadrature (5-D population NUTS).
+        from .pair_sigma import sample_population as sample_population_pair_sigma
+
+        return sample_population_pair_sigma(
+            key, stats, config.priors, chains=s["chains"], draws=s["draws"],
+            tune=s["tune"], target_accept=s["target_accept"])
+    return sample_population(key, stats, config.priors, per_pair_sigma=False,
+                             chains=s["chains"], draws=s["draws"], tune=s["tune"],
+                             target_accept=s["target_accept"])
+
+
+def _pair_stage(design: PairDesign, config: PairConfig, stats, binomial: dict | None, post,
+                key, sums, client=None, store=None) -> dict | None:
+    """Draw every pair's intercept and slope into ``sums``, chunk by chunk.
+
+    The chunks of :func:`~.stage.make_plan` (exact conditional Gaussian draws given each
+    population draw, or per-pair NUTS under the plug-in population prior, which is
+    returned) run here (threads for per-pair NUTS), or as tasks on ``client``'s cluster;
+    with a ``store``, finished chunks are read back and the others written as they end.
     """
+    from .parallel import run_in_order
+    from .stage import make_plan, run_chunk, summarize_chunk
+
+    plan = make_plan(design, config, stats, binomial, post, key)
+    threads = 1
+    if plan.kind == "nuts":
+        from .robust import pair_threads
+
+        threads = pair_threads()
     bar = None
     if config.sampler["progressbar"]:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=design.n_pairs, desc="pairs", unit="pair")
-    progress = None if bar is None else bar.update
-    plug_in = None
+    keep = bool(config.keep_draws)
     try:
-        if config.per_pair_nuts:
-            from .robust import padded_pairs, sample_pairs
-
-            plug_in = {k: float(np.mean(post.params[k])) for k in (
-                "intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr")}
-            model, target, aux, line = _pair_model_data(design, stats, binomial,
-                                                         config.group is not None)
-            xs, ys, aux_p, mask = padded_pairs(design.pair_idx, design.n_pairs, design.x,
-                                               target, aux)
-            s = config.sampler
-            sample_pairs(
-                model, key, xs, ys, aux_p, mask, line, plug_in,
-                config.priors["sigma"]["sigma"], s["chains"], s["draws"], s["tune"],
-                s["target_accept"], config.chunk_size, sums.add, progress=progress,
-                n_groups=len(design.groups))
-        elif config.per_pair_sigma:  # sigma per pair from its grid, then the Gaussian
-            from .pair_sigma import draw_pairs as draw_pairs_pair_sigma
-
-            sums.sigma_mean = draw_pairs_pair_sigma(
-                key, stats, post.params, config.priors["sigma"]["sigma"], config.chunk_size,
-                sums.add, progress=progress)
+        bounds = plan.bounds
+        if store is not None:
+            done = store.done(bounds, plan.columns())
+            for i in np.flatnonzero(done):
+                start, stop = bounds[i]
+                sums.put(start, stop, store.read_columns(start, stop))
+                if bar is not None:
+                    bar.update(stop - start)
+            todo = [i for i in range(len(bounds)) if not done[i]]
         else:
-            from .sampler import draw_pairs
+            todo = list(range(len(bounds)))
 
-            draw_pairs(key, stats, post.params, config.chunk_size, sums.add,
-                       progress=progress)
+        def finished(i: int, result: dict) -> None:
+            sums.put(result["start"], result["stop"], result["cols"],
+                     None if store is not None else result["draws"])
+            if store is not None:
+                store.write_chunk(i, result)
+            if bar is not None:
+                bar.update(result["stop"] - result["start"])
+
+        if client is not None:
+            from .distributed import run_on_cluster
+
+            run_on_cluster(client, plan, [(i, *bounds[i]) for i in todo], keep, finished)
+        elif store is not None:
+            index = {b: i for i, b in enumerate(bounds)}
+            for start, stop, result in run_in_order(
+                    lambda a, b: summarize_chunk(plan, a, b, keep),
+                    [bounds[i] for i in todo], threads):
+                finished(index[(start, stop)], result)
+        else:
+            sigma_mean = np.full(design.n_pairs, np.nan)
+            for start, stop, out in run_in_order(lambda a, b: run_chunk(plan, a, b),
+                                                 bounds, threads):
+                sums.add(start, stop, out["intercept"], out["slope"],
+                         out.get("n_divergent"))
+                if "sigma_mean" in out:
+                    sigma_mean[start:stop] = out["sigma_mean"]
+                if bar is not None:
+                    bar.update(stop - start)
+            if plan.kind == "pair_sigma":
+                sums.cols["sigma_mean"] = sigma_mean
         sums.finish()
     finally:
         if bar is not None:
             bar.close()
-    return plug_in
+    return plan.plug_in
 
 
 def _assemble(design: PairDesign, config: PairConfig, run: dict):
@@ -385,7 +459,7 @@ def _assemble(design: PairDesign, config: PairConfig, run: dict):
     if config.per_pair_nuts:
         sigma_mean = np.full(n_pairs, np.nan)
     elif config.per_pair_sigma:
-        sigma_mean = sums.sigma_mean  # set by pair_sigma.draw_pairs
+        sigma_mean = sums.cols.pop("sigma_mean")  # from the quadrature draws
     else:
         sigma_mean = np.full(n_pairs, post.params["sigma"].mean())
     # Data units: per unit of the source; the binomial's target scale is probit already.

@@ -84,6 +84,8 @@ __all__ = [
     "make_logdensity",
     "sample_population",
     "draw_pairs",
+    "draw_plan",
+    "draw_range",
 ]
 
 N_NODES = 64  # quadrature nodes per pair in the population likelihood
@@ -615,6 +617,27 @@ def draw_pairs(
         Posterior mean of every pair's sigma, shape (P,).
     """
     with jax.enable_x64(True):
+        plan = draw_plan(key, stats, params, sigma_scale, chunk_size, n_grid)
+        sigma_sum = np.empty(plan["stats"].n.size)
+        for start, stop in plan["bounds"]:
+            sigma, intercept, slope = draw_range(plan, start, stop)
+            sigma_sum[start:stop] = sigma.mean(axis=(0, 1))
+            if on_sigma is not None:
+                on_sigma(start, stop, sigma)
+            on_chunk(start, stop, intercept, slope)
+            if progress is not None:
+                progress(stop - start)
+        return sigma_sum
+
+
+def draw_plan(key, stats: SufficientStats, params: Mapping[str, np.ndarray],
+              sigma_scale: float, chunk_size: int, n_grid: int = DRAW_NODES) -> dict:
+    """The grids of every design and population draw, and the chunks, as numpy arrays.
+
+    Computed once (in the main process); :func:`draw_range` draws one chunk from it, in
+    any process (the plan is picklable). ``bounds`` lists the chunks ``(start, stop)``.
+    """
+    with jax.enable_x64(True):
         stats = SufficientStats(*(np.asarray(v, dtype=np.float64) for v in stats))
         n_pairs = stats.n.size
         design_keys = np.stack([stats.n, stats.xbar, stats.sxx], axis=1)
@@ -638,32 +661,34 @@ def draw_pairs(
             float(sigma_scale),
             n_groups + 1, int(n_grid))
         seg_lo, h, coef = seg_lo[..., :n_groups], h[..., :n_groups], coef[:, :, :n_groups]
-        feats = _features(stats)
         sub = max(1, min(_VALUES_PER_CHUNK // (n_chain * n_draw * n_grid), n_pairs))
         chunk = max(sub, (int(chunk_size) // sub) * sub)
-        pop_b = {k: v[..., None] for k, v in pop.items()}
-        sigma_sum = np.empty(n_pairs)
-        for start in range(0, n_pairs, chunk):
-            stop = min(start + chunk, n_pairs)
-            keep = stop - start
-            width = -(-keep // sub) * sub
-            pad = width - keep
-            stats_c = SufficientStats(*(jnp.asarray(np.pad(v[start:stop], (0, pad),
-                                                           constant_values=c))
-                                        for v, c in zip(stats, (10, 0, 0, 9, 0, 9),
-                                                        strict=True)))
-            feat_c = np.pad(feats[start:stop], ((0, pad), (0, 0)))
-            group_c = np.pad(group[start:stop], (0, pad))
-            idx = np.arange(start, start + width)
-            sigma, intercept, slope = _draw_chunk(
-                key, pop_b, stats_c, jnp.asarray(feat_c), jnp.asarray(group_c),
-                jnp.asarray(idx), seg_lo, h, coef, n_groups, sub)
-            sigma = np.asarray(sigma)[..., :keep]
-            sigma_sum[start:stop] = sigma.mean(axis=(0, 1))
-            if on_sigma is not None:
-                on_sigma(start, stop, sigma)
-            on_chunk(start, stop, np.asarray(intercept)[..., :keep],
-                     np.asarray(slope)[..., :keep])
-            if progress is not None:
-                progress(keep)
-        return sigma_sum
+        return {"key": np.asarray(jax.random.key_data(key)), "stats": stats,
+                "feats": _features(stats), "group": group, "n_groups": n_groups,
+                "pop": {k: np.asarray(v) for k, v in pop.items()},
+                "seg_lo": np.asarray(seg_lo), "h": np.asarray(h), "coef": np.asarray(coef),
+                "sub": sub, "bounds": [(s, min(s + chunk, n_pairs))
+                                       for s in range(0, n_pairs, chunk)]}
+
+
+def draw_range(plan: dict, start: int, stop: int) -> tuple:
+    """Sigma, intercept and slope draws of pairs ``start:stop``, each (chain, draw, C)."""
+    with jax.enable_x64(True):
+        sub, stats = plan["sub"], plan["stats"]
+        keep = stop - start
+        width = -(-keep // sub) * sub
+        pad = width - keep
+        stats_c = SufficientStats(*(jnp.asarray(np.pad(v[start:stop], (0, pad),
+                                                       constant_values=c))
+                                    for v, c in zip(stats, (10, 0, 0, 9, 0, 9), strict=True)))
+        feat_c = np.pad(plan["feats"][start:stop], ((0, pad), (0, 0)))
+        group_c = np.pad(plan["group"][start:stop], (0, pad))
+        idx = np.arange(start, start + width)
+        pop_b = {k: jnp.asarray(v)[..., None] for k, v in plan["pop"].items()}
+        sigma, intercept, slope = _draw_chunk(
+            jax.random.wrap_key_data(jnp.asarray(plan["key"])), pop_b, stats_c,
+            jnp.asarray(feat_c), jnp.asarray(group_c), jnp.asarray(idx),
+            jnp.asarray(plan["seg_lo"]), jnp.asarray(plan["h"]), jnp.asarray(plan["coef"]),
+            plan["n_groups"], sub)
+        return (np.asarray(sigma)[..., :keep], np.asarray(intercept)[..., :keep],
+                np.asarray(slope)[..., :keep])

@@ -27,7 +27,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-__all__ = ["rhat_ess", "DiagnosticsPool", "DeviceDiagnostics"]
+__all__ = ["rhat_ess", "DiagnosticsPool", "DeviceDiagnostics", "run_in_order"]
 
 
 def rhat_ess(slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,6 +36,31 @@ def rhat_ess(slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     return (array_stats.rhat(slope, chain_axis=0, draw_axis=1),
             array_stats.ess(slope, chain_axis=0, draw_axis=1))
+
+
+def run_in_order(func, bounds, threads: int = 1):
+    """Yield ``(start, stop, func(start, stop))`` for each chunk, in order.
+
+    With ``threads`` > 1 that many chunks run at a time on threads (for functions that
+    release the GIL, as compiled JAX programs do); at most ``threads`` results wait, so
+    memory stays bounded.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = list(bounds)
+    threads = max(1, min(int(threads), len(bounds) or 1))
+    if threads == 1:
+        for start, stop in bounds:
+            yield start, stop, func(start, stop)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending = deque(pool.submit(func, *b) for b in bounds[:threads])
+        for i, (start, stop) in enumerate(bounds):
+            result = pending.popleft().result()
+            if i + threads < len(bounds):
+                pending.append(pool.submit(func, *bounds[i + threads]))
+            yield start, stop, result
 
 
 def _warm_up() -> int:

@@ -174,7 +174,10 @@ class TransferMatrix:
         ci_prob = check_ci_prob(ci_prob)
         lb, ub = ci_names(ci_prob)
         t = self.table
-        if self.draws is not None:
+        # Draws on disk (a Zarr store opened by bs.load) are read only for an interval
+        # that was not stored at fit time (the stored ones come from the same draws).
+        lazy = self.draws is not None and not isinstance(self.draws["slope"].data, np.ndarray)
+        if self.draws is not None and not (lazy and lb in t.columns):
             slope = self.draws["slope"].values[self.design.source, self.design.target]
             lo, hi = np.quantile(slope, [(1 - ci_prob) / 2, (1 + ci_prob) / 2], axis=(1, 2))
         elif lb in t.columns:

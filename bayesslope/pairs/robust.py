@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import blackjax
@@ -49,8 +47,10 @@ import numpy as np
 from jax.scipy.special import gammaln, log_ndtr
 
 __all__ = ["NU_PRIOR", "MODELS", "padded_pairs", "student_t_loglik", "binomial_probit_loglik",
-           "grouped_normal_loglik", "sample_pairs"]
+           "grouped_normal_loglik", "sample_pairs",
+           "nuts_plan", "nuts_range", "pair_threads"]
 
+THREADS_ENV = "BAYESSLOPE_PAIR_THREADS"
 NU_PRIOR = {"alpha": 2.0, "rate": 0.1}  # Gamma(2, 0.1), as fit_hierarchical's student_t
 
 
@@ -276,45 +276,73 @@ def sample_pairs(
     n_groups : int, default 0
         Unit groups (``normal_grouped``: one random intercept each, in every pair).
     """
+    plan = nuts_plan(model, key, x, y, aux, mask, init_line, population, sigma_scale,
+                     chains, draws, tune, target_accept, chunk_size, vectorize, n_groups)
+    from .parallel import run_in_order
+
+    for start, stop, (a, b, div) in run_in_order(
+            partial(nuts_range, plan), plan["bounds"], pair_threads()):
+        on_chunk(start, stop, a, b, div)
+        if progress is not None:
+            progress(stop - start)
+
+
+def pair_threads() -> int:
+    """Threads running per-pair NUTS chunks side by side (JAX releases the GIL).
+
+    ``BAYESSLOPE_PAIR_THREADS`` if set, else ``min(2, cores)``.
+    """
+    value = os.environ.get(THREADS_ENV)
+    if value:
+        return max(1, int(value))
+    return max(1, min(os.cpu_count() or 1, 2))
+
+
+def nuts_plan(model: str, key, x, y, aux, mask, init_line, population: Mapping[str, float],
+              sigma_scale: float, chains: int, draws: int, tune: int, target_accept: float,
+              chunk_size: int, vectorize: bool | None = None, n_groups: int = 0) -> dict:
+    """Everything :func:`nuts_range` needs, as numpy arrays and numbers (picklable).
+
+    ``bounds`` lists the chunks ``(start, stop)``.
+    """
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     if vectorize is None:
         vectorize = jax.default_backend() != "cpu"
     if aux is None:
         aux = np.ones_like(y)
-    with jax.enable_x64(True):
-        sa, sb, rho = (population["intercept_sigma"], population["slope_sigma"],
-                       population["corr"])
-        cov = np.array([[sa * sa, rho * sa * sb], [rho * sa * sb, sb * sb]])
-        prior = (jnp.asarray([population["intercept_mu"], population["slope_mu"]]),
-                 jnp.asarray(np.linalg.inv(np.linalg.cholesky(cov))),
-                 jnp.asarray(float(sigma_scale)))
-        n_pairs = x.shape[0]
-        chunk_size = int(max(1, min(chunk_size, n_pairs)))
+    sa, sb, rho = population["intercept_sigma"], population["slope_sigma"], population["corr"]
+    cov = np.array([[sa * sa, rho * sa * sb], [rho * sa * sb, sb * sb]], dtype=np.float64)
+    n_pairs = x.shape[0]
+    chunk_size = int(max(1, min(chunk_size, n_pairs)))
+    return {
+        "model": model, "key": np.asarray(jax.random.key_data(key)),
+        "data": tuple(np.asarray(v, dtype=np.float64) for v in (x, y, aux, mask, init_line)),
+        "prior": (np.asarray([population["intercept_mu"], population["slope_mu"]],
+                             dtype=np.float64),
+                  np.linalg.inv(np.linalg.cholesky(cov)), np.float64(sigma_scale)),
+        "static": (int(chains), int(draws), int(tune), float(target_accept),
+                   bool(vectorize), int(n_groups)),
+        "chunk_size": chunk_size,
+        "bounds": [(s, min(s + chunk_size, n_pairs)) for s in range(0, n_pairs, chunk_size)],
+    }
 
-        def run(start):
-            with jax.enable_x64(True):  # the context is thread-local
-                stop = min(start + chunk_size, n_pairs)
-                idx = np.arange(start, start + chunk_size)
-                take = np.minimum(idx, stop - 1)  # padding repeats the last real pair
-                keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
-                out = _run_chunk(jnp.asarray(x[take]), jnp.asarray(y[take]),
-                                 jnp.asarray(aux[take]), jnp.asarray(mask[take]), keys,
-                                 prior, jnp.asarray(init_line[take]), model, int(chains),
-                                 int(draws), int(tune), float(target_accept), bool(vectorize),
-                                 int(n_groups))
-                return stop, [np.asarray(v)[: stop - start] for v in out]
 
-        starts = list(range(0, n_pairs, chunk_size))
-        workers = max(1, min(len(starts), os.cpu_count() or 1, 2))
-        with ThreadPoolExecutor(workers) as pool:
-            # In order, with at most `workers` chunks in flight (bounded memory).
-            pending = deque(pool.submit(run, s) for s in starts[:workers])
-            for i, start in enumerate(starts):
-                stop, (a, b, div) = pending.popleft().result()
-                if i + workers < len(starts):
-                    pending.append(pool.submit(run, starts[i + workers]))
-                on_chunk(start, stop, np.moveaxis(a, 0, -1), np.moveaxis(b, 0, -1),
-                         div.sum(axis=(1, 2)))
-                if progress is not None:
-                    progress(stop - start)
+def nuts_range(plan: dict, start: int, stop: int) -> tuple:
+    """Per-pair NUTS of pairs ``start:stop``: intercept, slope (chain, draw, C), divergences.
+
+    The chunk is padded to ``chunk_size`` with copies of its last pair (discarded), so one
+    compiled program serves every chunk.
+    """
+    with jax.enable_x64(True):  # the context is thread-local
+        x, y, aux, mask, line = plan["data"]
+        idx = np.arange(start, start + plan["chunk_size"])
+        take = np.minimum(idx, stop - 1)  # padding repeats the last real pair
+        key = jax.random.wrap_key_data(jnp.asarray(plan["key"]))
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
+        out = _run_chunk(jnp.asarray(x[take]), jnp.asarray(y[take]), jnp.asarray(aux[take]),
+                         jnp.asarray(mask[take]), keys,
+                         tuple(jnp.asarray(v) for v in plan["prior"]),
+                         jnp.asarray(line[take]), plan["model"], *plan["static"])
+        a, b, div = (np.asarray(v)[: stop - start] for v in out)
+        return np.moveaxis(a, 0, -1), np.moveaxis(b, 0, -1), div.sum(axis=(1, 2))

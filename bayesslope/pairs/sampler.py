@@ -48,6 +48,8 @@ __all__ = [
     "constrain",
     "sample_population",
     "draw_pairs",
+    "draw_plan",
+    "draw_range",
 ]
 
 POPULATION = ("intercept_mu", "slope_mu", "intercept_sigma", "slope_sigma", "corr", "sigma")
@@ -328,31 +330,51 @@ def _draw_pairs(
     progress : callable, optional
         Called with the number of pairs done after each chunk.
     """
-    stats = SufficientStats(*(np.asarray(s, dtype=np.float64) for s in stats))
-    n_pairs = stats.n.shape[0]
-    chunk_size = int(max(1, min(chunk_size, n_pairs)))
-    pop = {k: jnp.asarray(params[k])[..., None] for k in POPULATION if k != "sigma"}
-    sigma = np.asarray(params["sigma"], dtype=np.float64)
-    per_pair = sigma.ndim == 3
-    n_chain, n_draw = sigma.shape[:2]
-
-    for start in range(0, n_pairs, chunk_size):
-        stop = min(start + chunk_size, n_pairs)
-        pad = chunk_size - (stop - start)
-        stats_c = SufficientStats(*(np.pad(s[start:stop], (0, pad)) for s in stats))
-        if per_pair:
-            sigma_c = np.pad(sigma[..., start:stop], ((0, 0), (0, 0), (0, pad)),
-                             constant_values=1.0)
-        else:
-            sigma_c = sigma[..., None]
-        idx = np.arange(start, start + chunk_size)
-        intercept, slope = _draw_chunk(key, pop, stats_c, jnp.asarray(sigma_c),
-                                       jnp.asarray(idx), n_chain, n_draw)
-        keep = stop - start
-        on_chunk(start, stop, np.asarray(intercept)[..., :keep], np.asarray(slope)[..., :keep])
+    plan = draw_plan(key, stats, params, chunk_size)
+    for start, stop in plan["bounds"]:
+        intercept, slope = _draw_range(plan, start, stop)
+        on_chunk(start, stop, intercept, slope)
         if progress is not None:
             progress(stop - start)
 
 
+def draw_plan(key, stats: SufficientStats, params: Mapping[str, np.ndarray],
+              chunk_size: int) -> dict:
+    """What :func:`draw_range` needs, as numpy arrays (picklable: shipped to workers).
+
+    ``bounds`` lists the chunks ``(start, stop)``; ``key`` is the raw key data.
+    """
+    stats = SufficientStats(*(np.asarray(s, dtype=np.float64) for s in stats))
+    n_pairs = stats.n.shape[0]
+    chunk_size = int(max(1, min(chunk_size, n_pairs)))
+    return {"key": np.asarray(jax.random.key_data(key)), "stats": stats,
+            "pop": {k: np.asarray(params[k], dtype=np.float64) for k in POPULATION},
+            "chunk_size": chunk_size,
+            "bounds": [(s, min(s + chunk_size, n_pairs))
+                       for s in range(0, n_pairs, chunk_size)]}
+
+
+def _draw_range(plan: dict, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Intercept and slope draws of pairs ``start:stop`` (one chunk of ``plan``)."""
+    stats, chunk_size = plan["stats"], plan["chunk_size"]
+    key = jax.random.wrap_key_data(jnp.asarray(plan["key"]))
+    pop = {k: jnp.asarray(v)[..., None] for k, v in plan["pop"].items() if k != "sigma"}
+    sigma = plan["pop"]["sigma"]
+    n_chain, n_draw = sigma.shape[:2]
+    pad = chunk_size - (stop - start)
+    stats_c = SufficientStats(*(np.pad(s[start:stop], (0, pad)) for s in stats))
+    if sigma.ndim == 3:  # one sigma per pair
+        sigma_c = np.pad(sigma[..., start:stop], ((0, 0), (0, 0), (0, pad)),
+                         constant_values=1.0)
+    else:
+        sigma_c = sigma[..., None]
+    idx = np.arange(start, start + chunk_size)
+    intercept, slope = _draw_chunk(key, pop, stats_c, jnp.asarray(sigma_c),
+                                   jnp.asarray(idx), n_chain, n_draw)
+    keep = stop - start
+    return np.asarray(intercept)[..., :keep], np.asarray(slope)[..., :keep]
+
+
 sample_population = _float64(_sample_population)
 draw_pairs = _float64(_draw_pairs)
+draw_range = _float64(_draw_range)

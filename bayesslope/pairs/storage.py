@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["KIND", "write_transfer_matrix", "read_transfer_matrix"]
+__all__ = ["KIND", "design_dataset", "spec_json", "write_transfer_matrix",
+           "read_transfer_matrix"]
 
 KIND = "transfer_matrix"
 SPEC_ATTR = "bayesslope_spec"
@@ -25,32 +26,45 @@ _DESIGN_ARRAYS = ("source", "target", "n", "n_dropped", "r", "x_scale", "y_scale
                   "pair_idx")
 
 
-def write_transfer_matrix(tm, path: Path) -> Path:
-    """Write ``tm`` to ``path``; returns ``path``."""
+def design_dataset(d):
+    """The design's arrays (scores and pair structure) as an xarray Dataset."""
     import xarray as xr
 
-    d = tm.design
-    t = tm.table
-    table = xr.Dataset({c: ("pair", t[c].to_numpy()) for c in t.columns})
-    for level in ("source", "target"):
-        table[level] = ("pair", np.asarray(t.index.get_level_values(level), dtype=object))
     design = xr.Dataset({name: (f"{name}_dim" if name in ("x", "y", "pair_idx") else "pair",
                                 np.asarray(getattr(d, name))) for name in _DESIGN_ARRAYS})
     design["scores"] = (("unit", "task"), d.scores)
     if d.unit_group is not None:
         design["unit_group"] = ("unit", d.unit_group)
-    groups = {"table": table, "population": tm.population, "sampler_stats": tm.sampler_stats,
-              "design": design}
-    if tm.draws is not None:
-        groups["draws"] = tm.draws
-    tree = xr.DataTree.from_dict(groups)
+    return design
+
+
+def spec_json(tm, extra: dict | None = None) -> str:
+    """The root attribute: kind, spec, priors, the design's labels and data hash (JSON)."""
+    d = tm.design
     info = {"tasks": list(d.tasks), "units": list(d.units), "groups": list(d.groups),
             "higher_is_better": d.higher_is_better, "missing": d.missing,
             "n_eval": d.n_eval, "columns": d.columns, "n_rows_dropped": d.n_rows_dropped,
             "data_hash": d.data_hash()}
     spec = {"kind": KIND, "format_version": FORMAT_VERSION, "spec": tm.spec,
-            "priors": tm.priors, "design": info, "table_columns": list(t.columns)}
-    tree.attrs = {SPEC_ATTR: json.dumps(spec)}
+            "priors": tm.priors, "design": info, "table_columns": list(tm.table.columns),
+            **(extra or {})}
+    return json.dumps(spec)
+
+
+def write_transfer_matrix(tm, path: Path) -> Path:
+    """Write ``tm`` to ``path``; returns ``path``."""
+    import xarray as xr
+
+    t = tm.table
+    table = xr.Dataset({c: ("pair", t[c].to_numpy()) for c in t.columns})
+    for level in ("source", "target"):
+        table[level] = ("pair", np.asarray(t.index.get_level_values(level), dtype=object))
+    groups = {"table": table, "population": tm.population, "sampler_stats": tm.sampler_stats,
+              "design": design_dataset(tm.design)}
+    if tm.draws is not None:
+        groups["draws"] = tm.draws
+    tree = xr.DataTree.from_dict(groups)
+    tree.attrs = {SPEC_ATTR: spec_json(tm)}
     tree.to_netcdf(path, engine="h5netcdf")
     return path
 

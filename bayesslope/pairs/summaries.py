@@ -14,14 +14,17 @@ import numpy as np
 import pandas as pd
 
 from ..options import ci_names
+from .stage import chunk_columns
 
-__all__ = ["STORED_CI_PROBS", "ChunkSummaries", "pair_table", "unordered_pairs", "contrast_table"]
+__all__ = ["STORED_CI_PROBS", "quantile_levels", "ChunkSummaries", "pair_table",
+           "unordered_pairs", "contrast_table"]
 
 # Interval probabilities stored per pair at fit time (ArviZ's 0.89 and 0.94 included).
 STORED_CI_PROBS = (0.5, 0.8, 0.89, 0.9, 0.94, 0.95, 0.99)
 
 
-def _quantile_levels() -> tuple[list[str], np.ndarray]:
+def quantile_levels() -> tuple[list[str], np.ndarray]:
+    """Column names and probabilities of the stored interval bounds."""
     names, levels = [], []
     for p in STORED_CI_PROBS:
         names += list(ci_names(p))
@@ -38,7 +41,7 @@ class ChunkSummaries:
     """
 
     def __init__(self, n_pairs: int, chains: int, draws: int, keep_draws: bool, pool):
-        self.q_names, self.q_levels = _quantile_levels()
+        self.q_names, self.q_levels = quantile_levels()
         self.cols = {c: np.empty(n_pairs) for c in (
             "mean", "sd", *self.q_names, "p_negative", "intercept_mean", "intercept_sd",
             "r_hat", "ess_bulk")}
@@ -65,19 +68,29 @@ class ChunkSummaries:
         while len(self.pending) > 8 * max(1, self.pool.workers):
             self._collect_oldest()
         self.diag_s += time.perf_counter() - t0
-        cols["mean"][sl] = slope.mean(axis=(0, 1))
-        cols["sd"][sl] = slope.std(axis=(0, 1), ddof=1)
-        for name, q in zip(self.q_names, np.quantile(slope, self.q_levels, axis=(0, 1)),
-                           strict=True):
-            cols[name][sl] = q
-        cols["p_negative"][sl] = (slope < 0).mean(axis=(0, 1))
-        cols["intercept_mean"][sl] = intercept.mean(axis=(0, 1))
-        cols["intercept_sd"][sl] = intercept.std(axis=(0, 1), ddof=1)
+        for name, values in chunk_columns(intercept, slope, self.q_names,
+                                          self.q_levels).items():
+            cols[name][sl] = values
         if n_divergent is not None:
             cols["n_divergent"][sl] = n_divergent
         if self.kept:
             self.kept["slope"][sl] = np.moveaxis(slope, -1, 0)
             self.kept["intercept"][sl] = np.moveaxis(intercept, -1, 0)
+
+    def put(self, start: int, stop: int, cols: dict, draws: dict | None = None) -> None:
+        """Store the finished summaries of pairs ``start:stop`` (from a worker or a store).
+
+        ``cols``: columns as :func:`~.stage.summarize_chunk` returns them (``sigma_mean``
+        included with per-pair sigma); ``draws``: kept draws shaped (C, chain, draw).
+        """
+        sl = slice(start, stop)
+        for name, values in cols.items():
+            if name not in self.cols:
+                self.cols[name] = np.full(len(self.cols["mean"]), np.nan)
+            self.cols[name][sl] = values
+        if self.kept and draws is not None:
+            for v in ("slope", "intercept"):
+                self.kept[v][sl] = draws[v]
 
     def _collect_oldest(self) -> None:
         sl, future = self.pending.pop(0)
