@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -58,6 +59,22 @@ def openclip_frame(tasks) -> pd.DataFrame:
     return df[df["task"].isin(tasks)].reset_index(drop=True)
 
 
+def shape_diagnostics(fit) -> dict:
+    """Divergences, max R-hat, min bulk ESS, sampling time and NUTS steps of one fit."""
+    diag = fit.diagnostics()
+    post = fit.posterior
+    stats = post["sample_stats"].to_dataset()
+    steps = stats["n_steps"].values if "n_steps" in stats else None
+    depth = stats["tree_depth"].values if "tree_depth" in stats else None
+    return {"divergences": int(diag.attrs["divergences"]),
+            "r_hat_max": float(diag["r_hat_max"].max()),
+            "ess_bulk_min": float(diag["ess_bulk_min"].min()) if "ess_bulk_min" in diag
+            else None,
+            "sampling_s": post["posterior"].attrs.get("sampling_time"),
+            "steps_per_draw": None if steps is None else float(steps.mean()),
+            "tree_depth_max": None if depth is None else int(depth.max())}
+
+
 def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path,
         settings=("grouped", "independent"), **kw) -> dict:
     out.mkdir(parents=True, exist_ok=True)
@@ -76,13 +93,15 @@ def run(name: str, df: pd.DataFrame, group: str, shapes, out: Path,
         table.to_csv(out / f"table_{label}.csv")
         fig = check.plot()
         fig.savefig(out / f"shapes_{label}.png", dpi=110, bbox_inches="tight")
-        diag = {s: {"divergences": int(f.diagnostics().attrs["divergences"]),
-                    "r_hat_max": float(f.diagnostics()["r_hat_max"].max())}
-                for s, f in check.fits.items()}
+        diag = {s: shape_diagnostics(f) for s, f in check.fits.items()}
         record["fits"][label] = {"wall_s": round(wall, 1), "substituted": check.substituted,
                                  "compare": check.compare().round(2).astype(str).to_dict(),
                                  "diagnostics": diag,
-                                 "warnings": sorted({str(w.category.__name__) for w in caught})}
+                                 "warnings": sorted({str(w.category.__name__) for w in caught}),
+                                 "uptime": os.popen("uptime").read().strip(),
+                                 # docs/linearity.md quotes these (tests/test_docs_linearity.py)
+                                 "table": json.loads(table.reset_index().to_json(
+                                     orient="records", double_precision=6))}
         print(label, f"{wall:.0f} s", flush=True)
         print(table.round(3).to_string(), flush=True)
     (out / "record.json").write_text(json.dumps(record, indent=1, default=str))
