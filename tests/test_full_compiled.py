@@ -7,6 +7,7 @@ two log densities must agree to rounding whatever the per-task choice, likelihoo
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -115,9 +116,92 @@ def test_log_density_equals_build_model_at_mapped_points(case):
     new = build_data_model(design, config, variants)
     assert set(full_data(design, config, variants)) >= {"y_obs", "centered_mask"}
     rng = np.random.default_rng(seed(2))
-    old_logp, new_logp = old.compile_logp(), new.compile_logp()
+    # Python-mode graphs: no C compilation for a handful of evaluations.
+    old_logp = old.compile_logp(mode="FAST_COMPILE")
+    new_logp = new.compile_logp(mode="FAST_COMPILE")
     for _ in range(3):
         point, mapped = _logp_pair(old, new, rng)
         mapped.update(_raw(config, point, design.n_tasks))
         assert set(mapped) == set(new.initial_point())
         np.testing.assert_allclose(new_logp(mapped), old_logp(point), rtol=1e-9)
+
+
+# -- sampling through the compiled path (sampler="nutpie") --------------------------------
+
+def _counts_df(k, slope, names=("a", "b", "c")):
+    """Three binomial probit tasks (200 items, chance 0.25) sharing the same true slope."""
+    rng = np.random.default_rng(seed(k))
+    x = np.linspace(-1.0, 1.0, 20)
+    rows = [pd.DataFrame({"task": name, "x": x, "n": 200, "chance": 0.25,
+                          "y": rng.binomial(200, 0.25 + 0.75 * ndtr(0.3 * t + slope * x)) / 200})
+            for t, name in enumerate(names)]
+    return pd.concat(rows, ignore_index=True)
+
+
+def _fit(df, **kw):
+    import bayesslope as bs
+
+    kw = {"draws": 150, "tune": 150, **kw}
+    return bs.fit_hierarchical(df, x_better="higher", link="probit", likelihood="binomial",
+                               n_eval="n", chance="chance", sampler="nutpie", chains=2,
+                               cores=1, random_seed=seed(5), **kw)
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory):
+    """A fit compiled in an empty cache folder (the first process on a machine)."""
+    from bayesslope.sampling import clear_compile_cache
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BAYESSLOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        clear_compile_cache()
+        df = _counts_df(3, 1.5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 2 x 150 draws: short of the ESS target
+            fit = _fit(df)
+        yield mp, df, fit
+    clear_compile_cache()
+
+
+def test_same_seed_gives_the_same_draws_cold_and_warm(cold):
+    from bayesslope.sampling import clear_compile_cache
+
+    _, df, fit = cold
+    assert fit.spec["sampler"]["sampler"] == "nutpie"
+    assert list(fit.posterior["observed_data"]["y"].values[:3]) == list(
+        np.round(df["y"].values[:3] * 200).astype(int))
+    clear_compile_cache()  # as a fresh process: the model is loaded from the disk cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm = _fit(df)
+    for name in ("intercept", "slope", "slope_mu", "corr"):
+        np.testing.assert_array_equal(warm.posterior["posterior"][name].values,
+                                      fit.posterior["posterior"][name].values)
+
+
+def test_refit_of_the_same_structure_uses_the_new_data_and_labels(cold):
+    _, df, fit = cold
+    # Same structure, other data: true slope -1.5 instead of +1.5, other task names.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new = _fit(_counts_df(4, -1.5, names=("u", "v", "w")))
+    post, old = new.posterior["posterior"], fit.posterior["posterior"]
+    assert list(post["slope"].coords["task"].values) == ["u", "v", "w"]
+    assert list(old["slope"].coords["task"].values) == ["a", "b", "c"]
+    # 3 tasks x 20 points x 200 items: each slope known to ~0.15 around +-1.5.
+    assert (old["slope"].mean(("chain", "draw")) > 0.8).all()
+    assert (post["slope"].mean(("chain", "draw")) < -0.8).all()
+    assert "coef_raw" not in post and "intercept_mu" in post
+    assert new.log_likelihood().shape == (2, 150, len(df))
+
+
+def test_sampling_warnings_come_from_nutpie_draws(cold):
+    from bayesslope.exceptions import SamplingWarning
+
+    _, df, _ = cold
+    # 2 chains x 15 draws: far from 400 effective draws, whatever the seed.
+    with pytest.warns(SamplingWarning, match="effective sample size below 400"):
+        tiny = _fit(df, draws=15, tune=15)
+    assert "diverging" in tiny.posterior["sample_stats"]
+    assert tiny.check_sampling(stacklevel=1).attrs["divergences"] == int(
+        tiny.posterior["sample_stats"]["diverging"].values.sum())
