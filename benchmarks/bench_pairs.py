@@ -16,6 +16,9 @@ every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries
 (OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects with checkpoints as independent
 units and with ``group="model"``; heatmaps to docs/img/; ``--real-only`` picks some),
 ``mmlu_grouped`` (19 MMLU subjects, checkpoints as independent units vs ``group="model"``),
+``grouped_threads`` (grouped per-pair NUTS on ``--robust-tasks`` tasks, 1 vs 2 chunk threads),
+``dask_gaussian`` (``--tasks`` tasks on a ``--dask-workers`` LocalCluster, streamed to Zarr),
+``gpu`` (the fast path at ``--gpu-tasks`` sizes on an accelerator: throughput, device memory),
 ``robust`` (``likelihood="student_t"``, or ``"binomial"`` with ``--robust-likelihood binomial``
 on accuracies over 500 questions, or ``group=`` with ``--robust-likelihood grouped``, on
 ``--robust-tasks`` tasks: per-pair NUTS, cold and warm)
@@ -323,11 +326,175 @@ def part_fast_shared(args) -> dict:
     return part_fast(argparse.Namespace(**{**vars(args), "sigma": "shared"}))
 
 
+class RunnableThreads:
+    """Histogram of this process's runnable threads (state R), sampled every 5 ms.
+
+    Under a shared machine the wall clock cannot show whether two chunk threads overlap
+    (Linux autogroup scheduling gives each session a share of the cores whatever its
+    thread count), but their states can: two threads in state R at once are computing or
+    waiting only for a core, not for each other (a lock would put one to sleep). The
+    sampling thread itself is not counted.
+    """
+
+    def __enter__(self):
+        import threading
+
+        self.counts = [0, 0, 0, 0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        import threading
+
+        me = str(threading.get_native_id())
+        task_dir = f"/proc/{os.getpid()}/task"
+        while not self._stop.is_set():
+            n = 0
+            for tid in os.listdir(task_dir):
+                if tid == me:
+                    continue
+                try:
+                    with open(f"{task_dir}/{tid}/stat") as fh:
+                        n += fh.read().rsplit(")", 1)[1].split()[0] == "R"
+                except OSError:
+                    continue
+            self.counts[min(n, 3)] += 1
+            time.sleep(0.005)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def part_grouped_threads(args) -> dict:
+    """Grouped per-pair NUTS with 1 and then 2 chunk threads, side by side (issue 19).
+
+    A warm-up fit compiles the chunk program first, so every arm finds it compiled; each
+    arm sets ``BAYESSLOPE_PAIR_THREADS`` (``--threads 1,2``), or ``daskN`` runs the pair
+    stage on a LocalCluster of N worker processes (warmed up the same way). CPU seconds
+    are this process's (all its threads; not the cluster's workers).
+    """
+    from bayesslope.pairs import fit_transfer_matrix
+
+    df = simulate_grouped(args.robust_tasks, args.units)
+    kw = {"group": "family", "keep_draws": False, "check_dependence": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # 9 tasks = 72 pairs: at least one full chunk of 64, the shape every arm runs.
+        small = df[df["task"].isin(sorted(df["task"].unique())[:9])]
+        fit_transfer_matrix(small, random_seed=1, **kw)  # compile (same chunk shape)
+    out, tables = {}, {}
+    for threads in args.threads.split(","):
+        # "daskN": a LocalCluster of N single-threaded worker processes instead.
+        cluster = None
+        if threads.startswith("dask"):
+            from distributed import Client, LocalCluster
+
+            cluster = LocalCluster(n_workers=int(threads[4:]), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
+            client.run(fit_transfer_matrix, small, random_seed=1, **kw)  # compile there
+        else:
+            os.environ["BAYESSLOPE_PAIR_THREADS"] = threads
+        load0 = os.getloadavg()
+        sampler = RunnableThreads()
+        t0, c0 = time.perf_counter(), time.process_time()
+        with warnings.catch_warnings(), sampler:
+            warnings.simplefilter("ignore")
+            tm = fit_transfer_matrix(df, random_seed=1, **kw,
+                                     **({} if cluster is None else {"client": client}))
+        wall = time.perf_counter() - t0
+        if cluster is not None:
+            client.close()
+            cluster.close()
+        tables[threads] = tm.table
+        out[f"threads_{threads}"] = {
+            "wall_s": wall, "cpu_s": time.process_time() - c0, "pairs": tm.design.n_pairs,
+            "per_pair_s": wall / tm.design.n_pairs, **tm.spec["timings"], **diag_line(tm),
+            "load_avg_before": load0, "load_avg_after": os.getloadavg(),
+            "peak_rss_mb": peak_mb(), "runnable_threads_histogram": sampler.counts}
+    first, *rest = tables.values()
+    out["identical_tables"] = all(first.equals(t) for t in rest)
+    return out
+
+
+def part_dask_gaussian(args) -> dict:
+    """``--tasks`` tasks (317: 100,172 pairs) on a LocalCluster, streamed to Zarr (issue 19).
+
+    Gaussian fast path (default per-pair sigma), summaries only; ``--dask-workers``
+    single-threaded worker processes. Peak memory: each worker's ``ru_maxrss``, and this
+    (client) process's, which runs the population stage.
+    """
+    from distributed import Client, LocalCluster
+
+    from bayesslope import load
+    from bayesslope.pairs import fit_transfer_matrix
+
+    df = simulate(args.tasks, args.units)
+    store = os.path.join(tempfile.mkdtemp(prefix="bench-dask-"), "matrix.zarr")
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, memory_limit=0) as cluster, \
+            Client(cluster) as client:
+        up = time.perf_counter() - t0
+        load0 = os.getloadavg()
+        t1 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm = fit_transfer_matrix(df, random_seed=1, keep_draws=False, out=store,
+                                     client=client, check_dependence=False)
+        wall = time.perf_counter() - t1
+        workers_mb = client.run(lambda: resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(store) for f in fs)
+    back = load(store)
+    out = {"pairs": tm.design.n_pairs, "tasks": args.tasks, "cluster_start_s": up,
+           "wall_s": wall, **tm.spec["timings"], **diag_line(tm),
+           "worker_peak_rss_mb": sorted(workers_mb.values()),
+           "client_peak_rss_mb": peak_mb(), "store_mb": size / 2**20,
+           "store_reads_back": bool(back.table["mean"].equals(tm.table["mean"])),
+           "load_avg_before": load0, "load_avg_after": os.getloadavg()}
+    shutil.rmtree(os.path.dirname(store), ignore_errors=True)
+    return out
+
+
+def part_gpu(args) -> dict:
+    """The fast path on an accelerator: 10,100 and ``--tasks`` pairs (issue 19, not run yet).
+
+    Run with ``--parts gpu --gpu-tasks 101,317`` on a machine whose JAX default backend is
+    a GPU (``pip install jax[cuda12]``): throughput (pairs per second) and device memory.
+    """
+    import jax
+
+    from bayesslope.pairs import fit_transfer_matrix
+
+    out = {"backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+    for k in (int(t) for t in args.gpu_tasks.split(",")):
+        df = simulate(k, args.units)
+        for label, seed in (("cold", 1), ("warm", 2)):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tm = fit_transfer_matrix(df, random_seed=seed, keep_draws=False,
+                                         check_dependence=False)
+            wall = time.perf_counter() - t0
+            stats = jax.devices()[0].memory_stats() or {}
+            out[f"{k}_tasks_{label}"] = {
+                "pairs": tm.design.n_pairs, "wall_s": wall,
+                "pairs_per_s": tm.design.n_pairs / wall, **tm.spec["timings"],
+                **diag_line(tm), "device_peak_bytes": stats.get("peak_bytes_in_use"),
+                "host_peak_rss_mb": peak_mb()}
+    return out
+
+
 PARTS = {"fast": part_fast, "fast_cached": part_fast_cached, "closed": part_closed,
          "fast_shared": part_fast_shared,
          "loop": part_loop, "real": part_real, "mmlu_grouped": part_mmlu_grouped,
          "robust": part_robust,
-         "robust_loop": part_robust_loop}
+         "robust_loop": part_robust_loop, "grouped_threads": part_grouped_threads,
+         "dask_gaussian": part_dask_gaussian, "gpu": part_gpu}
 
 
 def main(argv=None) -> None:
@@ -347,6 +514,12 @@ def main(argv=None) -> None:
     ap.add_argument("--real", action="store_true", help="also run the bundled real data")
     ap.add_argument("--real-only", help="comma-separated subset of openclip,mmlu,mmlu_grouped")
     ap.add_argument("--parts", default="fast,closed,loop")
+    ap.add_argument("--threads", default="1,2",
+                    help="grouped_threads: chunk threads of each arm, in order")
+    ap.add_argument("--dask-workers", type=int, default=2,
+                    help="dask_gaussian: single-threaded worker processes")
+    ap.add_argument("--gpu-tasks", default="101,317",
+                    help="gpu: task counts (pairs = K(K-1)) of the accelerator runs")
     ap.add_argument("--part", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--out", help="write a markdown report here")
     args = ap.parse_args(argv)
