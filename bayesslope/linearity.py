@@ -36,6 +36,13 @@ __all__ = ["linearity_check", "LinearityCheck", "LINEARITY_SHAPES", "PARETO_K_MA
 LINEARITY_SHAPES = ("linear", "sigmoid", "hockey_stick", "quadratic")
 PARETO_K_MAX = 0.7  # PSIS-LOO values of rows above this are unreliable
 _SE_FACTOR = 2.0  # linear is "adequate" within this many standard errors of the best
+# ... or within this many elpd units: below about 4 the two shapes predict alike and the
+# normal approximation of the difference (its se) is unreliable (Sivula, Magnusson, Matamoros
+# and Vehtari 2022, "Uncertainty in Bayesian leave-one-out cross-validation based model
+# comparison"; the loo FAQ). Measured: without it 3 of 22 straight-line tasks got a
+# hockey-stick verdict at differences of 0.25-0.47 elpd with se 0.07-0.22
+# (validation/LINEARITY.md, confusion table).
+_SMALL_DIFF = 4.0
 _BOUNDED_ONLY = ("chance", "n_eval", "counts", "lapse", "link")
 _RESERVED = ("shape", "log_likelihood", "x", "y", "task")
 
@@ -74,8 +81,9 @@ class LinearityCheck:
         ``n_k_high_<shape>`` (rows with Pareto k > 0.7); ``slope_mean``, ``slope_lb``,
         ``slope_ub`` (the linear fit's oriented slope and ``ci_prob`` interval);
         ``x0_mean``, ``x0_lb``, ``x0_ub`` (hockey-stick threshold, data units);
-        ``linear_x_lo``, ``linear_x_hi`` (where the straight line is adequate) and
-        ``verdict``.
+        ``linear_x_lo``, ``linear_x_hi`` (where the straight line is adequate);
+        ``tied`` (the shapes the data cannot tell from the best, best first, joined by
+        "|": within 2 se or 4 elpd of it) and ``verdict``.
         """
         return self._table.copy()
 
@@ -192,8 +200,11 @@ def linearity_check(df: pd.DataFrame, *, x: str = "x", y: str = "y", task: str =
     Notes
     -----
     ``verdict`` is "flat" when the linear fit's slope interval lies inside ``rope``;
-    else "linear" when the linear fit's task elpd is within 2 standard errors of the
-    best shape's; else the best shape's name. ``linear_x_lo``/``linear_x_hi``: the whole
+    else "linear" when the linear fit's task elpd is within 2 standard errors, or within 4
+    (a difference too small for its standard error to be trusted: Sivula et al. 2022), of
+    the best shape's; else the best shape's name. ``tied`` lists every shape within that
+    distance of the best: a hockey stick and a sigmoid with a chance floor often fit a
+    bend equally well. ``linear_x_lo``/``linear_x_hi``: the whole
     x range of the task when the verdict is "linear" or "flat"; otherwise, when the
     hockey stick was fitted, the part of the task's x range beyond the threshold's
     ``ci_prob`` interval in the better direction (where the hockey stick is a straight
@@ -271,12 +282,15 @@ def _task_table(fits: dict, loos: dict, rope, ci_prob: float) -> pd.DataFrame:
     best = np.argmax(elpd, axis=1)
     shapes = list(fits)
     out["best"] = [shapes[b] for b in best]
-    diff_i = pointwise["linear"] - np.stack([pointwise[s] for s in shapes])[best[idx], np.arange(
-        idx.size)]
-    out["elpd_diff"] = np.bincount(idx, diff_i, T)
-    mean_d = out["elpd_diff"].to_numpy() / n
-    var_d = np.bincount(idx, (diff_i - mean_d[idx]) ** 2, T) / np.maximum(n - 1, 1)
-    out["elpd_diff_se"] = np.sqrt(n * var_d)
+    stacked = np.stack([pointwise[s] for s in shapes])
+    best_i = stacked[best[idx], np.arange(idx.size)]
+    out["elpd_diff"], out["elpd_diff_se"] = _task_diff(pointwise["linear"] - best_i, idx, T)
+    tied = [[shapes[b]] for b in best]
+    for j, s in enumerate(shapes):
+        diff, se = _task_diff(stacked[j] - best_i, idx, T)
+        for k in np.flatnonzero(_indistinguishable(diff, se) & (best != j)):
+            tied[k].append(s)
+    out["tied"] = ["|".join(t) for t in tied]
     for s in shapes:
         k = np.asarray(loos[s].pareto_k).reshape(-1)
         out[f"n_k_high_{s}"] = np.bincount(idx, k > PARETO_K_MAX, T).astype(int)
@@ -290,8 +304,9 @@ def _task_table(fits: dict, loos: dict, rope, ci_prob: float) -> pd.DataFrame:
             "chain", "draw", "task").values
         out["x0_mean"] = x0.reshape(-1, T).mean(axis=0)
         out["x0_lb"], out["x0_ub"] = _interval(x0, ci_prob)
-    verdict = np.where(out["elpd_diff"] >= -_SE_FACTOR * out["elpd_diff_se"], "linear",
-                       out["best"]).astype(object)
+    verdict = np.where(_indistinguishable(out["elpd_diff"].to_numpy(),
+                                          out["elpd_diff_se"].to_numpy()),
+                       "linear", out["best"]).astype(object)
     if rope is not None:
         flat = (out["slope_lb"] >= rope[0]) & (out["slope_ub"] <= rope[1])
         verdict[flat.to_numpy()] = "flat"
@@ -307,5 +322,19 @@ def _task_table(fits: dict, loos: dict, rope, ci_prob: float) -> pd.DataFrame:
         lo[part], hi[part] = start[part], stop[part]
     out["linear_x_lo"], out["linear_x_hi"] = lo, hi
     out.attrs.update(ci_prob=ci_prob, rope=rope, pareto_k_max=PARETO_K_MAX,
-                     se_factor=_SE_FACTOR)
+                     se_factor=_SE_FACTOR, small_diff=_SMALL_DIFF)
     return out
+
+
+def _task_diff(diff_i: np.ndarray, idx: np.ndarray, n_tasks: int):
+    """Per-task sum of pointwise elpd differences and its se ``sqrt(n_t var(d_i))``."""
+    n = np.bincount(idx, minlength=n_tasks)
+    total = np.bincount(idx, diff_i, n_tasks)
+    mean = total / np.maximum(n, 1)
+    var = np.bincount(idx, (diff_i - mean[idx]) ** 2, n_tasks) / np.maximum(n - 1, 1)
+    return total, np.sqrt(n * var)
+
+
+def _indistinguishable(diff, se) -> np.ndarray:
+    """Whether an elpd difference to the best (<= 0) is within 2 se or 4 elpd of it."""
+    return np.asarray(diff) >= -np.maximum(_SE_FACTOR * np.asarray(se), _SMALL_DIFF)

@@ -68,6 +68,10 @@ def test_verdicts_name_the_true_shape(check):
     assert list(table.loc[["hs0", "hs1"], "verdict"]) == ["hockey_stick", "hockey_stick"]
     hs = table.loc[["hs0", "hs1"]]
     assert (hs["elpd_diff"] < -2 * hs["elpd_diff_se"]).all()
+    # the data tell a clear kink from the line; a line is never ruled out on a line
+    assert not hs["tied"].str.contains("linear").any()
+    assert table.loc[["lin0", "lin1"], "tied"].str.split("|").map(lambda t: "linear" in t).all()
+    assert (table["tied"].str.split("|").str[0] == table["best"]).all()
     # where the straight line holds: the whole range for linear tasks; below the
     # threshold (lower x is better) for the hockey-stick tasks
     assert (table.loc[["lin0", "lin1"], "linear_x_lo"] == X_GRID[0]).all()
@@ -75,6 +79,15 @@ def test_verdicts_name_the_true_shape(check):
     for task, x0 in TRUE_X0.items():
         assert table.loc[task, "linear_x_lo"] == X_GRID[0]
         assert table.loc[task, "linear_x_hi"] < x0 + 0.5
+
+
+def test_small_elpd_differences_are_ties():
+    """Within 2 se or 4 elpd of the best, a shape is not ruled out (Sivula et al. 2022)."""
+    from bayesslope.linearity import _indistinguishable
+
+    diff = np.array([-0.3, -3.9, -4.1, -6.0, -6.0, 0.0])
+    se = np.array([0.05, 0.1, 0.1, 2.9, 3.1, 0.0])
+    assert list(_indistinguishable(diff, se)) == [True, True, False, False, True, True]
 
 
 def test_table_elpd_sums_pointwise_loo(check):

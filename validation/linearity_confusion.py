@@ -56,7 +56,7 @@ def simulate(rng: np.random.Generator) -> pd.DataFrame:
     return df
 
 
-def run(n_sets: int, seed: int, out: Path) -> None:
+def run(n_sets: int, seed: int, out: Path, sampler: str | None = None) -> None:
     import bayesslope as bs
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -69,12 +69,18 @@ def run(n_sets: int, seed: int, out: Path) -> None:
             warnings.simplefilter("ignore")
             check = bs.linearity_check(df, x_better="lower", y_better="higher",
                                        shapes=TRUTHS, chance="chance", random_seed=seed * 1000 + i,
-                                       check_dependence=False, **SAMPLING)
+                                       check_dependence=False, **SAMPLING,
+                                       **({"sampler": sampler} if sampler else {}))
         table = check.table()
         record = {"set": i, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
                   "verdict": table["verdict"].to_dict(), "best": table["best"].to_dict(),
                   "elpd_diff": table["elpd_diff"].round(2).to_dict(),
-                  "elpd_diff_se": table["elpd_diff_se"].round(2).to_dict()}
+                  "elpd_diff_se": table["elpd_diff_se"].round(2).to_dict(),
+                  "tied": table["tied"].to_dict(),
+                  "elpd": {s: table[f"elpd_{s}"].round(2).to_dict() for s in TRUTHS},
+                  "n_k_high": {s: table[f"n_k_high_{s}"].to_dict() for s in TRUTHS},
+                  "divergences": {s: int(f.posterior["sample_stats"]["diverging"].sum())
+                                  for s, f in check.fits.items()}}
         with out.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
@@ -86,11 +92,31 @@ def report(path: Path) -> pd.DataFrame:
     for line in path.open():
         rec = json.loads(line)
         for task, verdict in rec["verdict"].items():
-            rows.append({"truth": task.rsplit("_", 1)[0], "verdict": verdict})
+            truth = task.rsplit("_", 1)[0]
+            tied = rec.get("tied", {}).get(task)
+            rows.append({"truth": truth, "verdict": verdict,
+                         "in_tied": None if tied is None else truth in tied.split("|")})
     df = pd.DataFrame(rows)
     table = pd.crosstab(df["truth"], df["verdict"]).reindex(index=list(TRUTHS), fill_value=0)
     table["n"] = table.sum(axis=1)
+    right = [table.loc[t, t] if t in table.columns else 0 for t in table.index]
+    table["share_true_shape"] = (np.asarray(right) / table["n"]).round(3)
+    # not called linear: "non-linear detected" (for the linear truth, the false-alarm rate)
+    nonlin = df.assign(nl=df["verdict"] != "linear").groupby("truth")["nl"].mean()
+    table["share_not_linear"] = nonlin.reindex(table.index).round(3)
+    if df["in_tied"].notna().all():
+        tied = df.groupby("truth")["in_tied"].mean()
+        table["share_truth_among_tied"] = tied.reindex(table.index).round(3)
     return table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The confusion table as a markdown table (no tabulate dependency)."""
+    cols = ["truth", *map(str, table.columns)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for truth, row in table.iterrows():
+        lines.append("| " + " | ".join([str(truth), *map(str, row.tolist())]) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -99,11 +125,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("validation/results/linearity_confusion.jsonl"))
     p.add_argument("--report", type=Path)
+    p.add_argument("--sampler", choices=("pymc", "nutpie"), default=None,
+                   help="NUTS of every fit (default: the package's default)")
     args = p.parse_args(argv)
     if args.report:
-        print(report(args.report).to_markdown())
+        print(markdown(report(args.report)))
         return 0
-    run(args.sets, args.seed, args.out)
+    run(args.sets, args.seed, args.out, args.sampler)
     return 0
 
 
