@@ -63,7 +63,10 @@ class MatrixStore:
     @classmethod
     def open(cls, out, design, config) -> MatrixStore:
         """Create ``out`` or reopen it for the same data and options (else refuse)."""
-        import zarr
+        try:
+            import zarr
+        except ImportError as err:
+            raise ImportError("out= needs zarr: pip install bayesslope[dask]") from err
 
         fingerprint = _jsonable({"data_hash": design.data_hash(), "config": config.to_dict(),
                                  "n_pairs": design.n_pairs, "format_version": FORMAT_VERSION})
