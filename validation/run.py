@@ -19,7 +19,9 @@ ranks), ``validation/<variant>_ranks.png`` and ``validation/<variant>_ecdf.png``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import shlex
@@ -146,8 +148,8 @@ def _variant_markdown(res: dict) -> list[str]:
         f"({d['fits_r_hat_gt_1.01']} fits > 1.01); smallest bulk ESS {d['ess_bulk_min']:.0f} "
         f"({d['fits_ess_lt_100']} fits with ESS < 100).",
         "",
-        f"![{res['variant']} ranks]({res['variant']}_ranks.png)",
-        f"![{res['variant']} ECDF]({res['variant']}_ecdf.png)",
+        f"![{res['variant']} ranks]({res.get('figures', res['variant'])}_ranks.png)",
+        f"![{res['variant']} ECDF]({res.get('figures', res['variant'])}_ecdf.png)",
         "",
     ]
     return lines
@@ -277,6 +279,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="a rerun with another --seed: write only "
                         "results/replications/<variant>-seed<S>.json (no figures; the "
                         "variant's main result is kept)")
+    p.add_argument("--sampler", choices=("pymc", "nutpie"), default=None,
+                   help="fit with this NUTS instead of the package's default for the variant "
+                        "(same data sets: seeds depend on the variant name only); results in "
+                        "results/<variant>-<sampler>.json, checkpoints in "
+                        "<variant>-seed<S>-<sampler>/")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild RESULTS.md from the saved results")
     return p
@@ -337,7 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     all_pass = True
     for name in names:
         variant = catalog.get_variant(name)
-        checkpoint = out / "results" / "checkpoints" / f"{name}-seed{args.seed}"
+        tag = f"-{args.sampler}" if args.sampler else ""
+        if args.sampler:
+            variant = dataclasses.replace(variant,
+                                          fit=functools.partial(variant.fit, sampler=args.sampler))
+        checkpoint = out / "results" / "checkpoints" / f"{name}-seed{args.seed}{tag}"
         n_sims = _finished(checkpoint, args.sims) if args.from_checkpoints else args.sims
         if n_sims == 0:
             print(f"{name}: no finished simulations, skipped", flush=True)
@@ -352,14 +363,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = sbc.summarize(result)
         all_pass &= all(v is not False for v in summary["passes"].values())
         record = result_to_json(result, summary, fitted_by)
+        if args.sampler:
+            record["variant"] = f"{name}, sampler={args.sampler}"
+            record["figures"] = f"{name}{tag}"
         if args.replication:
             folder = out / "results" / "replications"
             folder.mkdir(exist_ok=True)
-            (folder / f"{name}-seed{args.seed}.json").write_text(json.dumps(record, indent=1))
+            (folder / f"{name}-seed{args.seed}{tag}.json").write_text(
+                json.dumps(record, indent=1))
         else:
-            (out / "results" / f"{name}.json").write_text(json.dumps(record, indent=1))
-            plot_rank_histograms(result, out / f"{name}_ranks.png")
-            plot_ecdf_differences(result, out / f"{name}_ecdf.png")
+            (out / "results" / f"{name}{tag}.json").write_text(json.dumps(record, indent=1))
+            plot_rank_histograms(result, out / f"{name}{tag}_ranks.png")
+            plot_ecdf_differences(result, out / f"{name}{tag}_ecdf.png")
         print(summary["ranks"].round(3).to_string())
         print(summary["coverage"].round(3).to_string())
         print(summary["passes"], f"wall {result.wall_s / 60:.1f} min", flush=True)
