@@ -141,6 +141,10 @@ def resolve_sampler(*, draws, tune, chains, target_accept, random_seed, sampler,
         # (bayesslope.numba_model), so from the second process on a collapsed fit skips
         # compilation, and nutpie samples the 5-6 population parameters ~20x faster than
         # PyMC's Python loop.
+        # Full formulation: PyMC's NUTS for now. nutpie compiles it once per structure
+        # (bayesslope.model_data; refits swap a data buffer), but the first fit of each
+        # structure on a machine pays a numba compilation, and the SBC of every full
+        # variant ran on PyMC (benchmarks/RESULTS.md, "fresh_full").
         sampler = "nutpie" if formulation == "collapsed" and tune != 0 else "pymc"
     if progressbar is None:
         from .sampling import interactive_session
