@@ -59,8 +59,15 @@ def _draw(check, table, d, flat, names, max_draws) -> None:
             ax.plot(grid, curves.mean(axis=0), color=color, lw=1.3, label=shape)
         row = table.loc[name]
         if "x0_mean" in table:
-            ax.axvspan(row["x0_lb"], row["x0_ub"], color=_COLORS["hockey_stick"], alpha=0.08)
-            ax.axvline(row["x0_mean"], color=_COLORS["hockey_stick"], ls="--", lw=0.8)
+            # The threshold's interval can lie far outside the data (no kink in the task's
+            # range): shade only what falls inside the panel, so the data keep their axis.
+            lim = ax.get_xlim()
+            lo, hi = max(row["x0_lb"], lim[0]), min(row["x0_ub"], lim[1])
+            if lo < hi:
+                ax.axvspan(lo, hi, color=_COLORS["hockey_stick"], alpha=0.08)
+            if lim[0] <= row["x0_mean"] <= lim[1]:
+                ax.axvline(row["x0_mean"], color=_COLORS["hockey_stick"], ls="--", lw=0.8)
+            ax.set_xlim(lim)
         ax.set_title(f"{shorten(name, 24)}: {row['verdict']}\nlinear - best "
                      f"{row['elpd_diff']:.1f} ({row['elpd_diff_se']:.1f})", fontsize="small")
         ax.tick_params(labelsize="x-small")

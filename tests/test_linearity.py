@@ -102,6 +102,21 @@ def test_table_elpd_sums_pointwise_loo(check):
     assert check.compare().index[0] == "hockey_stick"
 
 
+def test_threshold_outside_the_data_keeps_the_panels_x_axis(check):
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    table = check.table()
+    table["x0_mean"], table["x0_lb"], table["x0_ub"] = -40.0, -60.0, -20.0  # far below x
+    fig = dataclasses.replace(check, _table=table).plot()
+    for ax in fig.axes:
+        if ax.get_visible() and ax.has_data():
+            lo, hi = ax.get_xlim()
+            assert X_GRID.min() - 1.0 < lo < X_GRID.min() and X_GRID.max() < hi < X_GRID.max() + 1.0
+    plt.close(fig)
+
+
 def test_plots_and_loo_pit(check):
     import matplotlib.pyplot as plt
 
