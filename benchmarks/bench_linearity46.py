@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--n-tasks", type=int, default=46, help="smoke test: fewer tasks")
+    p.add_argument("--lapse", choices=("true", "false"), default="true",
+                   help="the sigmoid's lapse rates (linearity_check's default: true)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -96,7 +98,8 @@ def main(argv=None) -> int:
         check = bs.linearity_check(
             df, x="x", y="y", task="task", x_better="lower", y_better="higher",
             shapes=tuple(args.shapes), chance="chance", n_eval="n_eval_examples",
-            likelihood="binomial", counts="average", random_seed=args.seed,
+            likelihood="binomial", counts="average", lapse=args.lapse == "true",
+            random_seed=args.seed,
             draws=args.draws, tune=args.tune, chains=args.chains, progressbar=False)
     wall = time.perf_counter() - t0
     table = check.table()
@@ -107,6 +110,7 @@ def main(argv=None) -> int:
     record = {
         "call": "linearity_check(shapes=" + repr(tuple(args.shapes)) + ", chance='chance', "
                 "n_eval='n_eval_examples', likelihood='binomial', counts='average', "
+                f"lapse={args.lapse == 'true'}, "
                 f"x_better='lower', y_better='higher', random_seed={args.seed}, "
                 f"draws={args.draws}, tune={args.tune}, chains={args.chains})",
         "rows": len(df), "tasks": int(df["task"].nunique()),
