@@ -177,17 +177,10 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None, cova
     c_idx = np.flatnonzero(centered)
     n_idx = np.flatnonzero(~centered)
     priors = config.priors
-    coords = {"task": list(design.tasks), "obs": np.arange(design.n_obs)}
     v = VariantData() if variants is None else variants
+    coords = {**label_coords(design, v, covariates), "obs": np.arange(design.n_obs)}
     if v.x_point is not None:
         coords["x_point"] = np.arange(v.n_x_points)
-    if v.condition_idx is not None:
-        coords["condition"] = list(v.conditions)
-        coords["condition_contrast"] = list(v.conditions[1:])
-    if v.group_idx is not None:
-        coords["group"] = list(v.groups)
-    if covariates is not None:
-        coords["covariate"] = list(covariates.columns)
 
     with pm.Model(coords=coords) as model:
         task_idx = pm.Data("task_idx", design.task_idx, dims="obs")
@@ -245,6 +238,22 @@ def build_model(design: TransferDesign, config: ModelConfig, variants=None, cova
         eta_obs = a_obs + b_obs * g + extra
         _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx)
     return model
+
+
+def label_coords(design: TransferDesign, variants=None, covariates=None) -> dict:
+    """The labelled dims of a fit: task, and condition, group, covariate when present.
+
+    Shared by both model builders and by the relabelling of a reused compiled model.
+    """
+    coords = {"task": list(design.tasks)}
+    if variants is not None and variants.condition_idx is not None:
+        coords["condition"] = list(variants.conditions)
+        coords["condition_contrast"] = list(variants.conditions[1:])
+    if variants is not None and variants.group_idx is not None:
+        coords["group"] = list(variants.groups)
+    if covariates is not None:
+        coords["covariate"] = list(covariates.columns)
+    return coords
 
 
 def _whitened_centered(pm, pt, config, c_idx, mean_c, chol):

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .data import TransferDesign
-from .model import ModelConfig
+from .model import ModelConfig, label_coords
 
 __all__ = ["supports", "full_data", "structure_key", "build_data_model", "observed_values",
            "RAW_VARS"]
@@ -154,14 +154,7 @@ def build_data_model(design: TransferDesign, config: ModelConfig, variants=None,
     priors = config.priors
     # No "obs" coordinate: nothing sampled has that dim, and a cached description keeps
     # coordinates as JSON lists, which nutpie takes only as strings.
-    coords = {"task": list(design.tasks)}
-    if v.condition_idx is not None:
-        coords["condition"] = list(v.conditions)
-        coords["condition_contrast"] = list(v.conditions[1:])
-    if v.group_idx is not None:
-        coords["group"] = list(v.groups)
-    if covariates is not None:
-        coords["covariate"] = list(covariates.columns)
+    coords = label_coords(design, v, covariates)
 
     with pm.Model(coords=coords) as model:
         data = {name: pm.Data(name, value) for name, value in values.items()

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import model_data
 from .data import TransferDesign
-from .model import ModelConfig, build_model, posterior_var_names
+from .model import ModelConfig, build_model, label_coords, posterior_var_names
 from .sampling import SamplerConfig, sample_compiled, sample_model
 from .summaries import add_derived
 from .variant_data import VariantData
@@ -71,15 +71,7 @@ def _sample_full_compiled(design: TransferDesign, config: ModelConfig, variants:
     keep = set(model.POSTERIOR_VARS + model.VARIANT_VARS)
     post = post.drop_vars([v for v in post.data_vars if v not in keep])
     # nutpie keeps the coords of the model it compiled first: relabel for this data set.
-    labels = {"task": list(design.tasks)}
-    if variants is not None:
-        if variants.condition_idx is not None:
-            labels["condition"] = list(variants.conditions)
-            labels["condition_contrast"] = list(variants.conditions[1:])
-        if variants.group_idx is not None:
-            labels["group"] = list(variants.groups)
-    if covariates is not None:
-        labels["covariate"] = list(covariates.columns)
+    labels = label_coords(design, variants, covariates)
     post = post.assign_coords({k: v for k, v in labels.items() if k in post.dims})
     tree["posterior"] = post
     # As pm.sample returns it: the observed values (counts for the count likelihoods).
