@@ -289,8 +289,26 @@ def acceptance(entry: dict, nominal: float = CI, level: float = 0.95) -> dict:
     return res
 
 
+def markdown_table(summary: dict) -> str:
+    """The coverage table of a summary JSON, as in validation/FORECAST.md."""
+    lines = ["| interval (90%) | where | points | coverage | MC se | binomial range | MC range |",
+             "|---|---|---:|---:|---:|---|---|"]
+    names = {"predictive": "predictive (new obs.)", "mean": "mean (true curve)"}
+    rng = lambda r: f"[{r[0]:.3f}, {r[1]:.3f}]" if r else ""  # noqa: E731
+    blocks = [(names[b], w, e) for b in ("predictive", "mean")
+              for w, e in summary[b].items()]
+    blocks.append(("`required_upstream`", "extrap", summary["required_upstream"]))
+    for name, where, e in blocks:
+        se = f"{e['mc_se']:.3f}" if e.get("mc_se") else ""
+        lines.append(f"| {name} | {where.replace('_', ' ')} | {e['n_points']:,} | "
+                     f"{e['coverage']:.3f} | {se} | {rng(e.get('binomial_range'))} | "
+                     f"{rng(e.get('mc_range'))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--report", type=Path, help="print the table of a summary JSON and exit")
     p.add_argument("--model", choices=MODELS, default="gaussian")
     p.add_argument("--matched", action="store_true",
                    help="draw the population from the priors the fit is given (always so for "
@@ -311,6 +329,9 @@ def main(argv=None) -> int:
                    help="keep the data sets already in the result files and skip their seeds")
     p.add_argument("--suffix", default="", help="appended to the result file names")
     args = p.parse_args(argv)
+    if args.report:
+        print(markdown_table(json.loads(args.report.read_text())))
+        return 0
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     matched = "_matched" if args.matched and args.model in ("gaussian", "binomial_probit") else ""
