@@ -76,9 +76,13 @@ MATCHED = {
     # flat floor until x0 (a loss: flat while x > x0), then rising at the slope per unit of x
     "hockey_stick": {**_LINEAR_GAUSSIAN, "intercept_mu": ("Normal", 0.35, 0.05),
                      "x0_mu": ("Normal", 3.2, 0.2), "x0_sigma": ("Uniform", 0.05, 0.2)},
+    # eta = a + b xc + q xc^2 (xc the oriented, centered x); |q| << b / 3 keeps the curve
+    # rising over the extrapolated range, so the target has one rising root
+    "quadratic": {**_LINEAR_GAUSSIAN, "curvature_mu": ("Normal", 0.0, 0.01),
+                  "curvature_sigma": ("Uniform", 0.002, 0.01)},
 }
 MODELS = ("gaussian", "binomial_probit", "binomial_logit", "beta_binomial_probit",
-          "student_t", "hockey_stick")
+          "student_t", "hockey_stick", "quadratic")
 CORR_ETA = 2.0  # LKJ(2) on the 2 x 2 correlation: (corr + 1) / 2 ~ Beta(2, 2)
 _PARAM_NAMES = {"Normal": ("mu", "sigma"), "Uniform": ("lower", "upper"),
                 "Gamma": ("alpha", "beta")}
@@ -141,7 +145,7 @@ def simulate(rng, model: str, n_tasks: int, n_models: int, matched: bool = False
     x_interp = rng.uniform(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo))
     x_extrap = lo - 0.2 * (hi - lo)          # 20% beyond the best (lowest-loss) end
     x_ref = 3.0
-    counts = model not in ("gaussian", "student_t", "hockey_stick")
+    counts = model not in ("gaussian", "student_t", "hockey_stick", "quadratic")
     mu, sd, rho, noise, n_eval = _population(rng, model, matched, n_tasks, counts)
     cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
     coef = rng.multivariate_normal(mu, cov, n_tasks + 1)     # the last task is held out
@@ -157,19 +161,24 @@ def simulate(rng, model: str, n_tasks: int, n_models: int, matched: bool = False
         # robust sd of the fitted x
         mad = 1.4826 * np.median(np.abs(x_fit - np.median(x_fit)))
         width = 0.05 * (min(np.std(x_fit), mad) if mad > 0 else np.std(x_fit))
+    if model == "quadratic":
+        q = rng.normal(_draw(rng, spec["curvature_mu"]), _draw(rng, spec["curvature_sigma"]),
+                       n_tasks + 1)
 
     def mean_of(k, x):
         x = np.asarray(x, dtype=float)
         if model == "hockey_stick":   # flat at the intercept while x > x0 (a loss)
             return coef[k, 0] + coef[k, 1] * width * np.logaddexp(0.0, (x0[k] - x) / width)
         eta = coef[k, 0] + coef[k, 1] * -(x - x_ref)   # x lower is better
+        if model == "quadratic":
+            eta = eta + q[k] * (x - x_ref) ** 2
         if not counts:
             return eta
         return 0.25 + 0.75 * (expit(eta) if model == "binomial_logit" else ndtr(eta))
 
     def observe(k, x):
         m = mean_of(k, x)
-        if model in ("gaussian", "hockey_stick"):
+        if model in ("gaussian", "hockey_stick", "quadratic"):
             return m + rng.normal(0.0, noise, np.shape(x))
         if model == "student_t":
             return m + noise * rng.standard_t(nu, np.shape(x))
@@ -208,8 +217,8 @@ def fit_options(model: str, matched: bool) -> dict:
                   likelihood="beta_binomial" if model.startswith("beta") else "binomial")
     elif model == "student_t":
         kw.update(likelihood="student_t")
-    elif model == "hockey_stick":
-        kw.update(shape="hockey_stick")
+    elif model in ("hockey_stick", "quadratic"):
+        kw.update(shape=model)
     if matched or model not in ("gaussian", "binomial_probit"):
         kw.update(priors=matched_priors(model), x_ref=3.0)
     return kw
