@@ -315,9 +315,27 @@ def markdown_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def overview(folder: Path) -> str:
+    """One row per recorded run (``results/forecast_*.json``): the headline coverages."""
+    lines = ["| run | data sets | predictive all | extrap | new task | mean all | "
+             "`required_upstream` | fits with divergences |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in sorted(folder.glob("forecast_*.json")):
+        d = json.loads(path.read_text())
+        pr, mn = d["predictive"], d["mean"]
+        lines.append(
+            f"| `{path.stem.removeprefix('forecast_')}` | {d['sims_done']} | "
+            f"{pr['all']['coverage']:.3f} | {pr['extrap']['coverage']:.3f} | "
+            f"{pr['new_task']['coverage']:.3f} | {mn['all']['coverage']:.3f} | "
+            f"{d['required_upstream']['coverage']:.3f} | {d['divergent_fits']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--report", type=Path, help="print the table of a summary JSON and exit")
+    p.add_argument("--overview", action="store_true",
+                   help="print one row per recorded run in results/ and exit")
     p.add_argument("--model", choices=MODELS, default="gaussian")
     p.add_argument("--matched", action="store_true",
                    help="draw the population from the priors the fit is given (always so for "
@@ -340,6 +358,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.report:
         print(markdown_table(json.loads(args.report.read_text())))
+        return 0
+    if args.overview:
+        print(overview(HERE / "results"))
         return 0
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
