@@ -16,7 +16,8 @@ every pair with the population fixed, numpy, 4 x 1000 draws + the same summaries
 (OpenCLIP 37 tasks + ImageNet, Pythia 57 MMLU subjects with checkpoints as independent
 units and with ``group="model"``; heatmaps to docs/img/; ``--real-only`` picks some),
 ``mmlu_grouped`` (19 MMLU subjects, checkpoints as independent units vs ``group="model"``),
-``grouped_threads`` (grouped per-pair NUTS on ``--robust-tasks`` tasks, 1 vs 2 chunk threads),
+``grouped_threads`` (grouped per-pair NUTS on ``--robust-tasks`` tasks: chunk threads, spawned
+chunk processes ``procN`` or a Dask cluster ``daskN``, ``--threads``),
 ``dask_gaussian`` (``--tasks`` tasks on a ``--dask-workers`` LocalCluster, streamed to Zarr),
 ``gpu`` (the fast path at ``--gpu-tasks`` sizes on an accelerator: throughput, device memory),
 ``robust`` (``likelihood="student_t"``, or ``"binomial"`` with ``--robust-likelihood binomial``
@@ -261,7 +262,8 @@ def part_real(args) -> dict:
                                      random_seed=1, keep_draws=False, **extra)
         wall = time.perf_counter() - t0
         fig = tm.plot()
-        path = os.path.join(ROOT, "docs", "img", f"pairs_{name}.png")
+        path = os.path.join(args.figures or os.path.join(ROOT, "docs", "img"),
+                            f"pairs_{name}.png")
         fig.savefig(path, dpi=110, bbox_inches="tight")
         s = tm.summary()
         out[name] = {"tasks": tm.design.n_tasks, "units": len(tm.design.units),
@@ -372,9 +374,11 @@ def part_grouped_threads(args) -> dict:
     """Grouped per-pair NUTS with 1 and then 2 chunk threads, side by side (issue 19).
 
     A warm-up fit compiles the chunk program first, so every arm finds it compiled; each
-    arm sets ``BAYESSLOPE_PAIR_THREADS`` (``--threads 1,2``), or ``daskN`` runs the pair
-    stage on a LocalCluster of N worker processes (warmed up the same way). CPU seconds
-    are this process's (all its threads; not the cluster's workers).
+    arm sets ``BAYESSLOPE_PAIR_THREADS`` (``--threads 1,2``; threads forced with
+    ``BAYESSLOPE_PAIR_PROCESSES=off``), ``procN`` runs the chunks in N spawned worker
+    processes (the local default for per-pair NUTS), or ``daskN`` runs the pair stage on a
+    LocalCluster of N worker processes (warmed up the same way). CPU seconds are this
+    process's (all its threads; not the worker processes').
     """
     from bayesslope.pairs import fit_transfer_matrix
 
@@ -396,8 +400,13 @@ def part_grouped_threads(args) -> dict:
                                    processes=True, dashboard_address=None)
             client = Client(cluster)
             client.run(fit_transfer_matrix, small, random_seed=1, **kw)  # compile there
+        elif threads.startswith("proc"):
+            # "procN": the local default for per-pair NUTS, N spawned worker processes.
+            os.environ["BAYESSLOPE_PAIR_THREADS"] = threads[4:]
+            os.environ["BAYESSLOPE_PAIR_PROCESSES"] = "on"
         else:
             os.environ["BAYESSLOPE_PAIR_THREADS"] = threads
+            os.environ["BAYESSLOPE_PAIR_PROCESSES"] = "off"
         load0 = os.getloadavg()
         sampler = RunnableThreads()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -522,6 +531,7 @@ def main(argv=None) -> None:
                     help="gpu: task counts (pairs = K(K-1)) of the accelerator runs")
     ap.add_argument("--part", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--out", help="write a markdown report here")
+    ap.add_argument("--figures", help="real: folder for the heatmaps (default docs/img)")
     args = ap.parse_args(argv)
     if args.part:
         print(json.dumps(PARTS[args.part](args), default=str))

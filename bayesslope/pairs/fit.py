@@ -316,6 +316,12 @@ def _sample(design: PairDesign, config: PairConfig, stats, binomial: dict | None
     # R-hat/ESS run in forked processes when this process draws a large matrix; on a
     # cluster or into a store each chunk computes its own.
     inline = client is not None or store is not None
+    if not inline and config.chunk_size:
+        from .parallel import chunk_processes
+
+        # Per-pair NUTS chunks in worker processes summarize themselves.
+        inline = chunk_processes(config.per_pair_nuts,
+                                 -(-design.n_pairs // config.chunk_size)) > 0
     workers = (min(2, os.cpu_count() or 1)
                if design.n_pairs >= _POOL_MIN_PAIRS and not inline else 0)
     # Created before any JAX work (the workers are forked) and before sampling, so their
@@ -342,13 +348,15 @@ def _sample(design: PairDesign, config: PairConfig, stats, binomial: dict | None
                               DeviceDiagnostics() if on_device else pool)
         t0 = time.perf_counter()
         plug_in = _pair_stage(design, config, stats, binomial, post, k_pairs, sums,
-                              client=client, store=store)
+                              client=client, store=store, jax_cache=jax_cache,
+                              timings=timings)
         timings["pairs_s"] = time.perf_counter() - t0
     # arviz_stats R-hat / ESS: main-process time computing or waiting for them (pairs_s
     # includes it); with worker processes most of their work overlaps the draws.
     timings["pair_diagnostics_s"] = sums.diag_s
     timings["diagnostics_workers"] = 0 if on_device else workers
     timings["diagnostics_on"] = ("dask workers" if client is not None else
+                                 "chunk processes" if timings.get("pair_processes") else
                                  "device (blackjax)" if on_device else "cpu (arviz-stats)")
     return {"post": post, "sums": sums, "plug_in": plug_in, "timings": timings,
             "jax_cache": jax_cache}
@@ -372,15 +380,19 @@ def _population(key, stats, config: PairConfig):
 
 
 def _pair_stage(design: PairDesign, config: PairConfig, stats, binomial: dict | None, post,
-                key, sums, client=None, store=None) -> dict | None:
+                key, sums, client=None, store=None, jax_cache: str | None = None,
+                timings: dict | None = None) -> dict | None:
     """Draw every pair's intercept and slope into ``sums``, chunk by chunk.
 
     The chunks of :func:`~.stage.make_plan` (exact conditional Gaussian draws given each
     population draw, or per-pair NUTS under the plug-in population prior, which is
-    returned) run here (threads for per-pair NUTS), or as tasks on ``client``'s cluster;
+    returned) run here (worker processes or threads for per-pair NUTS,
+    :func:`~.parallel.chunk_processes`), or as tasks on ``client``'s cluster;
     with a ``store``, finished chunks are read back and the others written as they end.
     """
-    from .parallel import run_in_order
+    import jax
+
+    from .parallel import chunk_processes, run_in_order, run_in_processes
     from .stage import make_plan, run_chunk, summarize_chunk
 
     plan = make_plan(design, config, stats, binomial, post, key)
@@ -407,6 +419,11 @@ def _pair_stage(design: PairDesign, config: PairConfig, stats, binomial: dict | 
             todo = [i for i in range(len(bounds)) if not done[i]]
         else:
             todo = list(range(len(bounds)))
+        processes = 0
+        if client is None and jax.default_backend() == "cpu":
+            processes = chunk_processes(plan.kind == "nuts", len(todo))
+        if timings is not None:
+            timings["pair_processes"] = processes
 
         def finished(i: int, result: dict) -> None:
             sums.put(result["start"], result["stop"], result["cols"],
@@ -420,11 +437,13 @@ def _pair_stage(design: PairDesign, config: PairConfig, stats, binomial: dict | 
             from .distributed import run_on_cluster
 
             run_on_cluster(client, plan, [(i, *bounds[i]) for i in todo], keep, finished)
-        elif store is not None:
+        elif store is not None or processes:
             index = {b: i for i, b in enumerate(bounds)}
-            for start, stop, result in run_in_order(
-                    lambda a, b: summarize_chunk(plan, a, b, keep),
-                    [bounds[i] for i in todo], threads):
+            chunks = [bounds[i] for i in todo]
+            results = (run_in_processes(plan, chunks, processes, keep, jax_cache) if processes
+                       else run_in_order(lambda a, b: summarize_chunk(plan, a, b, keep),
+                                         chunks, threads))
+            for start, stop, result in results:
                 finished(index[(start, stop)], result)
         else:
             sigma_mean = np.full(design.n_pairs, np.nan)

@@ -1,4 +1,4 @@
-"""Per-pair R-hat and bulk ESS (arviz-stats) off the main process, for large matrices.
+"""Work off the main thread: per-pair R-hat / ESS in forked processes, chunks in spawned ones.
 
 arviz-stats computes these one pair at a time in Python (rank normalization, ~2 ms per
 pair); at 10,000 pairs that is ~20 s on one core, more than sampling and drawing together.
@@ -15,6 +15,11 @@ Workers are forked: ``spawn`` and ``forkserver`` children re-run the user's ungu
 ``__main__`` script (which would fit again). The pool is created, and with the ``fork``
 context all its workers start, before the fit touches JAX, so in a fresh process no JAX
 thread exists yet when they are forked; workers only run numpy / scipy / arviz-stats.
+
+Per-pair NUTS chunks themselves run in *spawned* worker processes
+(:func:`run_in_processes`, chosen by :func:`chunk_processes`): they run JAX, so they
+cannot be forked from a process where JAX runs, and two such chunks on threads of one
+process overlap poorly. There a script needs its ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
@@ -150,3 +155,88 @@ class DiagnosticsPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --- per-pair NUTS chunks in worker processes (the local default for those chunks) ---
+
+PROCESSES_ENV = "BAYESSLOPE_PAIR_PROCESSES"
+_WORKER_PLAN = None
+
+
+def chunk_processes(per_pair_nuts: bool, n_chunks: int) -> int:
+    """Worker processes for the local per-pair NUTS chunks (0: run them on threads).
+
+    Two chunk threads in one process overlap poorly (1.55x one thread, vs 2.19x for two
+    processes, benchmarks/RESULTS_pairs.md, issue 19), so per-pair NUTS chunks run in
+    ``BAYESSLOPE_PAIR_THREADS`` (default ``min(2, cores)``) spawned processes when there
+    are at least two chunks per worker (a worker's start-up, ~5 s with its imports and
+    the compiled program loaded from the on-disk cache, must pay off).
+    ``BAYESSLOPE_PAIR_PROCESSES=off`` keeps threads, ``on`` uses processes from two chunks.
+    A daemonic process (a Dask worker, a ``multiprocessing.Pool`` worker) keeps threads.
+    The exact Gaussian draws keep threads (one vectorized program, no per-pair sampler).
+    """
+    from .robust import pair_threads
+
+    mode = os.environ.get(PROCESSES_ENV, "auto").strip().lower()
+    if not per_pair_nuts or mode in ("off", "0", "false", "no"):
+        return 0
+    if multiprocessing.current_process().daemon:
+        return 0  # e.g. inside a Dask worker: daemonic processes cannot have children
+    workers = min(pair_threads(), n_chunks)
+    minimum = 1 if mode in ("on", "1", "true", "yes") else 2
+    return workers if workers >= 2 and n_chunks >= minimum * workers else 0
+
+
+def _init_chunk_worker(plan, jax_cache: str | None) -> None:
+    # Each worker gets the plan once (not with every chunk) and the parent's on-disk JAX
+    # compilation cache, so it loads the chunk program rather than compiling it when the
+    # parent (or an earlier fit) compiled the same shape.
+    global _WORKER_PLAN
+    import jax
+
+    if jax_cache:
+        jax.config.update("jax_compilation_cache_dir", jax_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _WORKER_PLAN = plan
+
+
+def _worker_chunk(start: int, stop: int, keep_draws: bool) -> dict:
+    from .stage import summarize_chunk
+
+    return summarize_chunk(_WORKER_PLAN, start, stop, keep_draws)
+
+
+def run_in_processes(plan, bounds, workers: int, keep_draws: bool,
+                     jax_cache: str | None = None):
+    """Yield ``(start, stop, summarize_chunk(plan, start, stop, keep_draws))``, in order.
+
+    The chunks run in ``workers`` spawned processes (``fork`` is unsafe once JAX's threads
+    exist); each summarizes its chunk (R-hat and ESS included), so kilobytes come back,
+    not draws. At most ``2 x workers`` chunks are in flight. Like any ``spawn`` pool (and
+    Dask's LocalCluster), a script must keep its work under ``if __name__ == "__main__":``.
+    """
+    from collections import deque
+    from concurrent.futures.process import BrokenProcessPool
+
+    bounds = list(bounds)
+    if not bounds:
+        return
+    ctx = multiprocessing.get_context("spawn")
+    limit = 2 * workers
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_chunk_worker,
+                             initargs=(plan, jax_cache)) as pool:
+        pending = deque(pool.submit(_worker_chunk, *b, keep_draws) for b in bounds[:limit])
+        try:
+            for i, (start, stop) in enumerate(bounds):
+                result = pending.popleft().result()
+                if i + limit < len(bounds):
+                    pending.append(pool.submit(_worker_chunk, *bounds[i + limit], keep_draws))
+                yield start, stop, result
+        except BrokenProcessPool as err:
+            raise RuntimeError(
+                "a pair-stage worker process died; a script calling fit_transfer_matrix "
+                "must run it under `if __name__ == \"__main__\":` (workers are spawned), "
+                f"or set {PROCESSES_ENV}=off to run the chunks on threads") from err
+        finally:
+            for fut in pending:
+                fut.cancel()
