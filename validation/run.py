@@ -284,6 +284,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(same data sets: seeds depend on the variant name only); results in "
                         "results/<variant>-<sampler>.json, checkpoints in "
                         "<variant>-seed<S>-<sampler>/")
+    p.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance instead of the harness's 0.9 (same data sets; "
+                        "results tagged -ta<value> like --sampler)")
     p.add_argument("--report-only", action="store_true",
                    help="only rebuild RESULTS.md from the saved results")
     return p
@@ -344,10 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     all_pass = True
     for name in names:
         variant = catalog.get_variant(name)
-        tag = f"-{args.sampler}" if args.sampler else ""
-        if args.sampler:
+        override = {k: v for k, v in (("sampler", args.sampler),
+                                      ("target_accept", args.target_accept)) if v is not None}
+        tag = "".join([f"-{args.sampler}" if args.sampler else "",
+                       f"-ta{args.target_accept:g}" if args.target_accept else ""])
+        if override:
             variant = dataclasses.replace(variant,
-                                          fit=functools.partial(variant.fit, sampler=args.sampler))
+                                          fit=functools.partial(variant.fit, **override))
         checkpoint = out / "results" / "checkpoints" / f"{name}-seed{args.seed}{tag}"
         n_sims = _finished(checkpoint, args.sims) if args.from_checkpoints else args.sims
         if n_sims == 0:
@@ -363,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = sbc.summarize(result)
         all_pass &= all(v is not False for v in summary["passes"].values())
         record = result_to_json(result, summary, fitted_by)
-        if args.sampler:
-            record["variant"] = f"{name}, sampler={args.sampler}"
+        if override:
+            record["variant"] = name + "".join(f", {k}={v}" for k, v in override.items())
             record["figures"] = f"{name}{tag}"
         if args.replication:
             folder = out / "results" / "replications"
