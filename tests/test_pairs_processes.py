@@ -37,6 +37,8 @@ def fit(df, monkeypatch, workers: str, mode: str):
 def test_chunk_processes_policy(monkeypatch):
     monkeypatch.setenv("BAYESSLOPE_PAIR_THREADS", "2")
     monkeypatch.delenv("BAYESSLOPE_PAIR_PROCESSES", raising=False)
+    assert chunk_processes(True, 100) == 0  # default: threads
+    monkeypatch.setenv("BAYESSLOPE_PAIR_PROCESSES", "auto")
     assert chunk_processes(True, 4) == 2
     assert chunk_processes(True, 3) == 0  # under two chunks per worker: threads
     assert chunk_processes(False, 100) == 0  # exact Gaussian draws: threads

@@ -166,18 +166,20 @@ _WORKER_PLAN = None
 def chunk_processes(per_pair_nuts: bool, n_chunks: int) -> int:
     """Worker processes for the local per-pair NUTS chunks (0: run them on threads).
 
-    Two chunk threads in one process overlap poorly (1.55x one thread, vs 2.19x for two
-    processes, benchmarks/RESULTS_pairs.md, issue 19), so per-pair NUTS chunks run in
-    ``BAYESSLOPE_PAIR_THREADS`` (default ``min(2, cores)``) spawned processes when there
-    are at least two chunks per worker (a worker's start-up, ~5 s with its imports and
-    the compiled program loaded from the on-disk cache, must pay off).
-    ``BAYESSLOPE_PAIR_PROCESSES=off`` keeps threads, ``on`` uses processes from two chunks.
-    A daemonic process (a Dask worker, a ``multiprocessing.Pool`` worker) keeps threads.
-    The exact Gaussian draws keep threads (one vectorized program, no per-pair sampler).
+    Threads by default: on a quiet machine two chunk threads ran 870 grouped pairs 1.89x
+    faster than one thread and two spawned processes 1.62x (their start-up costs ~4 s;
+    benchmarks/RESULTS_pairs.md, issue 19; the poor overlap measured earlier came from the
+    scheduler sharing CPU per session under load, not from the threads). Spawned workers
+    also require a user's script to guard its code with ``if __name__ == "__main__":``.
+    ``BAYESSLOPE_PAIR_PROCESSES=auto`` runs chunks in ``BAYESSLOPE_PAIR_THREADS`` (default
+    ``min(2, cores)``) processes when there are at least two chunks per worker; ``on`` from
+    two chunks; ``off`` (default) keeps threads. A daemonic process (a Dask worker, a
+    ``multiprocessing.Pool`` worker) keeps threads. The exact Gaussian draws keep threads
+    (one vectorized program, no per-pair sampler).
     """
     from .robust import pair_threads
 
-    mode = os.environ.get(PROCESSES_ENV, "auto").strip().lower()
+    mode = os.environ.get(PROCESSES_ENV, "off").strip().lower()
     if not per_pair_nuts or mode in ("off", "0", "false", "no"):
         return 0
     if multiprocessing.current_process().daemon:
