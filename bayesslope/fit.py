@@ -151,10 +151,11 @@ def fit_hierarchical(
     group_nesting : {"crossed", "nested"}, default "crossed"
         Group effects shared across tasks, or separate per (task, group) cell.
     shape : {"linear", "hockey_stick", "quadratic"}, default "linear"
-        Mean function of x on the link scale. "hockey_stick": flat at the intercept
+        Mean function of x on the link scale. "hockey_stick": flat at a floor level
         until a per-task threshold ``x0`` (data units, partially pooled: ``x0_mu``,
         ``x0_sigma``), then linear with slope ``slope`` in the better direction (a
-        smooth kink; docs/model.md, "Shapes"). "quadratic": adds a per-task, partially
+        smooth kink; docs/model.md, "Shapes"); ``intercept`` is, as for every shape,
+        the mean at ``x_ref``. "quadratic": adds a per-task, partially
         pooled ``curvature`` times the squared oriented distance from ``x_ref``. Both
         use ``formulation="full"``.
     task_covariates : DataFrame, str or list of str, optional

@@ -40,12 +40,14 @@ __all__ = [
     "HINGE_FRACTION",
     "hinge_width",
     "smooth_hinge",
+    "hinge_from_ref",
     "shape_term",
 ]
 
 # Mean functions of x on the link scale (see docs/model.md, "Shapes"):
 #   linear:        eta = a + b * xc
-#   hockey_stick:  eta = a + b * h_w(xc - s * (x0 - x_ref)), h_w a smooth hinge
+#   hockey_stick:  eta = a + b * (h_w(t - c) - h_w(-c)), h_w a smooth hinge,
+#                  t = s * (x - x_ref), c = s * (x0 - x_ref): a is the mean at x_ref
 #   quadratic:     eta = a + b * xc + q * xc**2
 SHAPES = ("linear", "hockey_stick", "quadratic")
 # Width of the hockey stick's smooth kink as a fraction of the robust sd of x.
@@ -91,6 +93,18 @@ def smooth_hinge(u, width: float, xp=np):
     return width * xp.softplus(u / width)
 
 
+def hinge_from_ref(t, c, width: float, xp=np):
+    """``h_w(t - c) - h_w(-c)``: the smooth hinge at threshold ``c``, zero at ``t = 0``.
+
+    ``t = s_x (x - x_ref)`` is how far x is better than the reference, ``c = s_x (x0 -
+    x_ref)`` the threshold on that scale. Subtracting the value at ``x_ref`` makes the
+    intercept the mean at ``x_ref`` for every shape. It also keeps NUTS fast: with the
+    threshold beyond the worst x (a straight task) the term is ``t`` and ``x0`` drops
+    out, where a floor-level intercept would sit on the ridge ``a - b x0 = const``.
+    """
+    return smooth_hinge(t - c, width, xp) - smooth_hinge(-c, width, xp)
+
+
 def shape_term(xc, design, tidx, x0=None, curvature=None, xp=np):
     """The covariate part of the mean function on the link scale, before the slope.
 
@@ -108,8 +122,8 @@ def shape_term(xc, design, tidx, x0=None, curvature=None, xp=np):
     g, extra = xc, 0.0
     if x0 is not None:
         sy = design.y_sign[tidx]
-        u = sy * xc - design.x_sign * (x0 - design.x_ref)
-        g = sy * smooth_hinge(u, hinge_width(design.x), xp)
+        c = design.x_sign * (x0 - design.x_ref)
+        g = sy * hinge_from_ref(sy * xc, c, hinge_width(design.x), xp)
     if curvature is not None:
         extra = curvature * xc * xc
     return g, extra

@@ -246,7 +246,7 @@ def _pooled_per_task(pm, name: str, priors):
 
 def _shape_terms(pm, pt, config, priors, data, xc, task_idx):
     """``(g, extra)`` as :func:`bayesslope.model._shape_terms`, the hinge's inputs as data."""
-    from .likelihoods import smooth_hinge
+    from .likelihoods import hinge_from_ref
 
     if config.shape == "linear":
         return xc, 0.0
@@ -254,8 +254,8 @@ def _shape_terms(pm, pt, config, priors, data, xc, task_idx):
         x0 = _pooled_per_task(pm, "x0", priors)[task_idx]
         # likelihoods.shape_term with the design's constants read from data.
         sy = data["y_sign"][task_idx]
-        u = sy * xc - data["x_sign"] * (x0 - data["x_ref"])
-        return sy * smooth_hinge(u, data["hinge_width"], pt), 0.0
+        c = data["x_sign"] * (x0 - data["x_ref"])
+        return sy * hinge_from_ref(sy * xc, c, data["hinge_width"], pt), 0.0
     q = _pooled_per_task(pm, "curvature", priors)[task_idx]
     return xc, q * xc * xc
 

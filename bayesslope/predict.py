@@ -22,6 +22,7 @@ import pandas as pd
 
 from .exceptions import DataValidationError
 from .likelihoods import (
+    hinge_from_ref,
     hinge_width,
     link_function,
     predictive_draws,
@@ -427,7 +428,7 @@ def _block_draws(fit, rows: _Rows, P: _Params, sl: slice, kind: str, rng) -> np.
     if "x0" in P.shape:  # hockey stick: see likelihoods.shape_term
         x0 = P.shape["x0"][t]
         sy = rows.task_sign[sl][:, None] * d.x_sign
-        g = sy * smooth_hinge(sy * xc - d.x_sign * (x0 - d.x_ref), hinge_width(d.x))
+        g = sy * hinge_from_ref(sy * xc, d.x_sign * (x0 - d.x_ref), hinge_width(d.x))
     if "curvature" in P.shape:
         extra = P.shape["curvature"][t] * xc * xc
     eta = a + b * g + extra
@@ -600,14 +601,15 @@ def _oriented_inverse(fit, a, b, e, tidx, post) -> np.ndarray:
     d = fit.design
     sy = np.array([1.0 if b_ == "higher" else -1.0 for b_ in d.y_better])[tidx]
     if "x0" in post:
-        # s_y eta = s_y a + b h_w(t - c), c = s_x (x0 - x_ref), h_w the smooth hinge rising
-        # from 0 to infinity: one crossing when b > 0 and the target is better than the
-        # plateau a (r > 0). A target no better than the plateau (the worst level) is
-        # reached at every x.
+        # s_y eta = s_y a + b (h_w(t - c) - h_w(-c)), c = s_x (x0 - x_ref), h_w the smooth
+        # hinge rising from 0 to infinity; the plateau (the worst level) is
+        # a - s_y b h_w(-c). One crossing when b > 0 and the target is better than the
+        # plateau (r > 0); a target no better than it is reached at every x.
         c = d.x_sign * (_draws(post, "x0")[:, tidx] - d.x_ref)
         w = hinge_width(d.x)
+        plateau = a - sy * b * smooth_hinge(-c, w)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = sy * (e - a) / b
+            r = sy * (e - plateau) / b
         above = r > 0
         t = np.where(above, c + w * _log_expm1(np.where(above, r, 1.0) / w), -np.inf)
         return np.where(b > 0, t, np.inf)
@@ -628,10 +630,11 @@ def required_upstream(fit, target, *, ci_prob: float = 0.9, condition: str | Non
     (``u = target`` under the identity link), ``s_t`` the orientation sign:
 
     * straight line: ``x* = x_ref + s_t (g(u) - intercept_t) / slope_t``;
-    * hockey stick (``eta = a + s_y b h_w(s_x (x - x0))``, ``h_w`` the smooth hinge,
-      ``s_x``, ``s_y`` the orientations of x and y): ``x* = x0 + s_x w log(exp(r / w) - 1)``
-      with ``r = s_y (g(u) - a) / b``. A target no better than the plateau ``a`` (the worst
-      level) is reached at every x (``x* = -inf`` in the better direction);
+    * hockey stick (``eta = a + s_y b (h_w(s_x (x - x0)) - h_w(s_x (x_ref - x0)))``,
+      ``h_w`` the smooth hinge, ``s_x``, ``s_y`` the orientations of x and y):
+      ``x* = x0 + s_x w log(exp(r / w) - 1)`` with ``r = s_y (g(u) - a_0) / b`` and
+      ``a_0 = a - s_y b h_w(s_x (x_ref - x0))`` the plateau (the worst level). A target no
+      better than the plateau is reached at every x (``x* = -inf`` in the better direction);
     * quadratic (``eta = a + b xc + q xc^2``): not monotone, so ``x*`` is the root on the
       *rising branch*, where the mean increases as x improves (beyond the vertex when the
       curve is convex in the better direction, before it when concave). A concave curve

@@ -172,21 +172,28 @@ def test_numpy_loglik_matches_pymc_hockey_stick():
 def test_hockey_stick_is_flat_where_x_is_worse_than_the_threshold(x_better, y_better):
     """The definition (issue 15): flat at the floor while x is worse than x0, then moving in
     y's better direction at the oriented slope, for every orientation of x and y (for a
-    loss as y the floor is the worst loss, not the best)."""
+    loss as y the floor is the worst loss, not the best); the intercept is the mean at
+    x_ref, as for the straight line."""
     from bayesslope.likelihoods import hinge_width, shape_term
 
     x = np.tile(np.linspace(0.0, 10.0, 41), 2)
     df = pd.DataFrame({"task": np.repeat(["t1", "t2"], 41), "x": x, "y": 0.0})
-    design = prepare_design(df, x_better=x_better, y_better=y_better, warn_weak=False)
-    a, b, x0 = 0.3, 0.7, 5.0
-    g, _ = shape_term(design.xc, design, design.task_idx, x0=np.full(x.size, x0))
-    eta = a + b * g
     sx = 1.0 if x_better == "higher" else -1.0
     sy = 1.0 if y_better == "higher" else -1.0
-    far = 15 * hinge_width(design.x)   # softplus within 1e-7 of its limits
-    worse, better = sx * (x - x0) < -far, sx * (x - x0) > far
-    np.testing.assert_allclose(eta[worse], a, atol=1e-6)                   # the floor
-    np.testing.assert_allclose(eta[better], a + sy * b * sx * (x[better] - x0), atol=1e-6)
+    for x_ref in (2.0, 8.0):  # x_ref on the flat part, then past the threshold
+        design = prepare_design(df, x_better=x_better, y_better=y_better, x_ref=x_ref,
+                                warn_weak=False)
+        a, b, x0 = 0.3, 0.7, 5.0
+        g, _ = shape_term(design.xc, design, design.task_idx, x0=np.full(x.size, x0))
+        eta = a + b * g
+        far = 15 * hinge_width(design.x)   # softplus within 1e-7 of its limits
+        worse, better = sx * (x - x0) < -far, sx * (x - x0) > far
+        # the floor: a when x_ref is worse than x0, else a minus the rise from x0 to x_ref
+        floor = a if sx * (x_ref - x0) < 0 else a - sy * b * abs(x_ref - x0)
+        np.testing.assert_allclose(eta[worse], floor, atol=1e-6)
+        np.testing.assert_allclose(eta[better], floor + sy * b * sx * (x[better] - x0),
+                                   atol=1e-6)
+        np.testing.assert_allclose(eta[x == x_ref], a, atol=1e-6)   # the mean at x_ref
     # past the threshold, each step that improves x improves y (in y's better direction)
     first = better & (design.task_idx == 0)
     assert (sy * np.diff(eta[first][:: int(sx)]) > 0).all()

@@ -537,13 +537,15 @@ def _true_x(fit, task, target):
     never, everywhere = -np.inf, np.inf       # x lower is better: "better infinity" is -inf
     out = np.empty(a.size)
     if "x0" in post:
-        # eta = a + sy b w log(1 + exp(-(x - x0) / w)): flat at a while x is worse than
-        # x0 (above it: x lower is better), then moving in y's better direction
+        # eta = a + sy b (H(x) - H(x_ref)), H(x) = w log(1 + exp(-(x - x0) / w)): flat at
+        # a - sy b H(x_ref) while x is worse than x0 (above it: x lower is better), then
+        # moving in y's better direction
         from bayesslope.likelihoods import hinge_width
 
         w, x0 = hinge_width(d.x), _flat(fit, "x0")[:, k]
+        plateau = a - sy * b * w * np.logaddexp(0.0, -(d.x_ref - x0) / w)
         for i in range(a.size):
-            r = sy * (e - a[i]) / b[i] if b[i] != 0 else np.nan
+            r = sy * (e - plateau[i]) / b[i] if b[i] != 0 else np.nan
             if b[i] <= 0:
                 out[i] = never
             elif r > 0:

@@ -563,7 +563,8 @@ def register_all() -> None:
     if _accepts("shape"):
         register_variant(Variant(
             name="hockey_stick", description="shape='hockey_stick' (flat until x0_t, then "
-            "slope_t; x0_t ~ Normal(x0_mu, x0_sigma), x0_mu ~ Normal(0, 0.5), x0_sigma ~ "
+            "slope_t; intercept_t the mean at x_ref = 0; x0_t ~ Normal(x0_mu, x0_sigma), "
+            "x0_mu ~ Normal(0, 0.5), x0_sigma ~ "
             "HalfNormal(0.3); smooth kink of width 0.05 robust sd of x), Gaussian identity, "
             "full model (8 tasks x 20 points)",
             sample_prior=partial(sample_hockey_stick, n_tasks=8),
@@ -655,16 +656,17 @@ def sample_hockey_stick(rng: np.random.Generator, n_tasks: int) -> dict:
 
 def simulate_hockey_stick(truth: dict, rng: np.random.Generator, n_points: int
                           ) -> pd.DataFrame:
-    """``y = intercept_t + slope_t h(x - x0_t) + sigma eps``, ``x ~ Normal(0, 1)`` (higher is
-    better), ``h(u) = w log(1 + exp(u / w))`` with ``w = 0.05 min(sd, 1.4826 MAD)`` of all x
-    (docs/model.md, "Shapes"; written here again, independently of the package).
+    """``y = intercept_t + slope_t (h(x - x0_t) - h(-x0_t)) + sigma eps``, ``x ~ Normal(0, 1)``
+    (higher is better; the fit's ``x_ref = 0``, where the intercept is the mean), ``h(u) = w
+    log(1 + exp(u / w))`` with ``w = 0.05 min(sd, 1.4826 MAD)`` of all x (docs/model.md,
+    "Shapes"; written here again, independently of the package).
     """
     a, b, x0 = (np.asarray(truth[k]) for k in ("intercept", "slope", "x0"))
     task = np.repeat(np.arange(a.size), n_points)
     x = rng.normal(size=task.size)
     mad = 1.4826 * np.median(np.abs(x - np.median(x)))
     w = 0.05 * min(np.std(x), mad)
-    hinge = w * np.logaddexp(0.0, (x - x0[task]) / w)
+    hinge = w * (np.logaddexp(0.0, (x - x0[task]) / w) - np.logaddexp(0.0, -x0[task] / w))
     y = a[task] + b[task] * hinge + truth["sigma"] * rng.normal(size=task.size)
     return pd.DataFrame({"task": _task_names(a.size)[task], "x": x, "y": y})
 
