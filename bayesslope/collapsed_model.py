@@ -25,6 +25,8 @@ from .collapsed import (
     task_sufficient_stats,
 )
 from .data import TransferDesign
+from .priors import create_data_prior as _prior
+from .priors import create_population_spread
 
 __all__ = [
     "build_collapsed_model",
@@ -79,11 +81,6 @@ def structure_key(design: TransferDesign, config, covariates=None) -> tuple:
             n_cov)
 
 
-def _prior(name: str, spec: dict, **kwargs):
-    import pymc as pm
-
-    params = {k: pm.Data(f"prior_{name}_{k}", float(v)) for k, v in spec.items() if k != "dist"}
-    return getattr(pm, spec["dist"])(name, **params, **kwargs)
 
 
 def build_collapsed_model(design: TransferDesign, config, covariates=None):
@@ -128,14 +125,7 @@ def build_collapsed_model(design: TransferDesign, config, covariates=None):
             # Per-task prior means: the marginal likelihood is per task (collapsed.py).
             mu_a = mu_a + z @ beta_a
             mu_b = mu_b + z @ beta_b
-        sd_a = _prior("intercept_sigma", priors["intercept_sigma"])
-        sd_b = _prior("slope_sigma", priors["slope_sigma"])
-        if config.correlated:
-            # Same LKJ(eta) prior as the full model: (corr + 1) / 2 ~ Beta(eta, eta).
-            eta = pm.Data("prior_corr_eta", float(priors["corr"]["eta"]))
-            corr = pm.Deterministic("corr", 2.0 * pm.Beta("corr_unit", eta, eta) - 1.0)
-        else:
-            corr = pt.as_tensor_variable(0.0)
+        sd_a, sd_b, corr = create_population_spread(priors, config.correlated)
         sigma = _prior("sigma", priors["sigma"], **({"dims": "task"} if config.per_task_sigma
                                                      else {}))
         pm.Potential(

@@ -32,6 +32,8 @@ import numpy as np
 
 from .data import TransferDesign
 from .model import ModelConfig, label_coords
+from .priors import create_data_prior as _prior
+from .priors import create_population_spread
 
 __all__ = ["supports", "full_data", "structure_key", "build_data_model", "observed_values",
            "RAW_VARS"]
@@ -125,12 +127,6 @@ def structure_key(design: TransferDesign, config: ModelConfig, variants=None,
     )
 
 
-def _prior(name: str, spec: dict, **kwargs):
-    """The prior of ``name`` with its hyperparameters as data (``prior_<name>_<param>``)."""
-    import pymc as pm
-
-    params = {k: pm.Data(f"prior_{name}_{k}", float(v)) for k, v in spec.items() if k != "dist"}
-    return getattr(pm, spec["dist"])(name, **params, **kwargs)
 
 
 def build_data_model(design: TransferDesign, config: ModelConfig, variants=None,
@@ -162,13 +158,7 @@ def build_data_model(design: TransferDesign, config: ModelConfig, variants=None,
         task_idx = data["task_idx"]
         mu_a = _prior("intercept_mu", priors["intercept_mu"])
         mu_b = _prior("slope_mu", priors["slope_mu"])
-        sd_a = _prior("intercept_sigma", priors["intercept_sigma"])
-        sd_b = _prior("slope_sigma", priors["slope_sigma"])
-        if config.correlated:
-            eta = pm.Data("prior_corr_eta", float(priors["corr"]["eta"]))
-            corr = pm.Deterministic("corr", 2.0 * pm.Beta("corr_unit", eta, eta) - 1.0)
-        else:
-            corr = pt.as_tensor_variable(0.0)
+        sd_a, sd_b, corr = create_population_spread(priors, config.correlated)
         if covariates is not None:
             beta_a = _prior("intercept_beta", priors["intercept_beta"], dims="covariate")
             beta_b = _prior("slope_beta", priors["slope_beta"], dims="covariate")

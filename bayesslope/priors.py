@@ -19,7 +19,7 @@ __all__ = [
     "PRIOR_NAMES", "default_priors", "resolve_priors", "create_prior_variable",
     "VARIANT_PRIOR_NAMES", "link_default_priors", "variant_default_priors",
     "check_prior_spec", "PARAMETERIZATIONS", "shape_default_priors",
-    "covariate_default_priors",
+    "covariate_default_priors", "create_data_prior", "create_population_spread",
 ]
 
 # The parameterizations a prior may use, per distribution: each is a complete set of
@@ -462,3 +462,32 @@ def create_prior_variable(name: str, spec: Mapping[str, Any], **kwargs):
 
     params = {k: v for k, v in spec.items() if k != "dist"}
     return getattr(pm, spec["dist"])(name, **params, **kwargs)
+
+
+def create_data_prior(name: str, spec: Mapping[str, Any], **kwargs):
+    """As :func:`create_prior_variable`, hyperparameters as data (``prior_<name>_<param>``).
+
+    The compiled-once models (collapsed and full) take new priors without recompiling.
+    """
+    import pymc as pm
+
+    params = {k: pm.Data(f"prior_{name}_{k}", float(v)) for k, v in spec.items() if k != "dist"}
+    return getattr(pm, spec["dist"])(name, **params, **kwargs)
+
+
+def create_population_spread(priors: Mapping[str, dict], correlated: bool):
+    """``(intercept_sigma, slope_sigma, corr)`` of the task population, priors as data.
+
+    ``corr`` has the LKJ(eta) prior of a 2 x 2 correlation, written exactly as
+    ``(corr + 1) / 2 ~ Beta(eta, eta)``; 0 (a constant) when not ``correlated``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    sd_a = create_data_prior("intercept_sigma", priors["intercept_sigma"])
+    sd_b = create_data_prior("slope_sigma", priors["slope_sigma"])
+    if not correlated:
+        return sd_a, sd_b, pt.as_tensor_variable(0.0)
+    eta = pm.Data("prior_corr_eta", float(priors["corr"]["eta"]))
+    corr = pm.Deterministic("corr", 2.0 * pm.Beta("corr_unit", eta, eta) - 1.0)
+    return sd_a, sd_b, corr
