@@ -258,7 +258,7 @@ def _matrix(args) -> int:
         likelihood=args.likelihood, n_eval=n_eval, counts=args.counts, group=args.group,
         random_seed=args.seed,
         progressbar=_progress(args), draws=args.draws, tune=args.tune, chains=args.chains,
-        target_accept=args.target_accept,
+        target_accept=0.9 if args.target_accept is None else args.target_accept,
     )
     print(repr(tm))
     return _write(tm, out, args.overwrite)
@@ -529,8 +529,9 @@ def _add_sampling_args(cmd: argparse.ArgumentParser, *, out_default: str | None 
     cmd.add_argument("--tune", type=_non_negative_int, default=1000,
                      help="tuning steps per chain (default 1000)")
     cmd.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
-    cmd.add_argument("--target-accept", type=_probability, default=0.9,
-                     help="NUTS target acceptance (default 0.9; raise it on divergences)")
+    cmd.add_argument("--target-accept", type=_probability, default=None,
+                     help="NUTS target acceptance (default 0.9, 0.98 for the sigmoid's lapse "
+                          "rates; raise it on divergences)")
     cmd.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on when run interactively)")
 

@@ -43,7 +43,7 @@ def fit_hierarchical(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    target_accept: float = 0.9,
+    target_accept: float | None = None,
     random_seed: int | None = None,
     sampler: Literal["pymc", "nutpie"] | None = None,
     formulation: Literal["auto", "full", "collapsed"] = "auto",
@@ -100,6 +100,9 @@ def fit_hierarchical(
         "auto" samples well-informed tasks centered and weak ones non-centered.
     draws, tune, chains, target_accept, random_seed
         As in :func:`pymc.sample`. The same ``random_seed`` gives identical draws.
+        ``target_accept=None``: 0.9, or 0.98 with a lapse rate per task (``lapse=True``),
+        whose geometry needs the smaller steps (validation/NOTES.md: its SBC rejects at
+        0.9 and passes at 0.98).
     sampler : {"pymc", "nutpie"}, optional
         NUTS implementation, always named (never PyMC's silent choice). Default: "nutpie"
         for the collapsed formulation, "pymc" (PyMC's NUTS) for the full one. "nutpie"
@@ -221,6 +224,7 @@ def fit_hierarchical(
         draws=draws, tune=tune, chains=chains, target_accept=target_accept,
         random_seed=random_seed, sampler=sampler, progressbar=progressbar, cores=cores,
         latent_x=x_se is not None, formulation=config.formulation,
+        lapse_rates=variants.lapse is True,
     )
     tree = sample_posterior(design, config, variants, sampler_config, covariates)
     spec = {

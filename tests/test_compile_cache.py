@@ -143,6 +143,13 @@ def _resolve(**kw):
     return resolve_sampler(**{**base, **kw})
 
 
+def test_default_target_accept_is_higher_for_lapse_rates():
+    # validation/NOTES.md: the chance + lapse SBC rejects at 0.9 and passes at 0.98.
+    assert _resolve(target_accept=None).target_accept == 0.9
+    assert _resolve(target_accept=None, lapse_rates=True).target_accept == 0.98
+    assert _resolve(target_accept=0.85, lapse_rates=True).target_accept == 0.85  # user's call
+
+
 def test_default_sampler_by_formulation():
     assert _resolve(formulation="collapsed").sampler == "nutpie"
     assert _resolve(formulation="full").sampler == "pymc"
