@@ -1,7 +1,7 @@
 """Confusion table of ``bs.linearity_check`` verdicts on simulated data of known shape.
 
-Each simulated data set has 6 tasks, two of each true shape, 25 points per task with x
-uniform on [1, 6] (a loss: lower is better) and accuracies with Gaussian noise (sd 0.02):
+Each simulated data set has 6 tasks, two of each true shape, 25 points per task (``--points``)
+with x uniform on [1, 6] (a loss: lower is better) and accuracies with Gaussian noise (sd 0.02):
 
 - linear:       y = 0.5 + b (3.5 - x),                       b ~ U(0.05, 0.08)
 - sigmoid:      y = 0.25 + 0.7 Phi(a + c (3.5 - x)),          a ~ U(-0.5, 0.5), c ~ U(1.5, 2.5)
@@ -35,12 +35,12 @@ NOISE = 0.02
 SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1}
 
 
-def simulate(rng: np.random.Generator) -> pd.DataFrame:
-    """Six tasks, two per true shape (names ``<shape>_<k>``)."""
+def simulate(rng: np.random.Generator, n_points: int = N_POINTS) -> pd.DataFrame:
+    """Six tasks, two per true shape (names ``<shape>_<k>``), ``n_points`` each."""
     rows = []
     for shape in TRUTHS:
         for k in range(2):
-            x = np.sort(rng.uniform(1.0, 6.0, N_POINTS))
+            x = np.sort(rng.uniform(1.0, 6.0, n_points))
             u = 3.5 - x
             if shape == "linear":
                 mean = 0.5 + rng.uniform(0.05, 0.08) * u
@@ -49,21 +49,22 @@ def simulate(rng: np.random.Generator) -> pd.DataFrame:
             else:
                 x0 = rng.uniform(3.0, 4.5)
                 mean = 0.25 + rng.uniform(0.08, 0.15) * np.maximum(x0 - x, 0.0)
-            y = np.clip(mean + NOISE * rng.standard_normal(N_POINTS), 0.0, 1.0)
+            y = np.clip(mean + NOISE * rng.standard_normal(n_points), 0.0, 1.0)
             rows += [{"task": f"{shape}_{k}", "x": a, "y": b} for a, b in zip(x, y, strict=True)]
     df = pd.DataFrame(rows)
     df["chance"] = 0.25
     return df
 
 
-def run(n_sets: int, seed: int, out: Path, sampler: str | None = None) -> None:
+def run(n_sets: int, seed: int, out: Path, sampler: str | None = None,
+        n_points: int = N_POINTS) -> None:
     import bayesslope as bs
 
     out.parent.mkdir(parents=True, exist_ok=True)
     done = sum(1 for _ in out.open()) if out.exists() else 0
     for i in range(done, n_sets):
         rng = np.random.default_rng([seed, i])
-        df = simulate(rng)
+        df = simulate(rng, n_points)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -72,7 +73,8 @@ def run(n_sets: int, seed: int, out: Path, sampler: str | None = None) -> None:
                                        check_dependence=False, **SAMPLING,
                                        **({"sampler": sampler} if sampler else {}))
         table = check.table()
-        record = {"set": i, "seed": seed, "wall_s": round(time.perf_counter() - t0, 1),
+        record = {"set": i, "seed": seed, "n_points": n_points,
+                  "wall_s": round(time.perf_counter() - t0, 1),
                   "verdict": table["verdict"].to_dict(), "best": table["best"].to_dict(),
                   "elpd_diff": table["elpd_diff"].round(2).to_dict(),
                   "elpd_diff_se": table["elpd_diff_se"].round(2).to_dict(),
@@ -127,11 +129,13 @@ def main(argv=None) -> int:
     p.add_argument("--report", type=Path)
     p.add_argument("--sampler", choices=("pymc", "nutpie"), default=None,
                    help="NUTS of every fit (default: the package's default)")
+    p.add_argument("--points", type=int, default=N_POINTS,
+                   help=f"points per task (default {N_POINTS})")
     args = p.parse_args(argv)
     if args.report:
         print(markdown(report(args.report)))
         return 0
-    run(args.sets, args.seed, args.out, args.sampler)
+    run(args.sets, args.seed, args.out, args.sampler, args.points)
     return 0
 
 
