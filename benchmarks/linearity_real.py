@@ -30,7 +30,7 @@ import pandas as pd
 
 import bayesslope as bs
 
-SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1, "target_accept": 0.9}
+SAMPLING = {"draws": 500, "tune": 500, "chains": 2, "cores": 1}  # target_accept: the default
 
 
 def pythia_frame(tasks, standard_only: bool = False) -> pd.DataFrame:
