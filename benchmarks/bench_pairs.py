@@ -264,6 +264,8 @@ def part_real(args) -> dict:
         fig = tm.plot()
         path = os.path.join(args.figures or os.path.join(ROOT, "docs", "img"),
                             f"pairs_{name}.png")
+        # the figure folder may not exist yet: a 14-minute fit must not be lost to it
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fig.savefig(path, dpi=110, bbox_inches="tight")
         s = tm.summary()
         out[name] = {"tasks": tm.design.n_tasks, "units": len(tm.design.units),
