@@ -50,6 +50,9 @@ def fast_sampling(monkeypatch):
         object.__setattr__(self, "draws", min(self.draws, FAST_DRAWS))
         object.__setattr__(self, "tune", min(self.tune, FAST_DRAWS))
         object.__setattr__(self, "chains", min(self.chains, 2))
+        # The lapse rates' default 0.98 only makes the 60 short draws longer: the pages are
+        # checked for running, not for their posteriors (SBC covers that).
+        object.__setattr__(self, "target_accept", min(self.target_accept, 0.9))
         original(self)
 
     monkeypatch.setattr(sampling.SamplerConfig, "__post_init__", short)
@@ -86,5 +89,5 @@ def test_examples_run(page, fast_sampling, tmp_path, monkeypatch):
 def test_fast_mode_really_shortens(fast_sampling):
     from bayesslope.sampling import SamplerConfig
 
-    cfg = SamplerConfig(draws=1000, tune=1000, chains=4)
-    assert dataclasses.astuple(cfg)[:3] == (FAST_DRAWS, FAST_DRAWS, 2)
+    cfg = SamplerConfig(draws=1000, tune=1000, chains=4, target_accept=0.98)
+    assert dataclasses.astuple(cfg)[:4] == (FAST_DRAWS, FAST_DRAWS, 2, 0.9)
