@@ -110,7 +110,11 @@ def build_collapsed_model(design: TransferDesign, config, covariates=None):
     coords = {"task": list(design.tasks)}
     if covariates is not None:
         coords["covariate"] = list(covariates.columns)
-    with pm.Model(coords=coords) as model:
+    # No bound checks: every free variable is sampled on its transformed (unconstrained)
+    # scale and the prior parameters are validated in bayesslope.priors, so PyMC's
+    # switch(valid, logp, -inf) guards never fire; dropping them leaves the density
+    # unchanged and cuts the numba compilation of a first fit by ~10%.
+    with pm.Model(coords=coords, check_bounds=False) as model:
         values = collapsed_data(design, covariates)
         data = {k: pm.Data(k, v, dims="task") for k, v in values.items()
                 if k.startswith("stat_")}

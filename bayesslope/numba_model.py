@@ -23,6 +23,9 @@ Nothing is trusted that cannot be checked: any entry numba cannot load makes
 code is missing or unloadable is ignored. The starting points are computed by a cached
 numba function too (PyMC's support points on the unconstrained scale, then a uniform
 jitter in (-1, 1) drawn from the seed), so they do not depend on which level was hit.
+They are evaluated by PyTensor's Python linker, not numba: the graph is a handful of
+scalar operations, and numba took ~2 s to compile it (the Python linker ~0.02 s); its
+graph, reading the data buffer, travels pickled in the description.
 Code is compiled without ``fastmath``: with it, the machine code compiled in a process and
 the code loaded from the cache by the next one round differently, and the same seed would
 not give the same draws cold and warm.
@@ -30,11 +33,12 @@ not give the same draws cold and warm.
 
 from __future__ import annotations
 
-import ctypes
+import base64
 import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import sys
 import threading
@@ -49,7 +53,7 @@ __all__ = ["CachedModel", "compile_cached", "load_model", "discard", "pack", "so
 
 _LOCK = threading.Lock()
 # Bumped when the generated source or the description below change.
-_FORMAT = "bayesslope-numba-model-3"
+_FORMAT = "bayesslope-numba-model-4"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +85,7 @@ class CachedModel:
         init = self.compiled.initial_point_func
         return dataclasses.replace(
             self.compiled, user_data=buffer, shared_data={"buffer": buffer},
-            initial_point_func=_InitialPoint(init.cfunc, init.n_dim, buffer, init.jitter),
+            initial_point_func=_InitialPoint(init.fn, init.n_dim, buffer, init.jitter),
         )
 
 
@@ -103,18 +107,13 @@ def pack(layout, data) -> np.ndarray:
 
 
 class _InitialPoint:
-    """nutpie's ``initial_point_func``: support points from a compiled callback + jitter."""
+    """nutpie's ``initial_point_func``: support points read from the data buffer + jitter."""
 
-    def __init__(self, cfunc, n_dim: int, buffer: np.ndarray, jitter: bool):
-        self.cfunc, self.n_dim, self.buffer, self.jitter = cfunc, n_dim, buffer, jitter
+    def __init__(self, fn, n_dim: int, buffer: np.ndarray, jitter: bool):
+        self.fn, self.n_dim, self.buffer, self.jitter = fn, n_dim, buffer, jitter
 
     def __call__(self, seed=None) -> np.ndarray:
-        out = np.empty(self.n_dim)
-        code = self.cfunc.ctypes(
-            self.n_dim, out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-            ctypes.c_void_p(self.buffer.ctypes.data))
-        if code != 0:
-            raise RuntimeError(f"initial point callback failed (code {code})")
+        out = np.array(self.fn(self.buffer), dtype="float64").reshape(self.n_dim)
         if self.jitter:
             out += np.random.default_rng(seed).uniform(-1.0, 1.0, self.n_dim)
         return out
@@ -198,21 +197,6 @@ def expand_c(dim, expanded, x_, out_, ud_):
     return 0
 """
 
-_INIT_SRC = """
-def init_c(dim, out_, ud_):
-    if dim != {n_dim}:
-        return -1
-    try:
-        out = carray(out_, ({n_dim},))
-        buf = carray(ud_, ({total},), float64)
-        (values,) = init_fn({args0})
-        out[...] = values
-    except Exception:
-        return -2
-    return 0
-"""
-
-
 def _signatures():
     from numba import types
 
@@ -220,7 +204,6 @@ def _signatures():
     return {
         "logp_c": types.int64(types.uint64, dptr, dptr, dptr, types.voidptr),
         "expand_c": types.int64(types.uint64, types.uint64, dptr, dptr, types.voidptr),
-        "init_c": types.int64(types.uint64, dptr, types.voidptr),
     }
 
 
@@ -300,17 +283,18 @@ def load_model(cache_path: Path | None, key, data) -> CachedModel | None:
         layout = tuple((n, tuple(s), d) for n, s, d in desc["layout"])
         fixed = {name: np.asarray(value) for name, value in desc["fixed"].items()}
         buffer = pack(layout, {**fixed, **data})
+        init = _init_function(pickle.loads(base64.b64decode(desc["init_graph"])))
     except Exception:  # noqa: BLE001 - a missing, stale or unloadable entry: build instead
         return None
     shape_info = (desc["names"], [slice(int(a), int(b)) for a, b in desc["slices"]],
                   [tuple(int(k) for k in s) for s in desc["shapes"]])
-    compiled = _nutpie_model(funcs, int(desc["n_dim"]), int(desc["n_expanded"]), shape_info,
-                             {k: tuple(v) for k, v in desc["dims"].items()}, desc["coords"],
-                             desc["reparameterized"], buffer, desc["jitter"])
+    compiled = _nutpie_model(funcs, init, int(desc["n_dim"]), int(desc["n_expanded"]),
+                             shape_info, {k: tuple(v) for k, v in desc["dims"].items()},
+                             desc["coords"], desc["reparameterized"], buffer, desc["jitter"])
     return CachedModel(compiled=compiled, layout=layout, loaded="description", fixed=fixed)
 
 
-def _nutpie_model(funcs, n_dim, n_expanded, shape_info, dims, coords, reparameterized,
+def _nutpie_model(funcs, init, n_dim, n_expanded, shape_info, dims, coords, reparameterized,
                   buffer, jitter, logp_pt=None, expand_pt=None):
     from nutpie.compile_pymc import CompiledPyMCModel
 
@@ -318,7 +302,7 @@ def _nutpie_model(funcs, n_dim, n_expanded, shape_info, dims, coords, reparamete
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info, strict=True)},
         compiled_logp_func=funcs["logp_c"], compiled_expand_func=funcs["expand_c"],
-        initial_point_func=_InitialPoint(funcs["init_c"], n_dim, buffer, jitter),
+        initial_point_func=_InitialPoint(init, n_dim, buffer, jitter),
         shared_data={"buffer": buffer}, shared_var_keys={}, user_data=buffer,
         n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt,
         expand_func=expand_pt, reparameterized_names=reparameterized,
@@ -383,10 +367,45 @@ def _init_graph(model):
     return pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in values])
 
 
+def _buffer_graph(output, layout):
+    """``output`` with every shared variable read from a flat float64 buffer (an input).
+
+    Returns ``(buffer, output)``: picklable, and independent of the model's objects.
+    """
+    import pytensor.tensor as pt
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.replace import clone_replace
+    from pytensor.graph.traversal import graph_inputs
+
+    buffer = pt.vector("buffer", dtype="float64")
+    shared = {v.name: v for v in graph_inputs([output]) if isinstance(v, SharedVariable)}
+    replace, start = {}, 0
+    for name, shape, dtype in layout:
+        size = int(np.prod(shape, dtype=int))
+        if name in shared:
+            value = buffer[start:start + size].reshape(tuple(shape)).astype(dtype)
+            replace[shared[name]] = shared[name].type.filter_variable(value)
+        start += size
+    missing = sorted(set(shared) - {name for name, _, _ in layout})
+    if missing:
+        raise ValueError(f"shared variables {missing} are not in the data buffer")
+    return buffer, clone_replace(output, replace)
+
+
+def _init_function(graph):
+    """The buffer -> initial point function, on PyTensor's Python linker (no compilation)."""
+    import pytensor
+    from pytensor.compile.mode import Mode
+
+    buffer, output = graph
+    return pytensor.function([buffer], output, mode=Mode(linker="py", optimizer="fast_compile"))
+
+
 def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_names=None,
              jitter: bool = True) -> CachedModel:
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
-    from pymc.pytensorf import compile as compile_pymc
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
 
     with _numba_cache_at(cache_path):
         (n_dim, n_expanded, logp_pt, expand_pt, _, shape_info,
@@ -395,9 +414,10 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
             pymc_initial_point_fn=lambda seed: None, var_names=var_names,
         )
         with model:
-            init_pt = compile_pymc([], [_init_graph(model)], mode="NUMBA")
-        pts = {"logp_c": logp_pt, "expand_c": expand_pt, "init_c": init_pt}
+            init_graph = _init_graph(model)
+        pts = {"logp_c": logp_pt, "expand_c": expand_pt}
         shared = {v.name: v for f in pts.values() for v in f.get_shared()}
+        shared |= {v.name: v for v in graph_inputs([init_graph]) if isinstance(v, SharedVariable)}
         data_names = list(shared) if data_names is None else list(data_names)
         # Dim lengths are shared variables too (one per dims= on a variable); the caller's
         # structure key fixes them, so they travel in the buffer with fixed values.
@@ -416,7 +436,6 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         sources = {
             "logp_c": _LOGP_SRC.format(**fmt, args=args["logp_c"]),
             "expand_c": _EXPAND_SRC.format(**fmt, args=args["expand_c"]),
-            "init_c": _INIT_SRC.format(**fmt, args0=args["init_c"].removeprefix(", ")),
         }
         code_keys = {name: _source_key(f.vm.jit_fn) for name, f in pts.items()}
         cacheable = cache_path is not None and None not in code_keys.values()
@@ -425,9 +444,10 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         )).encode()).hexdigest() if cacheable else None for name in pts}
         funcs = {name: _cfunc(sources[name], name, pts[name].vm.jit_fn, keys[name])
                  for name in pts}
+        init_graph = _buffer_graph(init_graph, layout)
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    compiled = _nutpie_model(funcs, n_dim, n_expanded, shape_info, dims, coords,
-                             reparameterized, buffer, jitter, logp_pt, expand_pt)
+    compiled = _nutpie_model(funcs, _init_function(init_graph), n_dim, n_expanded, shape_info,
+                             dims, coords, reparameterized, buffer, jitter, logp_pt, expand_pt)
     if cacheable and key is not None:
         names, slices, shapes = shape_info
         _write_json(_description_path(cache_path, key), {
@@ -440,6 +460,7 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
             "coords": {k: list(np.asarray(v).tolist()) for k, v in (coords or {}).items()},
             "reparameterized": list(reparameterized), "jitter": jitter,
             "fixed": {name: value.tolist() for name, value in fixed.items()},
+            "init_graph": base64.b64encode(pickle.dumps(init_graph)).decode("ascii"),
         })
     hit = all(f.cache_hits == 1 for f in funcs.values())
     return CachedModel(compiled=compiled, layout=layout, loaded="code" if hit else "compiled",
