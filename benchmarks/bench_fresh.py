@@ -140,6 +140,26 @@ def child_import(args) -> dict:
     return {"end": end, "jax_loaded": "jax" in sys.modules, "pymc_loaded": "pymc" in sys.modules}
 
 
+def child_floor(args) -> dict:
+    """What any fit sampled by nutpie imports before its first draw: the warm floor.
+
+    pandas and the data, nutpie (which imports ``arviz``: arviz-base, arviz-stats and
+    arviz-plots with matplotlib) and xarray's probing of the installed array libraries on
+    the first DataArray (nutpie's trace conversion makes one). The user-written model pays
+    all of it too, and PyMC on top.
+    """
+    import numpy as np
+    import xarray as xr
+
+    import bayesslope as bs
+
+    bs.load_dataset("pythia")
+    import nutpie  # noqa: F401
+
+    xr.DataArray(np.zeros(3))
+    return {"end": time.time()}
+
+
 def child_pass(args) -> dict:
     return {"end": time.time()}
 
@@ -215,7 +235,8 @@ def child_full(args) -> dict:
 
 
 CHILDREN = {"user": child_user, "bayesslope": child_bayesslope, "import": child_import,
-            "pass": child_pass, "variants": child_variants, "full": child_full}
+            "pass": child_pass, "floor": child_floor, "variants": child_variants,
+            "full": child_full}
 
 
 # -- parent -----------------------------------------------------------------------------------
@@ -276,7 +297,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bayesslope-cache-") as cache:
         env = {"BAYESSLOPE_CACHE": cache}
         if args.part == "core":
-            res = {k: [] for k in ("user_cold", "user_warm", "cold", "warm", "import", "pass")}
+            res = {k: [] for k in ("user_cold", "user_warm", "cold", "warm", "import", "pass",
+                                   "floor")}
             for rep in range(args.repeats):
                 # Fresh PyTensor folders: "cold" is the first process on a machine for both.
                 with tempfile.TemporaryDirectory() as pt_user, \
@@ -293,6 +315,7 @@ def main(argv=None) -> int:
                             kind, args, env_k, extra if label else ("--refit",)))
                     res["import"].append(run_child("import", args, env_bs))
                     res["pass"].append(run_child("pass", args))
+                    res["floor"].append(run_child("floor", args, env_bs))
         elif args.part == "full":
             for case in args.cases:
                 # Cold: empty bayesslope and PyTensor caches (XDG_CACHE_HOME, the default
@@ -430,6 +453,11 @@ def render(res, args, started, up_before, up_after) -> str:
                  f"{statistics.median(refits) / user:.3f}x | {rs['sampling']:.2f} | "
                  f"{rs['sampler']} | {rs['min_ess']:,.0f} | {rs['max_rhat']:.4f} | "
                  f"{rs['divergences']} | |")
+    floor = [r["wall"] for r in res.get("floor", [])]
+    if floor:
+        lines.append(f"| imports alone, the floor of any nutpie fit (pandas + data, nutpie -> "
+                     f"ArviZ, xarray's array probing) | {_fmt(floor, 2)} | "
+                     f"{statistics.median(floor) / user:.2f}x | | | | | | |")
     imp = [r["wall"] for r in res["import"]]
     base = [r["wall"] for r in res["pass"]]
     lines += [
