@@ -19,6 +19,8 @@ units and with ``group="model"``; heatmaps to docs/img/; ``--real-only`` picks s
 ``grouped_threads`` (grouped per-pair NUTS on ``--robust-tasks`` tasks: chunk threads, spawned
 chunk processes ``procN`` or a Dask cluster ``daskN``, ``--threads``),
 ``dask_gaussian`` (``--tasks`` tasks on a ``--dask-workers`` LocalCluster, streamed to Zarr),
+``chunk_scaling`` (seconds per chunk of grouped per-pair NUTS at ``--scaling-tasks`` task
+counts, a few chunks each: predicts the pair stage of a large matrix),
 ``gpu`` (the fast path at ``--gpu-tasks`` sizes on an accelerator: throughput, device memory),
 ``robust`` (``likelihood="student_t"``, or ``"binomial"`` with ``--robust-likelihood binomial``
 on accuracies over 500 questions, or ``group=`` with ``--robust-likelihood grouped``, on
@@ -431,6 +433,58 @@ def part_grouped_threads(args) -> dict:
     return out
 
 
+def part_chunk_scaling(args) -> dict:
+    """Seconds per chunk of grouped per-pair NUTS at several task counts (issue 19).
+
+    For each of ``--scaling-tasks`` (simulate_grouped, ``--units`` units) the population
+    stage runs as in a fit, then the first ``--scaling-chunks`` chunks of the pair stage
+    (64 pairs each, one thread) are timed, not the whole matrix; ``predicted_pairs_s`` is
+    chunks x median chunk seconds (one thread). The first chunk of the first task count
+    includes the compilation. ``intercept_sigma`` is the plug-in population sd that made
+    the chunk cost grow with the number of pairs before the coefficients were sampled in
+    units of it (bayesslope.pairs.robust.pair_target).
+    """
+    import jax
+
+    from bayesslope.pairs.config import resolve_config
+    from bayesslope.pairs.design import build_pair_design
+    from bayesslope.pairs.fit import _population
+    from bayesslope.pairs.robust import nuts_range
+    from bayesslope.pairs.stage import make_plan
+
+    out = {}
+    for k in (int(t) for t in args.scaling_tasks.split(",")):
+        df = simulate_grouped(k, args.units)
+        config = resolve_config(
+            likelihood="normal", per_pair_sigma=True, n_eval=None, group="family", priors=None,
+            draws=1000, tune=1000, chains=4, target_accept=0.9, random_seed=1,
+            progressbar=False, dropna=False, keep_draws=False, chunk_size=None, min_shared=3)
+        design = build_pair_design(df, unit="model", task="task", y="y", y_better=None,
+                                   min_shared=3, group="family", n_eval=None, dropna=False)
+        config = config.sized(design.n_pairs)
+        stats = design.sufficient_stats()
+        k_pop, k_pairs = jax.random.split(jax.random.key(1))
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            post = _population(k_pop, stats, config)
+        population_s = time.perf_counter() - t0
+        plan = make_plan(design, config, stats, None, post, k_pairs)
+        seconds = []
+        for start, stop in plan.bounds[:args.scaling_chunks]:
+            t0 = time.perf_counter()
+            nuts_range(plan.data, start, stop)
+            seconds.append(time.perf_counter() - t0)
+        out[f"{k}_tasks"] = {
+            "pairs": design.n_pairs, "chunks": len(plan.bounds),
+            "chunk_shape": list(plan.data["data"][0].shape[1:]),
+            "n_groups": len(design.groups), "population_s": population_s,
+            "intercept_sigma": plan.plug_in["intercept_sigma"], "chunk_s": seconds,
+            "predicted_pairs_s": len(plan.bounds) * float(np.median(seconds)),
+            "load_avg": os.getloadavg()}
+    return out
+
+
 def part_dask_gaussian(args) -> dict:
     """``--tasks`` tasks (317: 100,172 pairs) on a LocalCluster, streamed to Zarr (issue 19).
 
@@ -505,7 +559,8 @@ PARTS = {"fast": part_fast, "fast_cached": part_fast_cached, "closed": part_clos
          "loop": part_loop, "real": part_real, "mmlu_grouped": part_mmlu_grouped,
          "robust": part_robust,
          "robust_loop": part_robust_loop, "grouped_threads": part_grouped_threads,
-         "dask_gaussian": part_dask_gaussian, "gpu": part_gpu}
+         "dask_gaussian": part_dask_gaussian, "gpu": part_gpu,
+         "chunk_scaling": part_chunk_scaling}
 
 
 def main(argv=None) -> None:
@@ -531,6 +586,10 @@ def main(argv=None) -> None:
                     help="dask_gaussian: single-threaded worker processes")
     ap.add_argument("--gpu-tasks", default="101,317",
                     help="gpu: task counts (pairs = K(K-1)) of the accelerator runs")
+    ap.add_argument("--scaling-tasks", default="30,60,100,142",
+                    help="chunk_scaling: task counts (pairs = K(K-1)) of the grouped matrix")
+    ap.add_argument("--scaling-chunks", type=int, default=3,
+                    help="chunk_scaling: chunks of 64 pairs timed per task count")
     ap.add_argument("--part", help=argparse.SUPPRESS)  # child mode
     ap.add_argument("--out", help="write a markdown report here")
     ap.add_argument("--figures", help="real: folder for the heatmaps (default docs/img)")

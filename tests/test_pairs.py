@@ -828,6 +828,55 @@ def test_grouped_loglik_matches_dense_multivariate_normal():
     assert got == pytest.approx(ref, rel=1e-12)
 
 
+@pytest.mark.parametrize("sd_a", [0.3, 1e-4])
+@pytest.mark.parametrize("model", ["normal_grouped", "student_t", "binomial_probit"])
+def test_pair_nuts_scale_does_not_follow_the_population_sd(model, sd_a):
+    # Issue 19: on standardized scores every pair's least-squares intercept is 0, so the
+    # plug-in intercept sd shrinks as pairs are added (0.001 at 20,022 pairs); sampled as
+    # is, that dimension forced tiny NUTS steps (a grouped chunk 3.0 -> 6.9 s from 870 to
+    # 20,022 pairs). NUTS moves the coefficients in units of the population sds: the same
+    # density up to a constant, with the prior's curvature 1 / (1 - rho^2) along the
+    # intercept when its sd is tiny (the centered one would be ~1e8).
+    import jax
+
+    from bayesslope.pairs.robust import MODELS, nuts_plan, pair_target
+
+    rng = np.random.default_rng(seed(11))
+    n, rho = 20, 0.3
+    x = (lambda v: (v - v.mean()) / v.std())(rng.normal(size=n))
+    if model == "binomial_probit":
+        y, aux = rng.binomial(200, 0.6, size=n).astype(float), np.full(n, 200.0)
+    else:
+        y, aux = 0.5 * x + 0.8 * rng.normal(size=n), np.repeat(np.arange(5.0), 4)
+    mask, line = np.ones(n), np.array([[0.05, 0.4]])
+    pop = {"intercept_mu": 0.01, "slope_mu": 0.1, "intercept_sigma": sd_a,
+           "slope_sigma": 0.4, "corr": rho}
+    plan = nuts_plan(model, jax.random.key(0), x[None], y[None], aux[None], mask[None],
+                     line, pop, 1.0, 1, 1, 1, 0.9, 1, n_groups=5)
+    extra = {"n_groups": 5} if model == "normal_grouped" else {}
+    with jax.enable_x64(True):
+        prior = tuple(jax.numpy.asarray(v) for v in plan["prior"])
+        logdensity, initial, coefficients = pair_target(model, x, y, aux, mask, prior, 5)
+        p1 = initial(jax.numpy.array([0.1, -0.2, 0.3, -0.1]), line[0])
+        p2 = {**p1, "intercept_z": p1["intercept_z"] + 0.7, "slope_z": p1["slope_z"] - 0.4}
+
+        def centered(p):
+            a, b = coefficients(p)
+            return MODELS[model][0]({**p, "intercept": a, "slope": b}, x=x, y=y, aux=aux,
+                                    mask=mask, mu=prior[0], chol_inv=prior[1],
+                                    sigma_scale=prior[2], **extra)
+
+        # Same density up to a constant (the Jacobian of a fixed linear map).
+        assert float(logdensity(p1) - logdensity(p2)) == pytest.approx(
+            float(centered(p1) - centered(p2)), rel=1e-10)
+        curv = -float(jax.hessian(lambda z: logdensity({**p1, "intercept_z": z}))(
+            p1["intercept_z"]))
+    if sd_a < 1e-3:
+        assert curv == pytest.approx(1.0 / (1.0 - rho**2), rel=1e-3)
+    else:
+        assert 0.5 < curv < 1e3  # the data's information in prior units, not 1 / sd^2
+
+
 def test_group_column_errors():
     df = clustered_frame()
     bad = df.copy()

@@ -18,7 +18,9 @@ are vmapped, which is what wide hardware needs (not measured here: no GPU).
 The population prior of ``(intercept, slope)`` is a plug-in (empirical Bayes): the
 posterior means of the population parameters of the Gaussian fast path on the same
 standardized data. Its uncertainty is not propagated; with many pairs it is small next to
-each pair's own (see docs/transfer_matrix.md).
+each pair's own (see docs/transfer_matrix.md). NUTS moves the coefficients in units of
+these population sds (:func:`pair_target`), so a chunk's cost does not grow as the
+intercept sd shrinks with the number of pairs.
 
 Per pair, with the source standardized (``z_A``)::
 
@@ -47,7 +49,7 @@ import numpy as np
 from jax.scipy.special import gammaln, log_ndtr
 
 __all__ = ["NU_PRIOR", "MODELS", "padded_pairs", "student_t_loglik", "binomial_probit_loglik",
-           "grouped_normal_loglik", "sample_pairs",
+           "grouped_normal_loglik", "pair_target", "sample_pairs",
            "nuts_plan", "nuts_range", "pair_threads"]
 
 THREADS_ENV = "BAYESSLOPE_PAIR_THREADS"
@@ -149,22 +151,20 @@ def _logdensity_normal_grouped(position, x, y, aux, mask, mu, chol_inv, sigma_sc
     return lp + grouped_normal_loglik(y - a - b * x, aux, mask, sigma, tau, n_groups)
 
 
-def _init_student_t(u, a0, b0, n_groups):
-    return {"intercept": a0 + u[0], "slope": b0 + u[1],
-            "log_sigma": math.log(0.7) + u[2], "log_nu": math.log(10.0) + u[3]}
+def _init_student_t(u):
+    return {"log_sigma": math.log(0.7) + u[2], "log_nu": math.log(10.0) + u[3]}
 
 
-def _init_binomial_probit(u, a0, b0, n_groups):
-    return {"intercept": a0 + u[0], "slope": b0 + u[1]}
+def _init_binomial_probit(u):
+    return {}
 
 
-def _init_normal_grouped(u, a0, b0, n_groups):
-    return {"intercept": a0 + u[0], "slope": b0 + u[1], "log_sigma": math.log(0.7) + u[2],
-            "log_tau": math.log(0.3) + u[3]}
+def _init_normal_grouped(u):
+    return {"log_sigma": math.log(0.7) + u[2], "log_tau": math.log(0.3) + u[3]}
 
 
-# name -> (log density, initial position from 4 uniforms, the pair's starting line and
-# the number of unit groups)
+# name -> (log density of (intercept, slope, ...), initial position of the parameters other
+# than the coefficients from 4 uniforms)
 MODELS = {
     "student_t": (_logdensity_student_t, _init_student_t),
     "binomial_probit": (_logdensity_binomial_probit, _init_binomial_probit),
@@ -172,31 +172,72 @@ MODELS = {
 }
 
 
+def pair_target(model: str, x, y, aux, mask, prior_arrays, n_groups: int = 0) -> tuple:
+    """One pair's NUTS target in prior-scaled coefficients, and the maps around it.
+
+    NUTS moves ``intercept_z``, ``slope_z`` with ``intercept = mu_a + sd_a intercept_z``
+    (``sd_a`` the plug-in population sd; likewise the slope), not the coefficients
+    themselves: the same posterior (a constant Jacobian), but its scale no longer follows
+    the population sd. On standardized scores every pair's least-squares intercept is 0,
+    so the plug-in intercept sd shrinks as pairs are added (0.005 at 870 pairs, 0.001 at
+    20,022); sampled as is, that dimension forced tiny steps during window adaptation
+    (identity mass matrix) and, through the mass matrix's regularization, while sampling:
+    a chunk of 64 grouped pairs took 3.0 s at 870 pairs and 6.8 s at 20,022 (commit
+    3e05123), and takes 2.0 s at both now (``benchmarks/bench_pairs.py --parts
+    chunk_scaling``, issue 19).
+
+    Returns
+    -------
+    logdensity : callable
+        ``position -> scalar``.
+    initial : callable
+        ``(u, line) -> position``: ``u`` four uniforms on (-0.5, 0.5) (the jitter), ``line``
+        the pair's starting ``(intercept, slope)``.
+    coefficients : callable
+        ``position -> (intercept, slope)``.
+    """
+    mu, chol_inv, sigma_scale, coef_scale = prior_arrays
+    density, init_rest = MODELS[model]
+    extra = {"n_groups": n_groups} if model == "normal_grouped" else {}
+
+    def coefficients(position):
+        return (mu[0] + coef_scale[0] * position["intercept_z"],
+                mu[1] + coef_scale[1] * position["slope_z"])
+
+    def logdensity(position):
+        a, b = coefficients(position)
+        return density({**position, "intercept": a, "slope": b}, x=x, y=y, aux=aux,
+                       mask=mask, mu=mu, chol_inv=chol_inv, sigma_scale=sigma_scale, **extra)
+
+    def initial(u, line):
+        # Near the pair's line, jittered by up to half a population sd.
+        z = (line - mu) / coef_scale + u[:2]
+        return {"intercept_z": z[0], "slope_z": z[1], **init_rest(u)}
+
+    return logdensity, initial, coefficients
+
+
 @partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13))
 def _run_chunk(x, y, aux, mask, keys, prior_arrays, init_line, model, chains, draws, tune,
                target_accept, vectorize, n_groups):
-    # x, y, aux, mask: (C, n_max); keys: (C,) per-pair keys; init_line: (C, 2) a0, b0.
-    mu, chol_inv, sigma_scale = prior_arrays
-    density, initial = MODELS[model]
+    # x, y, aux, mask: (C, n_max); keys: (C,) per-pair keys; init_line: (C, 2) a0, b0;
+    # prior_arrays: mu, chol_inv, sigma_scale, coefficient scales (nuts_plan's "prior").
 
     def one_pair(xp, yp, tp, mp, key, line):
-        extra = {"n_groups": n_groups} if model == "normal_grouped" else {}
-        logdensity = partial(density, x=xp, y=yp, aux=tp, mask=mp, mu=mu,
-                             chol_inv=chol_inv, sigma_scale=sigma_scale, **extra)
+        logdensity, initial, coefficients = pair_target(model, xp, yp, tp, mp, prior_arrays,
+                                                        n_groups)
         warmup = blackjax.window_adaptation(blackjax.nuts, logdensity,
                                             target_acceptance_rate=target_accept)
 
         def one_chain(chain_key):
             k_init, k_warm, k_draw = jax.random.split(chain_key, 3)
             u = jax.random.uniform(k_init, (4,), minval=-0.5, maxval=0.5)
-            (state, params), _ = warmup.run(k_warm, initial(u, line[0], line[1], n_groups),
-                                            num_steps=tune)
+            (state, params), _ = warmup.run(k_warm, initial(u, line), num_steps=tune)
             kernel = blackjax.nuts(logdensity, **params)
 
             def step(state, k):
                 state, info = kernel.step(k, state)
-                return state, (state.position["intercept"], state.position["slope"],
-                               info.is_divergent)
+                return state, (*coefficients(state.position), info.is_divergent)
 
             _, trace = jax.lax.scan(step, state, jax.random.split(k_draw, draws))
             return trace
@@ -320,7 +361,8 @@ def nuts_plan(model: str, key, x, y, aux, mask, init_line, population: Mapping[s
         "data": tuple(np.asarray(v, dtype=np.float64) for v in (x, y, aux, mask, init_line)),
         "prior": (np.asarray([population["intercept_mu"], population["slope_mu"]],
                              dtype=np.float64),
-                  np.linalg.inv(np.linalg.cholesky(cov)), np.float64(sigma_scale)),
+                  np.linalg.inv(np.linalg.cholesky(cov)), np.float64(sigma_scale),
+                  np.asarray([sa, sb], dtype=np.float64)),
         "static": (int(chains), int(draws), int(tune), float(target_accept),
                    bool(vectorize), int(n_groups)),
         "chunk_size": chunk_size,
