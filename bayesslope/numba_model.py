@@ -147,16 +147,29 @@ def _numba_cache_at(path: Path | None):
             pt_cache.NUMBA_CACHE_PATH = old
 
 
+def _offsets(layout):
+    """``(name, start, stop, shape, dtype)`` of each value in the flat data buffer."""
+    start = 0
+    for name, shape, dtype in layout:
+        stop = start + int(np.prod(shape, dtype=int))
+        yield name, start, stop, tuple(int(k) for k in shape), dtype
+        start = stop
+
+
 def _arg_source(layout, names) -> str:
     """Source of the arguments slicing the values ``names`` out of ``buf``."""
-    slices, start = {}, 0
-    for name, shape, dtype in layout:
-        size = int(np.prod(shape, dtype=int))
-        cast = "" if dtype == "float64" else f".astype(np.{dtype})"
-        slices[name] = (f"buf[{start}:{start + size}]{cast}"
-                        f".reshape({tuple(int(s) for s in shape)!r})")
-        start += size
+    slices = {name: f"buf[{start}:{stop}]{'' if dtype == 'float64' else f'.astype(np.{dtype})'}"
+                    f".reshape({shape!r})"
+              for name, start, stop, shape, dtype in _offsets(layout)}
     return "".join(f", {slices[name]}" for name in names)
+
+
+def _shared_inputs(output) -> dict:
+    """The shared variables ``output`` reads, by name."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    return {v.name: v for v in graph_inputs([output]) if isinstance(v, SharedVariable)}
 
 
 _LOGP_SRC = """
@@ -373,19 +386,15 @@ def _buffer_graph(output, layout):
     Returns ``(buffer, output)``: picklable, and independent of the model's objects.
     """
     import pytensor.tensor as pt
-    from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.replace import clone_replace
-    from pytensor.graph.traversal import graph_inputs
 
     buffer = pt.vector("buffer", dtype="float64")
-    shared = {v.name: v for v in graph_inputs([output]) if isinstance(v, SharedVariable)}
-    replace, start = {}, 0
-    for name, shape, dtype in layout:
-        size = int(np.prod(shape, dtype=int))
+    shared = _shared_inputs(output)
+    replace = {}
+    for name, start, stop, shape, dtype in _offsets(layout):
         if name in shared:
-            value = buffer[start:start + size].reshape(tuple(shape)).astype(dtype)
+            value = buffer[start:stop].reshape(shape).astype(dtype)
             replace[shared[name]] = shared[name].type.filter_variable(value)
-        start += size
     missing = sorted(set(shared) - {name for name, _, _ in layout})
     if missing:
         raise ValueError(f"shared variables {missing} are not in the data buffer")
@@ -404,8 +413,6 @@ def _init_function(graph):
 def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_names=None,
              jitter: bool = True) -> CachedModel:
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import graph_inputs
 
     with _numba_cache_at(cache_path):
         (n_dim, n_expanded, logp_pt, expand_pt, _, shape_info,
@@ -417,7 +424,7 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
             init_graph = _init_graph(model)
         pts = {"logp_c": logp_pt, "expand_c": expand_pt}
         shared = {v.name: v for f in pts.values() for v in f.get_shared()}
-        shared |= {v.name: v for v in graph_inputs([init_graph]) if isinstance(v, SharedVariable)}
+        shared |= _shared_inputs(init_graph)
         data_names = list(shared) if data_names is None else list(data_names)
         # Dim lengths are shared variables too (one per dims= on a variable); the caller's
         # structure key fixes them, so they travel in the buffer with fixed values.
