@@ -105,9 +105,12 @@ def test_corrupt_entry_is_rebuilt_not_trusted(cold, tmp_path):
     np.testing.assert_array_equal(_draws(again), draws)
 
 
-def test_cache_off_writes_nothing(monkeypatch, tmp_path):
+def test_cache_off_writes_nothing(monkeypatch, tmp_path, tmp_path_factory):
     monkeypatch.setenv("BAYESSLOPE_CACHE", "off")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # matplotlib (imported through nutpie -> arviz when this test runs first in its process)
+    # writes its own font cache under XDG_CACHE_HOME: not ours, so it goes elsewhere.
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("mplconfig")))
     assert sampling.numba_cache_dir() is None
     cached = compile_cached(_model(Y[:4]), sampling.numba_cache_dir())
     assert np.isfinite(_draws(cached)).all()
