@@ -52,8 +52,13 @@ import numpy as np
 __all__ = ["CachedModel", "compile_cached", "load_model", "discard", "pack", "source_hash"]
 
 _LOCK = threading.Lock()
+# LLVM optimization level of the code compiled here (numba's default is 3). These log
+# densities are scalar code over a few parameters and loops over the data: -O1 samples them
+# as fast as -O3 (the vectorizer, -O2 and up, finds nothing to do) and compiles a first fit
+# ~1.5 s faster on 2 cores (benchmarks/RESULTS.md). An explicit NUMBA_OPT is obeyed.
+_OPT_LEVEL = 1
 # Bumped when the generated source or the description below change.
-_FORMAT = "bayesslope-numba-model-4"
+_FORMAT = "bayesslope-numba-model-5"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +152,26 @@ def _numba_cache_at(path: Path | None):
             pt_cache.NUMBA_CACHE_PATH = old
 
 
+@contextmanager
+def _optimization_level():
+    """Compile at :data:`_OPT_LEVEL` meanwhile (unless ``NUMBA_OPT`` is set)."""
+    if "NUMBA_OPT" in os.environ:
+        yield
+        return
+    from numba.core import config
+    from numba.core.compiler_lock import global_compiler_lock
+
+    # Numba's pass builders read config.OPT at each compilation; holding its compiler lock
+    # keeps other threads' compilations from running at this level meanwhile.
+    with global_compiler_lock:
+        old = config.OPT
+        config.OPT = config._OptLevel(_OPT_LEVEL)
+        try:
+            yield
+        finally:
+            config.OPT = old
+
+
 def _offsets(layout):
     """``(name, start, stop, shape, dtype)`` of each value in the flat data buffer."""
     start = 0
@@ -178,13 +203,14 @@ def logp_c(dim, x_, out_, logp_, ud_):
         return -1
     try:
         x = carray(x_, ({n_dim},))
-        out = carray(out_, ({n_dim},))
-        logp = carray(logp_, ())
         buf = carray(ud_, ({total},), float64)
         value, grad = logp_fn(x{args})
-        logp[()] = value
-        out[...] = grad
-        if not np.all(np.isfinite(out)):
+        logp_[0] = value
+        finite = True
+        for i in range({n_dim}):
+            out_[i] = grad[i]
+            finite = finite and np.isfinite(grad[i])
+        if not finite:
             return 3
         if not np.isfinite(value):
             return 4
@@ -201,10 +227,10 @@ def expand_c(dim, expanded, x_, out_, ud_):
         return -1
     try:
         x = carray(x_, ({n_dim},))
-        out = carray(out_, ({n_expanded},))
         buf = carray(ud_, ({total},), float64)
         (values,) = expand_fn(x{args})
-        out[...] = values
+        for i in range({n_expanded}):
+            out_[i] = values[i]
     except Exception:
         return -2
     return 0
@@ -414,7 +440,7 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
              jitter: bool = True) -> CachedModel:
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
 
-    with _numba_cache_at(cache_path):
+    with _numba_cache_at(cache_path), _optimization_level():
         (n_dim, n_expanded, logp_pt, expand_pt, _, shape_info,
          reparameterized) = _make_functions(
             model, mode="NUMBA", compute_grad=True, join_expanded=True,

@@ -191,3 +191,19 @@ def test_progressbar_default_follows_the_session(monkeypatch):
         warnings.simplefilter("error")
         monkeypatch.setattr(sys, "stderr", None)
         assert sampling.interactive_session() is False
+
+
+def test_optimization_level_is_local(monkeypatch):
+    """The compile runs at bayesslope's LLVM level, then numba's setting is back; NUMBA_OPT wins."""
+    from numba.core import config
+
+    from bayesslope import numba_model
+
+    monkeypatch.delenv("NUMBA_OPT", raising=False)
+    before = config.OPT
+    with numba_model._optimization_level():
+        assert int(config.OPT) == numba_model._OPT_LEVEL
+    assert config.OPT is before
+    monkeypatch.setenv("NUMBA_OPT", "2")
+    with numba_model._optimization_level():
+        assert config.OPT is before
