@@ -58,7 +58,7 @@ _LOCK = threading.Lock()
 # ~1.5 s faster on 2 cores (benchmarks/RESULTS.md). An explicit NUMBA_OPT is obeyed.
 _OPT_LEVEL = 1
 # Bumped when the generated source or the description below change.
-_FORMAT = "bayesslope-numba-model-5"
+_FORMAT = "bayesslope-numba-model-6"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,12 +77,24 @@ class CachedModel:
     fixed : dict
         Values of the shared variables that are not data: the lengths of the model's
         dims (PyMC keeps them shared), fixed by the structure the model was compiled for.
+    expansion : _Expansion
+        Computes the traced variables (constrained values, deterministics) from the
+        sampled free values: :meth:`complete`.
     """
 
     compiled: object
     layout: tuple
     loaded: str = "compiled"
     fixed: dict = dataclasses.field(default_factory=dict)
+    expansion: object = None
+
+    def complete(self, tree, compiled):
+        """``tree`` (from :func:`nutpie.sample` of ``compiled``) with every traced variable.
+
+        nutpie traces the free (unconstrained) values only; the constrained values and
+        deterministics are computed here for all draws at once, from ``compiled``'s data.
+        """
+        return self.expansion(tree, compiled.user_data)
 
     def with_data(self, data) -> object:
         """The compiled model with new values for every ``pm.Data`` (same shapes)."""
@@ -122,6 +134,42 @@ class _InitialPoint:
         if self.jitter:
             out += np.random.default_rng(seed).uniform(-1.0, 1.0, self.n_dim)
         return out
+
+
+class _Expansion:
+    """The traced variables (constrained values, deterministics) from the free values.
+
+    nutpie's trace holds the sampled free values only (the unconstrained ones included);
+    this adds every other traced variable, computed for all draws at once by a graph
+    vectorized over the draws on PyTensor's Python linker (no compilation), and drops the
+    unconstrained values, as nutpie's own trace callback would have.
+    """
+
+    def __init__(self, graph, free, dims, drop):
+        import pytensor
+        from pytensor.compile.mode import Mode
+
+        draws, buffer, self.names, outputs = graph
+        # on_unused_input: the traced variables need not read the data (or any draw).
+        self.fn = (pytensor.function([draws, buffer], outputs, on_unused_input="ignore",
+                                     mode=Mode(linker="py", optimizer="fast_compile"))
+                   if outputs else None)
+        self.free, self.dims, self.drop = list(free), dict(dims), list(drop)
+
+    def __call__(self, tree, buffer: np.ndarray):
+        post = tree["posterior"].to_dataset()
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        if self.fn is not None:
+            # The free values in nutpie's joined order (each raveled in C order).
+            flat = np.concatenate([
+                post[name].transpose("chain", "draw", ...).values.reshape(n_chain * n_draw, -1)
+                for name in self.free], axis=1)
+            for name, value in zip(self.names, self.fn(flat, buffer), strict=True):
+                value = np.asarray(value).reshape(n_chain, n_draw, *np.shape(value)[1:])
+                dims = self.dims.get(name) or [f"{name}_dim_{i}" for i in range(value.ndim - 2)]
+                post[name] = (("chain", "draw", *dims), value)
+        tree["posterior"] = post.drop_vars([name for name in self.drop if name in post])
+        return tree
 
 
 def discard(path: Path) -> None:
@@ -189,12 +237,13 @@ def _arg_source(layout, names) -> str:
     return "".join(f", {slices[name]}" for name in names)
 
 
-def _shared_inputs(output) -> dict:
-    """The shared variables ``output`` reads, by name."""
+def _shared_inputs(outputs) -> dict:
+    """The shared variables ``outputs`` (a variable or a list) read, by name."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    return {v.name: v for v in graph_inputs([output]) if isinstance(v, SharedVariable)}
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return {v.name: v for v in graph_inputs(outputs) if isinstance(v, SharedVariable)}
 
 
 _LOGP_SRC = """
@@ -219,20 +268,17 @@ def logp_c(dim, x_, out_, logp_, ud_):
     return 0
 """
 
+# nutpie's trace callback: the free values only (no numba code of the model's own). The
+# traced variables are computed after sampling, vectorized over the draws (_Expansion):
+# compiling them into a second callback cost ~0.7 s of a first fit.
 _EXPAND_SRC = """
 def expand_c(dim, expanded, x_, out_, ud_):
     if dim != {n_dim}:
         return -1
-    if expanded != {n_expanded}:
+    if expanded != {n_dim}:
         return -1
-    try:
-        x = carray(x_, ({n_dim},))
-        buf = carray(ud_, ({total},), float64)
-        (values,) = expand_fn(x{args})
-        for i in range({n_expanded}):
-            out_[i] = values[i]
-    except Exception:
-        return -2
+    for i in range({n_dim}):
+        out_[i] = x_[i]
     return 0
 """
 
@@ -322,19 +368,21 @@ def load_model(cache_path: Path | None, key, data) -> CachedModel | None:
         layout = tuple((n, tuple(s), d) for n, s, d in desc["layout"])
         fixed = {name: np.asarray(value) for name, value in desc["fixed"].items()}
         buffer = pack(layout, {**fixed, **data})
-        init = _init_function(pickle.loads(base64.b64decode(desc["init_graph"])))
+        init = _init_function(_decode(desc["init_graph"]))
+        dims = {k: tuple(v) for k, v in desc["dims"].items()}
+        expansion = _Expansion(_decode(desc["expansion_graph"]), desc["names"], dims,
+                               desc["reparameterized"])
     except Exception:  # noqa: BLE001 - a missing, stale or unloadable entry: build instead
         return None
     shape_info = (desc["names"], [slice(int(a), int(b)) for a, b in desc["slices"]],
                   [tuple(int(k) for k in s) for s in desc["shapes"]])
-    compiled = _nutpie_model(funcs, init, int(desc["n_dim"]), int(desc["n_expanded"]),
-                             shape_info, {k: tuple(v) for k, v in desc["dims"].items()},
-                             desc["coords"], desc["reparameterized"], buffer, desc["jitter"])
-    return CachedModel(compiled=compiled, layout=layout, loaded="description", fixed=fixed)
+    compiled = _nutpie_model(funcs, init, int(desc["n_dim"]), shape_info, dims,
+                             desc["coords"], buffer, desc["jitter"])
+    return CachedModel(compiled=compiled, layout=layout, loaded="description", fixed=fixed,
+                       expansion=expansion)
 
 
-def _nutpie_model(funcs, init, n_dim, n_expanded, shape_info, dims, coords, reparameterized,
-                  buffer, jitter, logp_pt=None, expand_pt=None):
+def _nutpie_model(funcs, init, n_dim, shape_info, dims, coords, buffer, jitter, logp_pt=None):
     from nutpie.compile_pymc import CompiledPyMCModel
 
     return CompiledPyMCModel(
@@ -343,8 +391,10 @@ def _nutpie_model(funcs, init, n_dim, n_expanded, shape_info, dims, coords, repa
         compiled_logp_func=funcs["logp_c"], compiled_expand_func=funcs["expand_c"],
         initial_point_func=_InitialPoint(init, n_dim, buffer, jitter),
         shared_data={"buffer": buffer}, shared_var_keys={}, user_data=buffer,
-        n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt,
-        expand_func=expand_pt, reparameterized_names=reparameterized,
+        # The trace holds the free values (unconstrained ones too: nothing is "reparameterized"
+        # for nutpie to drop); CachedModel.complete derives the rest.
+        n_expanded=n_dim, shape_info=shape_info, logp_func=logp_pt,
+        expand_func=None, reparameterized_names=[],
     )
 
 
@@ -406,10 +456,33 @@ def _init_graph(model):
     return pt.concatenate([pt.as_tensor(v).ravel().astype("float64") for v in values])
 
 
-def _buffer_graph(output, layout):
-    """``output`` with every shared variable read from a flat float64 buffer (an input).
+def _expansion_graph(model, shape_info, var_names):
+    """The traced variables that are not free values, for a matrix of draws of the free ones.
 
-    Returns ``(buffer, output)``: picklable, and independent of the model's objects.
+    Returns ``(draws, names, outputs)``: each output has the draws' leading axis.
+    """
+    import pytensor.tensor as pt
+    from pytensor.graph.replace import clone_replace, vectorize_graph
+
+    names, slices, shapes = shape_info  # the free values, in model.free_RVs order
+    keep = None if var_names is None else set(var_names)
+    remaining = [v for v in model.unobserved_value_vars
+                 if v.name not in set(names) and (keep is None or v.name in keep)]
+    x = pt.vector("x", dtype="float64")
+    replace = {model.rvs_to_values[rv]: x[sl].reshape(shape).astype(rv.dtype)
+               for rv, sl, shape in zip(model.free_RVs, slices, shapes, strict=True)}
+    outputs = clone_replace([pt.as_tensor(v, allow_xtensor_conversion=True)
+                             for v in remaining], replace)
+    draws = pt.matrix("draws", dtype="float64")
+    outputs = vectorize_graph(outputs, replace={x: draws}) if outputs else []
+    return draws, [v.name for v in remaining], list(outputs)
+
+
+def _buffer_graph(output, layout):
+    """``output`` (a variable or a list), every shared variable read from a float64 buffer.
+
+    Returns ``(buffer, output)``, the buffer a new input: picklable, and independent of the
+    model's objects.
     """
     import pytensor.tensor as pt
     from pytensor.graph.replace import clone_replace
@@ -441,16 +514,18 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
 
     with _numba_cache_at(cache_path), _optimization_level():
-        (n_dim, n_expanded, logp_pt, expand_pt, _, shape_info,
-         reparameterized) = _make_functions(
+        # var_names=[]: nutpie's trace callback copies the free values (_EXPAND_SRC); the
+        # other traced variables are computed after sampling (_Expansion).
+        n_dim, _, logp_pt, _, _, shape_info, reparameterized = _make_functions(
             model, mode="NUMBA", compute_grad=True, join_expanded=True,
-            pymc_initial_point_fn=lambda seed: None, var_names=var_names,
+            pymc_initial_point_fn=lambda seed: None, var_names=[],
         )
         with model:
             init_graph = _init_graph(model)
-        pts = {"logp_c": logp_pt, "expand_c": expand_pt}
-        shared = {v.name: v for f in pts.values() for v in f.get_shared()}
-        shared |= _shared_inputs(init_graph)
+            draws, traced, outputs = _expansion_graph(model, shape_info, var_names)
+        logp_shared = [v.name for v in logp_pt.get_shared()]
+        shared = {v.name: v for v in logp_pt.get_shared()}
+        shared |= _shared_inputs(init_graph) | _shared_inputs(outputs)
         data_names = list(shared) if data_names is None else list(data_names)
         # Dim lengths are shared variables too (one per dims= on a variable); the caller's
         # structure key fixes them, so they travel in the buffer with fixed values.
@@ -463,41 +538,49 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         layout = tuple((name, values[name].shape, values[name].dtype.name)
                        for name in [*data_names, *fixed] if name in shared)
         buffer = pack(layout, values)
-        fmt = dict(n_dim=n_dim, n_expanded=n_expanded, total=buffer.size)
-        args = {name: _arg_source(layout, [v.name for v in f.get_shared()])
-                for name, f in pts.items()}
         sources = {
-            "logp_c": _LOGP_SRC.format(**fmt, args=args["logp_c"]),
-            "expand_c": _EXPAND_SRC.format(**fmt, args=args["expand_c"]),
+            "logp_c": _LOGP_SRC.format(n_dim=n_dim, total=buffer.size,
+                                       args=_arg_source(layout, logp_shared)),
+            "expand_c": _EXPAND_SRC.format(n_dim=n_dim),
         }
-        code_keys = {name: _source_key(f.vm.jit_fn) for name, f in pts.items()}
+        code_keys = {"logp_c": _source_key(logp_pt.vm.jit_fn), "expand_c": "no callee"}
         cacheable = cache_path is not None and None not in code_keys.values()
         keys = {name: hashlib.sha256(repr((
             code_keys[name], sources[name], _versions()[:-1],
-        )).encode()).hexdigest() if cacheable else None for name in pts}
-        funcs = {name: _cfunc(sources[name], name, pts[name].vm.jit_fn, keys[name])
-                 for name in pts}
+        )).encode()).hexdigest() if cacheable else None for name in sources}
+        funcs = {"logp_c": _cfunc(sources["logp_c"], "logp_c", logp_pt.vm.jit_fn, keys["logp_c"]),
+                 "expand_c": _cfunc(sources["expand_c"], "expand_c", None, keys["expand_c"])}
         init_graph = _buffer_graph(init_graph, layout)
+        expansion_graph = (draws, *_buffer_graph(outputs, layout))
+        expansion_graph = (*expansion_graph[:2], traced, expansion_graph[2])
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    compiled = _nutpie_model(funcs, _init_function(init_graph), n_dim, n_expanded, shape_info,
-                             dims, coords, reparameterized, buffer, jitter, logp_pt, expand_pt)
+    expansion = _Expansion(expansion_graph, shape_info[0], dims, reparameterized)
+    compiled = _nutpie_model(funcs, _init_function(init_graph), n_dim, shape_info, dims,
+                             coords, buffer, jitter, logp_pt)
     if cacheable and key is not None:
         names, slices, shapes = shape_info
         _write_json(_description_path(cache_path, key), {
             "versions": _versions(), "keys": keys, "sources": sources,
             # Plain ints (numpy integers would be written as strings).
             "layout": [[n, [int(k) for k in s], d] for n, s, d in layout], "n_dim": int(n_dim),
-            "n_expanded": int(n_expanded), "names": list(names),
-            "slices": [[int(s.start), int(s.stop)] for s in slices],
+            "names": list(names), "slices": [[int(s.start), int(s.stop)] for s in slices],
             "shapes": [[int(k) for k in s] for s in shapes], "dims": dims,
             "coords": {k: list(np.asarray(v).tolist()) for k, v in (coords or {}).items()},
             "reparameterized": list(reparameterized), "jitter": jitter,
             "fixed": {name: value.tolist() for name, value in fixed.items()},
-            "init_graph": base64.b64encode(pickle.dumps(init_graph)).decode("ascii"),
+            "init_graph": _encode(init_graph), "expansion_graph": _encode(expansion_graph),
         })
     hit = all(f.cache_hits == 1 for f in funcs.values())
     return CachedModel(compiled=compiled, layout=layout, loaded="code" if hit else "compiled",
-                       fixed=fixed)
+                       fixed=fixed, expansion=expansion)
+
+
+def _encode(graph) -> str:
+    return base64.b64encode(pickle.dumps(graph)).decode("ascii")
+
+
+def _decode(text: str):
+    return pickle.loads(base64.b64decode(text))
 
 
 def _write_json(path: Path, obj) -> None:

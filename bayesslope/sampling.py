@@ -97,7 +97,7 @@ def sample_model(model, config: SamplerConfig, var_names=None):
         # The graph (data included) keys the disk cache: the same fit in a new process
         # loads its compiled code.
         cached = _compile(model, var_names, config.jitter)
-        tree = _run_nutpie(cached.compiled, config)
+        tree = cached.complete(_run_nutpie(cached.compiled, config), cached.compiled)
         tree["observed_data"] = _observed_data(model)  # as pm.sample returns it
         return tree
     if not config.jitter:
@@ -198,7 +198,8 @@ def sample_compiled(
             _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(key)
-    return _run_nutpie(cached.with_data(data), config)
+    compiled = cached.with_data(data)
+    return cached.complete(_run_nutpie(compiled, config), compiled)
 
 
 def _compile(model, var_names, jitter: bool, data_names=None, key=None):

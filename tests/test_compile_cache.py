@@ -37,6 +37,7 @@ def _model(y):
         mu = pm.Normal("mu", 0.0, scale)
         sd = pm.HalfNormal("sd", 1.0, dims="group")
         pm.Normal("obs", mu, sd[0], observed=data)
+        pm.Deterministic("scaled", mu * scale)  # a traced variable that reads the data
     return model
 
 
@@ -47,8 +48,8 @@ KEY = ("test_compile_cache", 1)
 
 def _draws(cached, data=None):
     compiled = cached.compiled if data is None else cached.with_data(data)
-    tree = sampling._run_nutpie(compiled, CONFIG)
-    return tree["posterior"]["mu"].values
+    post = cached.complete(sampling._run_nutpie(compiled, CONFIG), compiled)["posterior"]
+    return np.concatenate([post["mu"].values.ravel(), post["sd"].values.ravel()])
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,21 @@ def test_cold_compilation_writes_the_cache(cold):
     assert len(list(folder.glob("model-*.json"))) == 1
 
 
+def test_traced_variables_are_computed_from_the_free_draws(cold):
+    """nutpie traces the free values; the constrained ones and deterministics are derived."""
+    _, cached, _ = cold
+    compiled = cached.with_data({"y": Y, "scale": 3.0})
+    tree = sampling._run_nutpie(compiled, CONFIG)
+    free = tree["posterior"].to_dataset().copy()
+    assert set(free.data_vars) == {"mu", "sd_log__"}
+    post = cached.complete(tree, compiled)["posterior"].to_dataset()
+    assert set(post.data_vars) == {"mu", "sd", "scaled"}
+    assert post["sd"].dims == ("chain", "draw", "group")
+    # HalfNormal's log transform, and the new data value (3.0, not the compiled 2.0).
+    np.testing.assert_allclose(post["sd"].values, np.exp(free["sd_log__"].values), rtol=1e-12)
+    np.testing.assert_allclose(post["scaled"].values, 3.0 * free["mu"].values, rtol=1e-12)
+
+
 def test_warm_cache_is_loaded_and_gives_identical_draws(cold):
     folder, _, draws = cold
     warm = compile_cached(_model(Y), folder, data_names=list(DATA))  # graph rebuilt, code loaded
@@ -84,7 +100,8 @@ def test_new_data_of_the_same_structure_are_used(cold):
     # (the data mean moves the posterior of mu by the same shift, up to MC error).
     _, cached, draws = cold
     moved = _draws(cached, {"y": Y + 5.0, "scale": 10.0})
-    assert abs((moved.mean() - draws.mean()) - 5.0) < 0.5
+    n = CONFIG.chains * CONFIG.draws  # the draws of mu come first
+    assert abs((moved[:n].mean() - draws[:n].mean()) - 5.0) < 0.5
     with pytest.raises(ValueError, match=r"data 'y' should have shape \(5,\) but got \(3,\)"):
         cached.with_data({"y": Y[:3], "scale": 2.0})
 
