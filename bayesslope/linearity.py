@@ -257,7 +257,20 @@ def _loo(tree):
     with warnings.catch_warnings():
         # High Pareto k is reported per task in the table instead.
         warnings.simplefilter("ignore", UserWarning)
-        return loo(tree, pointwise=True, var_name="y")
+        try:
+            return loo(tree, pointwise=True, var_name="y")
+        except ValueError as err:
+            if "tail values are the same" not in str(err):
+                raise
+            # PSIS fits a Pareto tail to the largest ~20% of each observation's importance
+            # ratios; with very few draws a tail can be all ties.
+            post = tree["posterior"]
+            n = post.sizes["chain"] * post.sizes["draw"]
+            raise ValueError(
+                f"PSIS-LOO failed on {n} posterior draws ({post.sizes['chain']} chains x "
+                f"{post.sizes['draw']}): an observation's importance-ratio tail is all ties "
+                f"(arviz-stats: {err}). Fix: more draws (the default, 4 x 1,000, works); "
+                "a few hundred in all are too few for the comparison") from err
 
 
 def _interval(draws: np.ndarray, ci_prob: float) -> tuple[np.ndarray, np.ndarray]:

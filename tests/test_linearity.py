@@ -261,3 +261,22 @@ def test_save_load_keeps_the_shape(check, tmp_path):
     back = bs.load_fit(fit.to_netcdf(tmp_path / "hockey.nc"))
     assert back.spec["model"]["shape"] == "hockey_stick"
     np.testing.assert_allclose(back.log_likelihood(), fit.log_likelihood())
+
+
+def test_psis_failure_names_the_draws_and_the_fix():
+    """A tail of tied importance ratios (here: one observation's log-likelihood constant over
+    60 draws) makes arviz-stats' PSIS fail; the error says how many draws and what to do."""
+    import xarray as xr
+
+    from bayesslope.linearity import _loo
+
+    rng = np.random.default_rng(seed(40))
+    ll = rng.normal(size=(2, 30, 5))
+    ll[..., 0] = -1.0
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"a": (("chain", "draw"), rng.normal(size=(2, 30)))}),
+        "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}),
+        "observed_data": xr.Dataset({"y": (("obs",), np.zeros(5))}),
+    })
+    with pytest.raises(ValueError, match=r"60 posterior draws \(2 chains x 30\).*Fix: more draws"):
+        _loo(tree)
