@@ -135,6 +135,14 @@ def test_zarr_store_resumes_an_interrupted_run(local, tmp_path, monkeypatch):
     with pytest.raises(DataValidationError, match="other data or options"):
         fit_transfer_matrix(df, random_seed=seed(4), per_pair_sigma=False, keep_draws=True,
                             **KW, out=store)
+    # Same data and options, but the sampler's code changed since the run began (e.g. a new
+    # parameterization): resuming would mix draws of two samplers.
+    from bayesslope.pairs import zarr_store
+
+    engine = zarr_store._engine()
+    monkeypatch.setattr(zarr_store, "_engine", lambda: {**engine, "source": "edited"})
+    with pytest.raises(DataValidationError, match="another version of the sampler"):
+        fit(df, per_pair_sigma=False, keep_draws=True, out=store)
 
 
 def test_fit_many_equals_direct_fits(tmp_path):

@@ -34,6 +34,11 @@ from .storage import FORMAT_VERSION, KIND, SPEC_ATTR
 __all__ = ["MatrixStore", "read_zarr", "is_zarr_store"]
 
 RUN_ATTR = "bayesslope_run"
+# The modules whose code decides the draws (with the data, options and seed): a run resumed
+# after one of them changed would mix draws of two samplers (e.g. two parameterizations).
+_ENGINE_MODULES = ("sampler.py", "robust.py", "pair_sigma.py", "stage.py", "priors.py",
+                   "design.py", "../collapsed.py")
+_ENGINE_LIBRARIES = ("jax", "jaxlib", "blackjax", "numpy")
 _DRAWS = ("slope", "intercept")
 _SAMPLER_STATS = ("diverging", "tree_depth", "acceptance_rate", "step_size")
 
@@ -69,7 +74,8 @@ class MatrixStore:
             raise ImportError("out= needs zarr: pip install bayesslope[dask]") from err
 
         fingerprint = _jsonable({"data_hash": design.data_hash(), "config": config.to_dict(),
-                                 "n_pairs": design.n_pairs, "format_version": FORMAT_VERSION})
+                                 "n_pairs": design.n_pairs, "format_version": FORMAT_VERSION,
+                                 "engine": _engine()})
         root = zarr.open_group(out, mode="a")
         run = root.attrs.get(RUN_ATTR)
         if run is None:
@@ -80,8 +86,9 @@ class MatrixStore:
             root.attrs[RUN_ATTR] = {"fingerprint": fingerprint, "seed": None}
         elif run["fingerprint"] != fingerprint:
             raise DataValidationError(
-                f"out={out!r} holds a run with other data or options; resume with the same "
-                f"ones (and random_seed), or pass a new path")
+                f"out={out!r} holds a run with other data or options, or one started by "
+                f"another version of the sampler (bayesslope's pair engine, JAX, blackjax); "
+                f"resume with the same ones (and random_seed), or pass a new path")
         s = config.sampler
         return cls(root, out, design.n_pairs, bool(config.keep_draws), s["chains"],
                    s["draws"])
@@ -249,3 +256,22 @@ def _lazy_draws(path, design):
         out[name] = (("source", "target", "chain", "draw"), full)
     return xr.Dataset(out, coords={"source": tasks, "target": tasks,
                                    "chain": np.arange(shape[0]), "draw": np.arange(shape[1])})
+
+
+def _engine() -> dict:
+    """sha256 of the engine's source and the versions of the libraries it samples with."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in _ENGINE_MODULES:
+        digest.update((here / name).read_bytes())
+    versions = {}
+    for lib in _ENGINE_LIBRARIES:
+        try:
+            versions[lib] = version(lib)
+        except PackageNotFoundError:
+            versions[lib] = None
+    return {"source": digest.hexdigest(), "versions": versions}
