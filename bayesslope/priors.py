@@ -419,10 +419,16 @@ def _normalize(name: str, spec: Any) -> dict:
 
 def _check_pymc_params(name: str, dist: str, params: dict) -> None:
     import pymc as pm
+    import pytensor
+    from pytensor.compile.mode import Mode
 
     try:
         rv = getattr(pm, dist).dist(**params)
-        float(pm.logp(rv, rv.eval()).eval())
+        # One draw and its log density (PyMC's parameter checks raise there), evaluated by
+        # PyTensor's Python linker: .eval() C-compiled two functions per prior (~1 s each in
+        # a fresh PyTensor folder) for a check of a few scalars.
+        check = pytensor.function([], pm.logp(rv, rv), mode=Mode(linker="py", optimizer=None))
+        float(check())
     except (TypeError, KeyError, ValueError) as err:
         raise DataValidationError(
             f"prior {name!r}: invalid parameters {params!r} for {dist}: {err}"
