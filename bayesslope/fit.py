@@ -105,7 +105,7 @@ def fit_hierarchical(
         0.9 and passes at 0.98).
     sampler : {"pymc", "nutpie"}, optional
         NUTS implementation, always named (never PyMC's silent choice). Default: "nutpie"
-        for the collapsed formulation, "pymc" (PyMC's NUTS) for the full one. "nutpie"
+        ("pymc", PyMC's NUTS, when ``tune=0``: nutpie needs tuning steps). "nutpie"
         compiles a model structure (number of tasks, prior families, options) once: the
         compiled code is cached on disk (``~/.cache/bayesslope/numba``; see
         ``BAYESSLOPE_CACHE`` in docs/arguments.md), so later processes load it, and a

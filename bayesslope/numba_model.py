@@ -515,7 +515,9 @@ def _init_function(graph):
     from pytensor.compile.mode import Mode
 
     buffer, output = graph
-    return pytensor.function([buffer], output, mode=Mode(linker="py", optimizer=None))
+    # on_unused_input: starting points need not read the data (e.g. all from the priors).
+    return pytensor.function([buffer], output, on_unused_input="ignore",
+                             mode=Mode(linker="py", optimizer=None))
 
 
 def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_names=None,

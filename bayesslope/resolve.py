@@ -135,21 +135,28 @@ def resolve_sampler(*, draws, tune, chains, target_accept, random_seed, sampler,
                     lapse_rates: bool = False) -> SamplerConfig:
     """The NUTS settings of a fit (validated by :class:`~bayesslope.sampling.SamplerConfig`).
 
-    ``sampler=None``: nutpie for the collapsed formulation, PyMC's NUTS otherwise.
+    ``sampler=None``: nutpie; PyMC's NUTS when ``tune=0`` (nuts-rs needs tuning steps) or
+    with errors in x (``latent_x``: nutpie cannot start them unjittered).
     ``target_accept=None``: 0.9, or 0.98 for a model with lapse rates (``lapse_rates``).
     ``progressbar=None``: on in an interactive session (a terminal or IPython/Jupyter).
     ``latent_x`` (errors in x) turns off the jitter of the starting points.
     """
     if sampler is None:
-        # benchmarks/RESULTS.md, "fresh": nutpie's compiled code is cached on disk
-        # (bayesslope.numba_model), so from the second process on a collapsed fit skips
-        # compilation, and nutpie samples the 5-6 population parameters ~20x faster than
-        # PyMC's Python loop.
-        # Full formulation: PyMC's NUTS for now. nutpie compiles it once per structure
-        # (bayesslope.model_data; refits swap a data buffer), but the first fit of each
-        # structure on a machine pays a numba compilation, and the SBC of every full
-        # variant ran on PyMC (benchmarks/RESULTS.md, "fresh_full").
-        sampler = "nutpie" if formulation == "collapsed" and tune != 0 else "pymc"
+        # nutpie for both formulations. Its compiled code is cached on disk per model
+        # structure (bayesslope.numba_model), and it is faster at every stage
+        # (benchmarks/RESULTS.md, "fresh" and "fresh_full"): a first full fit of a structure
+        # 25-28 s against PyMC's 38 s, a refit 1-2 s against 19-20 s, a warm process 5-10 s.
+        # Every variant it samples by default passes SBC on it (validation/NOTES.md,
+        # 2026-12-02); the hockey stick's SBC does not pass on PyMC's NUTS (sigma rejected).
+        # Errors in x: PyMC's NUTS. Their chains start unjittered (below), and nutpie
+        # refuses a starting point where a gradient entry is exactly 0 ("bad initial
+        # gradient"), which the support points of symmetric priors give.
+        sampler = "nutpie" if tune != 0 and not latent_x else "pymc"
+    elif sampler == "nutpie" and latent_x:
+        raise DataValidationError(
+            "sampler='nutpie' cannot fit errors in x (x_se=): the chains must start at the "
+            "measurements without jitter, and nutpie cannot start where a gradient entry is "
+            "exactly 0. Use sampler='pymc' (the default for fits with x_se)")
     if target_accept is None:
         # validation/NOTES.md: the SBC of binomial_probit_chance_lapse rejects
         # intercept_sigma at 0.9 (74 of 200 fits divergent) and passes at 0.98.

@@ -170,9 +170,14 @@ def test_default_target_accept_is_higher_for_lapse_rates():
     assert _resolve(target_accept=0.85, lapse_rates=True).target_accept == 0.85  # user's call
 
 
-def test_default_sampler_by_formulation():
+def test_default_sampler():
     assert _resolve(formulation="collapsed").sampler == "nutpie"
-    assert _resolve(formulation="full").sampler == "pymc"
+    assert _resolve(formulation="full").sampler == "nutpie"
+    assert _resolve(formulation="full", tune=0).sampler == "pymc"
+    # Errors in x start unjittered, where nutpie refuses zero gradient entries.
+    assert _resolve(formulation="full", latent_x=True).sampler == "pymc"
+    with pytest.raises(DataValidationError, match=r"sampler='nutpie' cannot fit errors in x"):
+        _resolve(formulation="full", latent_x=True, sampler="nutpie")
     assert _resolve(formulation="collapsed", sampler="pymc").sampler == "pymc"
     # nutpie cannot run without tuning: the default falls back, an explicit choice raises.
     assert _resolve(formulation="collapsed", tune=0).sampler == "pymc"
