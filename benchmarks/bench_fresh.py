@@ -366,8 +366,11 @@ def _row(name, runs, base):
 
 
 def _footer(name, up_before, up_after) -> list[str]:
-    cmd = "python benchmarks/bench_fresh.py " + " ".join(
-        a for a in sys.argv[1:] if not a.startswith("--results"))
+    argv, shown = sys.argv[1:], []
+    for i, a in enumerate(argv):  # everything but --results and its value
+        if not (a.startswith("--results") or (i and argv[i - 1] == "--results")):
+            shown.append(a)
+    cmd = "python benchmarks/bench_fresh.py " + " ".join(shown)
     return [
         "",
         f"- `uptime` before: `{up_before}`; after: `{up_after}`.",
