@@ -562,8 +562,8 @@ def _compile(model, cache_path: Path | None, *, key=None, data_names=None, var_n
         funcs = {"logp_c": _cfunc(sources["logp_c"], "logp_c", logp_pt.vm.jit_fn, keys["logp_c"]),
                  "expand_c": _cfunc(sources["expand_c"], "expand_c", None, keys["expand_c"])}
         init_graph = _buffer_graph(init_graph, layout)
-        expansion_graph = (draws, *_buffer_graph(outputs, layout))
-        expansion_graph = (*expansion_graph[:2], traced, expansion_graph[2])
+        buffer_in, outputs = _buffer_graph(outputs, layout)
+        expansion_graph = (draws, buffer_in, traced, outputs)
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
     expansion = _Expansion(expansion_graph, shape_info[0], dims, reparameterized)
     compiled = _nutpie_model(funcs, _init_function(init_graph), n_dim, shape_info, dims,
