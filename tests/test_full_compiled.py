@@ -123,7 +123,10 @@ def test_log_density_equals_build_model_at_mapped_points(case):
         point, mapped = _logp_pair(old, new, rng)
         mapped.update(_raw(config, point, design.n_tasks))
         assert set(mapped) == set(new.initial_point())
-        np.testing.assert_allclose(new_logp(mapped), old_logp(point), rtol=1e-9)
+        # rtol 1e-8: the mapped point goes through the whitened basis (a 2x2 solve per task)
+        # and the densities sum hundreds of lgamma terms, so the two agree to ~1e-9 relative
+        # (seen: 1.01e-9 at BAYESSLOPE_TEST_SEED=1); any wrong term or Jacobian is >1e-4.
+        np.testing.assert_allclose(new_logp(mapped), old_logp(point), rtol=1e-8)
 
 
 # -- sampling through the compiled path (sampler="nutpie") --------------------------------
