@@ -531,14 +531,28 @@ def choose_centered_counts(design: TransferDesign, variants: VariantData, covari
     # a task whose intercept is known to 0.02 (measured: 10 divergences centered).
     cov = np.zeros_like(fits["info"])
     cov[ok] = np.linalg.inv(fits["info"][ok]) * np.broadcast_to(scale, ok.shape)[ok, None, None]
-    # Moment estimate of the population correlation: the covariance of the estimates less
-    # their mean sampling covariance (the raw correlation is diluted by the noise).
-    spread = np.cov(est[ok].T) - cov[ok].mean(axis=0)
-    denom = np.sqrt(max(spread[0, 0], 1e-300) * max(spread[1, 1], 1e-300))
-    rho = float(np.clip(spread[0, 1] / denom, -0.99, 0.99))
+    rho = _population_correlation(est, cov, ok & (se_a < tau_a) & (se_b < tau_b))
     pop = np.array([[tau_a**2, rho * tau_a * tau_b], [rho * tau_a * tau_b, tau_b**2]])
     worst = np.array([np.max(np.real(np.linalg.eigvals(np.linalg.solve(pop, c)))) for c in cov])
     return ok & (worst < 1.0)
+
+
+def _population_correlation(est: np.ndarray, cov: np.ndarray, precise: np.ndarray) -> float:
+    """Moment estimate of the correlation of intercepts and slopes across tasks.
+
+    The covariance of the estimates less their mean sampling covariance (the raw
+    correlation is diluted by the noise), over the tasks measured more precisely than the
+    population's spread: one task on the chance floor (standard errors ~100 on the probit
+    scale, Pythia's logiqa) would otherwise swamp the mean sampling covariance, leave a
+    negative "spread" and, clipped, a correlation of +-0.99 that made precisely measured
+    tasks non-centered. Fewer than three such tasks, or no spread left: 0 (no evidence).
+    """
+    if precise.sum() < 3:
+        return 0.0
+    spread = np.cov(est[precise].T) - cov[precise].mean(axis=0)
+    if not (spread[0, 0] > 0 and spread[1, 1] > 0):
+        return 0.0
+    return float(np.clip(spread[0, 1] / np.sqrt(spread[0, 0] * spread[1, 1]), -0.99, 0.99))
 
 
 def _between_task_sd_lower(estimates: np.ndarray, se: np.ndarray, level: float = 0.95

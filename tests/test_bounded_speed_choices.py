@@ -95,6 +95,31 @@ def test_population_correlation_counts_in_the_choice(rho, centered):
     assert chosen.all() if centered else not chosen.any()
 
 
+@pytest.mark.parametrize("k", range(3))
+def test_a_floor_task_does_not_fake_a_population_correlation(k):
+    """Pythia's shape: tasks known to ~0.03 along a -0.95 sampling correlation, between-task
+    sds 1.0 and 0.4 (uncorrelated), and one task on the chance floor known to ~100. The
+    floor task's covariance must not enter the moment estimate of the population
+    correlation: it made the "spread" negative, the correlation +-0.99 after clipping, and
+    precisely measured tasks non-centered (a[5]-b[5] at -0.97 in a diagonal metric)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed(40 + k))
+    n_precise = 6
+    c = np.array([[1.0, -0.95], [-0.95, 1.0]]) * 0.035**2
+    est = rng.normal([-1.0, 0.5], [1.0, 0.4], size=(n_precise, 2))
+    info = np.broadcast_to(np.linalg.inv(c), (n_precise, 2, 2))
+    floor_cov = np.array([[1.0, -0.3], [-0.3, 1.0]]) * 100.0**2
+    fits = {"estimate": np.vstack([est, [-4.4, 0.06]]),
+            "info": np.concatenate([info, np.linalg.inv(floor_cov)[None]]),
+            "dispersion": np.ones(n_precise + 1), "informative": np.ones(n_precise + 1, bool)}
+    chosen = choose_centered_counts(SimpleNamespace(n_tasks=n_precise + 1),
+                                    SimpleNamespace(likelihood="binomial"), fits=fits,
+                                    whitened=True)
+    assert chosen[:n_precise].all()
+    assert not chosen[n_precise]
+
+
 def test_q_profile_lower_bound_is_below_tau_and_close_to_it_with_many_tasks():
     rng = np.random.default_rng(seed(5))
     tau, se = 0.5, rng.uniform(0.05, 0.2, 400)
