@@ -298,15 +298,16 @@ def _likelihood(pm, pt, design, config, v, priors, data, eta_obs, task_idx):
     if lik == "beta_binomial":
         d = _prior("overdispersion", priors["overdispersion"], dims="task")
         phi = 1.0 / pt.square(d)[task_idx]
-    if v.counts == "average":
-        def logp(value, n, p, *phi):
-            return count_logpmf(value, n, p, phi[0] if phi else None, xp=pt)
-
-        n_f = pt.cast(n, "float64")
-        params = (n_f, p) if phi is None else (n_f, p, phi)
-        pm.CustomDist("y", *params, logp=logp, observed=y)
-        return
-    if lik == "binomial":
+    if lik == "binomial" and v.counts == "whole":
         pm.Binomial("y", n=n, p=p, observed=y)
         return
-    pm.BetaBinomial("y", n=n, alpha=p * phi, beta=(1.0 - p) * phi, observed=y)
+
+    # Averaged counts, and whole beta-binomial counts (stable as phi grows: see
+    # bayesslope.model._count_pmf).
+    def logp(value, n, p, *phi):
+        return count_logpmf(value, n, p, phi[0] if phi else None, xp=pt)
+
+    n_f = pt.cast(n, "float64")
+    params = (n_f, p) if phi is None else (n_f, p, phi)
+    pm.CustomDist("y", *params, logp=logp, observed=y,
+                  dtype="int64" if v.counts == "whole" else "floatX")
