@@ -179,7 +179,7 @@ def child_variants(args) -> dict:
         target_accept=0.95, random_seed=20261128, **kw)
     fit.summary()
     end = time.time()
-    return {"end": end, **_fit_stats(fit)}
+    return {"end": end, **_fit_stats(fit), "package": str(Path(bs.__file__).parent)}
 
 
 # --part full: the SBC-sized variants (validation/variants.py, with their fixed priors and
@@ -240,12 +240,13 @@ CHILDREN = {"user": child_user, "bayesslope": child_bayesslope, "import": child_
 
 
 # -- parent -----------------------------------------------------------------------------------
-def run_child(kind: str, args, env_extra: dict | None = None, extra: tuple = ()) -> dict:
+def run_child(kind: str, args, env_extra: dict | None = None, extra: tuple = (),
+              pythonpath: Path = ROOT) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
            "--draws", str(args.draws), "--tune", str(args.tune), "--chains", str(args.chains),
            "--bb-draws", str(args.bb_draws), "--bb-tune", str(args.bb_tune),
            "--bb-data", args.bb_data, *extra]
-    env = {**os.environ, **(env_extra or {}), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **(env_extra or {}), "PYTHONPATH": str(pythonpath)}
     env = {k: v for k, v in env.items() if v is not None}  # None: unset in the child
     load = os.getloadavg()[0]
     launch = time.time()
@@ -256,6 +257,25 @@ def run_child(kind: str, args, env_extra: dict | None = None, extra: tuple = ())
     result["wall"] = result.pop("end") - launch
     result["load"] = load
     return result
+
+
+def _run_at_revision(args, env) -> dict:
+    """The variants child with the package of ``args.baseline_rev`` (a git worktree)."""
+    rev = subprocess.run(["git", "rev-parse", "--short", args.baseline_rev], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=ROOT,
+                       check=True)
+        try:
+            out = run_child("variants", args, env, ("--sampler", "pymc"), pythonpath=tree)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                           check=True)
+    if not out["package"].startswith(str(tree)):
+        raise RuntimeError(f"the baseline child imported {out['package']}, not the worktree")
+    out["rev"] = rev
+    return out
 
 
 def _fmt(values, digits=1) -> str:
@@ -280,6 +300,10 @@ def main(argv=None) -> int:
                    help="full part: which cases")
     p.add_argument("--part", choices=["core", "variants", "full"], default="core",
                    help="core: Pythia demo contenders; variants: the beta-binomial full-file fit")
+    p.add_argument("--baseline-rev", default=None,
+                   help="variants part: also fit with the package as of this git revision "
+                        "(a temporary worktree, same environment, sampler='pymc'), e.g. "
+                        "7094415^, issue 20's 'today'")
     p.add_argument("--bb-draws", type=int, default=400)
     p.add_argument("--bb-tune", type=int, default=400)
     p.add_argument("--skip-cold", action="store_true",
@@ -336,6 +360,8 @@ def main(argv=None) -> int:
             # "Today" in issue 20 = PyMC's NUTS, the full formulation's default until
             # 2026-12-02 (its C code is in PyTensor's default folder, warm after any test
             # run); the default now: nutpie, first process (cold) and the next one (warm).
+            if args.baseline_rev:
+                res["bb_baseline"] = [_run_at_revision(args, env)]
             res["bb_pymc"] = [run_child("variants", args, env, ("--sampler", "pymc"))]
             if args.skip_cold:  # a short first process only fills the cache
                 short = argparse.Namespace(**{**vars(args), "bb_draws": 20, "bb_tune": 20})
@@ -385,7 +411,11 @@ def _footer(name, up_before, up_after) -> list[str]:
 
 
 def render_variants(res, args, started, up_before, up_after) -> str:
-    bb = res["bb_pymc"][0]["wall"]
+    base = "bb_baseline" if "bb_baseline" in res else "bb_pymc"
+    bb = res[base][0]["wall"]
+    base_name = ("the package as of issue 20 (its \"today\")" if base == "bb_baseline" else
+                 "PyMC's NUTS (`sampler=\"pymc\"`, the full formulation's default until "
+                 "2026-12-02; the default is now nutpie)")
     lines = [
         "<!-- BEGIN bench:fresh_variants -->",
         f"## Fresh process: beta-binomial probit with chance floor, {args.bb_data} Pythia data "
@@ -395,13 +425,15 @@ def render_variants(res, args, started, up_before, up_after) -> str:
                                          "on the bundled demo subset, 1,148 rows") +
         f", {args.chains} chains x {args.bb_draws} draws, "
         f"{args.bb_tune} tuning, target_accept 0.95), each contender a fresh process; ratio = "
-        "wall / wall of PyMC's NUTS (`sampler=\"pymc\"`, the full formulation's default until "
-        "2026-12-02; the default is now nutpie).",
+        f"wall / wall of {base_name}.",
         "",
-        "| contender | wall, s | / PyMC's NUTS | sampling, s | sampler | min bulk ESS | "
+        "| contender | wall, s | ratio | sampling, s | sampler | min bulk ESS | "
         "max R-hat | divergences | 1-min load |",
         "|---|---|---|---|---|---|---|---|---|",
-        _row('`sampler="pymc"` (the default until 2026-12-02)', res["bb_pymc"], bb),
+        *([_row(f'package at {res["bb_baseline"][0]["rev"]} (issue 20\'s "today"), '
+                'PyMC\'s NUTS', res["bb_baseline"], bb)] if "bb_baseline" in res else []),
+        _row('`sampler="pymc"` (the full formulation\'s default until 2026-12-02)',
+             res["bb_pymc"], bb),
         *([_row("default (nutpie), cache cold", res["bb_default_cold"], bb)]
           if "bb_default_cold" in res else []),
         _row("default (nutpie), cache warm", res["bb_default_warm"], bb),
