@@ -378,7 +378,7 @@ def _noise_scale(pm, pt, design, config, priors, task_idx):
 
 
 def _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx):
-    from .likelihoods import P_EPS, response_mean
+    from .likelihoods import P_EPS, beta_binomial_phi, response_mean
 
     link, lik = v.link, v.likelihood
     if link == "identity":
@@ -400,35 +400,33 @@ def _likelihood(pm, pt, design, config, v, priors, eta_obs, task_idx):
         return
     p = pt.clip(mean, P_EPS, 1.0 - P_EPS)
     if lik == "beta_binomial":
-        # p ~ Beta(p * phi, (1 - p) * phi) per observation, phi = 1/d^2 per task
+        # p ~ Beta(p * phi, (1 - p) * phi) per observation, phi ~ 1/d^2 per task (capped)
         d = create_prior_variable("overdispersion", priors["overdispersion"], dims="task")
-        phi = 1.0 / pt.square(d)[task_idx]
-    if lik == "binomial" and v.counts == "whole":
-        k = np.round(design.y * v.n_eval).astype(np.int64)
+        phi = beta_binomial_phi(d, xp=pt)[task_idx]
+    if v.counts == "average":
+        _averaged_counts(pm, pt, design, v, p, phi if lik == "beta_binomial" else None)
+        return
+    k = np.round(design.y * v.n_eval).astype(np.int64)
+    if lik == "binomial":
         pm.Binomial("y", n=v.n_eval, p=p, observed=k, dims="obs")
         return
-    _count_pmf(pm, pt, design, v, p, phi if lik == "beta_binomial" else None)
+    pm.BetaBinomial("y", n=v.n_eval, alpha=p * phi, beta=(1.0 - p) * phi, observed=k,
+                    dims="obs")
 
 
-def _count_pmf(pm, pt, design, v, p, phi):
-    """Counts by :func:`~bayesslope.likelihoods.count_logpmf`: averaged, or beta-binomial.
+def _averaged_counts(pm, pt, design, v, p, phi):
+    """``counts="average"``: the count log pmf continuous in ``k = y * n`` (not rounded).
 
-    ``counts="average"``: the log pmf continuous in ``k = y * n`` (not rounded). Whole
-    beta-binomial counts use the same formula rather than ``pm.BetaBinomial``, whose
-    log-gamma differences are noise once ``phi`` passes ~1e12 (a chain that wanders to
-    a tiny overdispersion during warmup got stuck there). Same formula as the numpy
-    log-likelihood; an observed ``y`` of dims ``obs`` like the binomial model.
+    Same formula as the numpy log-likelihood (:func:`~bayesslope.likelihoods.count_logpmf`),
+    an observed ``y`` of dims ``obs`` like the whole-count models.
     """
     from .likelihoods import count_logpmf, successes
 
-    k = successes(design.y, v.n_eval, v.counts)
-    if v.counts == "whole":
-        k = k.astype(np.int64)
+    k = successes(design.y, v.n_eval, "average")
     n = pt.as_tensor_variable(v.n_eval.astype(np.float64))
 
     def logp(value, n, p, *phi):
         return count_logpmf(value, n, p, phi[0] if phi else None, xp=pt)
 
     params = (n, p) if phi is None else (n, p, phi)
-    dtype = "int64" if v.counts == "whole" else "floatX"
-    pm.CustomDist("y", *params, logp=logp, observed=k, dims="obs", dtype=dtype)
+    pm.CustomDist("y", *params, logp=logp, observed=k, dims="obs")

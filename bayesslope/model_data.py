@@ -271,7 +271,7 @@ def _noise_scale(pm, pt, design, config, priors, data, task_idx):
 
 def _likelihood(pm, pt, design, config, v, priors, data, eta_obs, task_idx):
     """The observation model, as :func:`bayesslope.model._likelihood`."""
-    from .likelihoods import P_EPS, count_logpmf, response_mean
+    from .likelihoods import P_EPS, beta_binomial_phi, count_logpmf, response_mean
 
     link, lik = v.link, v.likelihood
     y = data["y_obs"]
@@ -297,17 +297,16 @@ def _likelihood(pm, pt, design, config, v, priors, data, eta_obs, task_idx):
     phi = None
     if lik == "beta_binomial":
         d = _prior("overdispersion", priors["overdispersion"], dims="task")
-        phi = 1.0 / pt.square(d)[task_idx]
-    if lik == "binomial" and v.counts == "whole":
+        phi = beta_binomial_phi(d, xp=pt)[task_idx]
+    if v.counts == "average":
+        def logp(value, n, p, *phi):
+            return count_logpmf(value, n, p, phi[0] if phi else None, xp=pt)
+
+        n_f = pt.cast(n, "float64")
+        params = (n_f, p) if phi is None else (n_f, p, phi)
+        pm.CustomDist("y", *params, logp=logp, observed=y)
+        return
+    if lik == "binomial":
         pm.Binomial("y", n=n, p=p, observed=y)
         return
-
-    # Averaged counts, and whole beta-binomial counts (stable as phi grows: see
-    # bayesslope.model._count_pmf).
-    def logp(value, n, p, *phi):
-        return count_logpmf(value, n, p, phi[0] if phi else None, xp=pt)
-
-    n_f = pt.cast(n, "float64")
-    params = (n_f, p) if phi is None else (n_f, p, phi)
-    pm.CustomDist("y", *params, logp=logp, observed=y,
-                  dtype="int64" if v.counts == "whole" else "floatX")
+    pm.BetaBinomial("y", n=n, alpha=p * phi, beta=(1.0 - p) * phi, observed=y)
