@@ -113,13 +113,18 @@ def check_sampling(posterior, var_names=None, *, stacklevel: int = 2,
             SamplingWarning,
             stacklevel=stacklevel + 1,
         )
+    # nutpie's default mass-matrix adaptation mixed the population parameters of the
+    # Pythia beta-binomial fit far worse than PyMC's NUTS (min ESS 67 vs 842, R-hat 1.06):
+    # name the other sampler in the fix when nutpie drew the chains.
+    other = (", or pass sampler='pymc' (PyMC's NUTS mixes some hierarchical posteriors better than "
+             "nutpie's default adaptation)" if _sampled_by_nutpie(posterior) else "")
     high = table.index[table["r_hat_max"] > RHAT_MAX].tolist()
     if high:
         worst = table.loc[high, "r_hat_max"].max()
         warnings.warn(
             f"R-hat above {RHAT_MAX} for {high} (max {worst:.3f}): chains disagree. Fix: run "
-            "more tune and draws (e.g. tune=2000, draws=2000) and check for divergences or "
-            "multimodality.",
+            f"more tune and draws (e.g. tune=2000, draws=2000){other}, and check for "
+            "divergences or multimodality.",
             SamplingWarning,
             stacklevel=stacklevel + 1,
         )
@@ -128,8 +133,18 @@ def check_sampling(posterior, var_names=None, *, stacklevel: int = 2,
     if low:
         warnings.warn(
             f"effective sample size below {ESS_MIN} for {low} (min {ess.min():.0f}): "
-            "intervals and tail probabilities are imprecise. Fix: increase draws or chains.",
+            f"intervals and tail probabilities are imprecise. Fix: increase draws or chains{other}.",
             SamplingWarning,
             stacklevel=stacklevel + 1,
         )
     return table
+
+
+def _sampled_by_nutpie(posterior) -> bool:
+    """Whether nutpie drew the chains: its sample stats name the tree depth ``depth`` and
+    ``maxdepth_reached`` (PyMC's: ``tree_depth``, ``reached_max_treedepth``)."""
+    try:
+        stats = posterior["sample_stats"]
+    except KeyError:
+        return False
+    return "maxdepth_reached" in stats.data_vars and "tree_depth" not in stats.data_vars

@@ -188,6 +188,30 @@ def test_check_sampling_direct(base_fit):
     assert table.attrs["divergences"] == 7
 
 
+@pytest.mark.parametrize("nutpie_stats", [True, False])
+def test_poor_mixing_names_the_other_sampler_only_after_nutpie(nutpie_stats):
+    """Chains that disagree (shifted by 5 sd): R-hat and ESS warnings; the fix names
+    sampler='pymc' only when the sample stats are nutpie's."""
+    import xarray as xr
+
+    from bayesslope.diagnostics import check_sampling
+
+    rng = np.random.default_rng(seed(3))
+    draws = rng.standard_normal((4, 200)) + 5.0 * np.arange(4)[:, None]
+    dims = ("chain", "draw")
+    names = (("depth", "maxdepth_reached") if nutpie_stats else ("tree_depth", "reached_max_treedepth"))
+    stats = {"diverging": (dims, np.zeros((4, 200), bool)),
+             names[0]: (dims, np.full((4, 200), 3)), names[1]: (dims, np.zeros((4, 200), bool))}
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"slope": (dims, draws)}),
+                                  "sample_stats": xr.Dataset(stats)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_sampling(tree, ["slope"])
+    text = [str(w.message) for w in caught if issubclass(w.category, SamplingWarning)]
+    assert any("R-hat above" in t for t in text) and any("effective sample size" in t for t in text)
+    assert all(("sampler='pymc'" in t) == nutpie_stats for t in text)
+
+
 # -- weak data: fitted, flagged, warned --------------------------------------------------------
 
 

@@ -363,9 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         result = sbc.run_sbc(variant, n_sims, seed=args.seed, workers=args.workers,
                              progress=_progress(name, time.perf_counter()),
                              checkpoint=None if args.no_checkpoint else checkpoint)
-        wall = _accumulate_wall(checkpoint, result.wall_s, len(result.records))
-        result.wall_s = wall
-        fitted_by = _fit_command(checkpoint, None if args.from_checkpoints else command)
+        if args.no_checkpoint:  # a run of its own: an old folder's totals are not its time
+            fitted_by = command
+        else:
+            result.wall_s = _accumulate_wall(checkpoint, result.wall_s, len(result.records))
+            fitted_by = _fit_command(checkpoint, None if args.from_checkpoints else command)
         summary = sbc.summarize(result)
         all_pass &= all(v is not False for v in summary["passes"].values())
         record = result_to_json(result, summary, fitted_by)
