@@ -133,7 +133,8 @@ def check_sampling(posterior, var_names=None, *, stacklevel: int = 2,
     if low:
         warnings.warn(
             f"effective sample size below {ESS_MIN} for {low} (min {ess.min():.0f}): "
-            f"intervals and tail probabilities are imprecise. Fix: increase draws or chains{other}.",
+            "intervals and tail probabilities are imprecise. Fix: increase draws or "
+            f"chains{other}.",
             SamplingWarning,
             stacklevel=stacklevel + 1,
         )
@@ -141,8 +142,11 @@ def check_sampling(posterior, var_names=None, *, stacklevel: int = 2,
 
 
 def _sampled_by_nutpie(posterior) -> bool:
-    """Whether nutpie drew the chains: its sample stats name the tree depth ``depth`` and
-    ``maxdepth_reached`` (PyMC's: ``tree_depth``, ``reached_max_treedepth``)."""
+    """Whether nutpie drew the chains.
+
+    nutpie's sample stats name the tree depth ``depth`` and ``maxdepth_reached``; PyMC's
+    ``tree_depth`` and ``reached_max_treedepth``.
+    """
     try:
         stats = posterior["sample_stats"]
     except KeyError:

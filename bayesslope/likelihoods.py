@@ -220,7 +220,7 @@ PHI_MAX = 1e8
 
 
 def beta_binomial_phi(overdispersion, xp=np):
-    """Concentration ``phi = 1 / (d^2 + 1 / PHI_MAX)`` of the beta-binomial (``d`` = overdispersion).
+    """Beta-binomial concentration ``phi = 1 / (d^2 + 1 / PHI_MAX)``, ``d`` the overdispersion.
 
     One definition for the PyMC models and the numpy log-likelihood and predictive draws.
     """

@@ -199,7 +199,8 @@ def test_poor_mixing_names_the_other_sampler_only_after_nutpie(nutpie_stats):
     rng = np.random.default_rng(seed(3))
     draws = rng.standard_normal((4, 200)) + 5.0 * np.arange(4)[:, None]
     dims = ("chain", "draw")
-    names = (("depth", "maxdepth_reached") if nutpie_stats else ("tree_depth", "reached_max_treedepth"))
+    names = (("depth", "maxdepth_reached") if nutpie_stats
+             else ("tree_depth", "reached_max_treedepth"))
     stats = {"diverging": (dims, np.zeros((4, 200), bool)),
              names[0]: (dims, np.full((4, 200), 3)), names[1]: (dims, np.zeros((4, 200), bool))}
     tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"slope": (dims, draws)}),
