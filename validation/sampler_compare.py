@@ -1,17 +1,26 @@
-"""PyMC's NUTS vs nutpie at the default sampling settings, on SBC-simulated data sets.
+"""PyMC's NUTS vs nutpie (and nutpie's mass-matrix adaptations) on SBC-simulated data sets.
 
 SBC runs at 2 chains x 500 draws (500 tuning) to keep 200 fits cheap; a user's fit runs at
 4 chains x 1,000 draws (1,000 tuning). This fits a few data sets of given SBC variants
-(their priors, simulators and fit adapters) at the defaults with both samplers and records
-divergences, max R-hat, min bulk / tail ESS and the fit's wall time.
+(their priors, simulators and fit adapters) with each contender and records divergences,
+max R-hat, min bulk / tail ESS and the fit's wall time.
 
-    python -m validation.sampler_compare --variants pooled_sigma full_per_task_sigma \
+Contenders (``--modes``): ``pymc``, ``nutpie`` (its default adaptation, ``"diag"``) and
+``nutpie:<adaptation>``, e.g. ``nutpie:draw_diag`` (mass matrix from draw variances, as PyMC
+and Stan estimate it); the adaptation is set by wrapping ``nutpie.sample`` (bayesslope has no
+option for it yet).
+
+    python -m validation.sampler_compare --variants pooled_sigma full_per_task_sigma \\
         hockey_stick --datasets 2 --out validation/results/sampler_compare.json
+    python -m validation.sampler_compare --variants beta_binomial_probit full --datasets 4 \\
+        --sbc-settings --seed 777 --modes nutpie nutpie:draw_diag pymc \\
+        --out validation/results/adaptation_compare.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -19,10 +28,28 @@ from pathlib import Path
 import numpy as np
 
 DEFAULTS = {"draws": 1000, "tune": 1000, "chains": 4, "cores": 2}
+SBC_SETTINGS = {"draws": 500, "tune": 500, "chains": 2, "cores": 2}
 
 
-def compare(variants, n_datasets: int, seed: int = 20261202) -> list[dict]:
-    """One row per variant x data set x sampler."""
+@contextlib.contextmanager
+def _nutpie_adaptation(adaptation: str | None):
+    """``nutpie.sample`` with ``adaptation`` set, inside the block (None: unchanged)."""
+    if adaptation is None:
+        yield
+        return
+    import nutpie
+
+    original = nutpie.sample
+    nutpie.sample = lambda *a, **kw: original(*a, **{**kw, "adaptation": adaptation})
+    try:
+        yield
+    finally:
+        nutpie.sample = original
+
+
+def compare(variants, n_datasets: int, seed: int = 20261202, settings=DEFAULTS,
+            modes=("pymc", "nutpie")) -> list[dict]:
+    """One row per variant x data set x contender."""
     import validation.variants  # noqa: F401 - registers the variants
     from validation.sbc import get_variant
 
@@ -32,11 +59,13 @@ def compare(variants, n_datasets: int, seed: int = 20261202) -> list[dict]:
         for k in range(n_datasets):
             rng = np.random.default_rng(seed + k)
             df = variant.simulate(variant.sample_prior(rng), rng)
-            for sampler in ("pymc", "nutpie"):
+            for mode in modes:
+                sampler, _, adaptation = mode.partition(":")
                 start = time.perf_counter()
-                res = variant.fit(df, 11 + k, sampler=sampler, **DEFAULTS)
+                with _nutpie_adaptation(adaptation or None):
+                    res = variant.fit(df, 11 + k, sampler=sampler, **settings)
                 d = res.diagnostics
-                rows.append({"variant": name, "dataset": k, "sampler": sampler,
+                rows.append({"variant": name, "dataset": k, "sampler": mode,
                              "wall_s": time.perf_counter() - start,
                              "divergences": d["divergences"], "max_rhat": d["r_hat_max"],
                              "min_ess_bulk": d["ess_bulk_min"], "min_ess_tail": d["ess_tail_min"]})
@@ -48,9 +77,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", required=True)
     p.add_argument("--datasets", type=int, default=2)
+    p.add_argument("--seed", type=int, default=20261202)
+    p.add_argument("--modes", nargs="+", default=["pymc", "nutpie"])
+    p.add_argument("--sbc-settings", action="store_true",
+                   help="2 chains x 500 draws, 500 tuning (default: 4 x 1,000, 1,000 tuning)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    rows = compare(args.variants, args.datasets)
+    rows = compare(args.variants, args.datasets, args.seed,
+                   SBC_SETTINGS if args.sbc_settings else DEFAULTS, args.modes)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
     return 0
