@@ -5,10 +5,11 @@ SBC runs at 2 chains x 500 draws (500 tuning) to keep 200 fits cheap; a user's f
 (their priors, simulators and fit adapters) with each contender and records divergences,
 max R-hat, min bulk / tail ESS and the fit's wall time.
 
-Contenders (``--modes``): ``pymc``, ``nutpie`` (its default adaptation, ``"diag"``) and
-``nutpie:<adaptation>``, e.g. ``nutpie:draw_diag`` (mass matrix from draw variances, as PyMC
-and Stan estimate it); the adaptation is set by wrapping ``nutpie.sample`` (bayesslope has no
-option for it yet).
+Contenders (``--modes``): ``pymc``, ``nutpie`` (bayesslope's adaptation,
+``bayesslope.sampling.NUTPIE_ADAPTATION``, ``"draw_diag"`` since 2026-12-02; nutpie's own
+default is ``"diag"``) and ``nutpie:<adaptation>``, e.g. ``nutpie:diag``; the adaptation is
+set by swapping that constant for the fit (it is not a user option).
+In validation/results/adaptation_compare.json (run before the switch) ``nutpie`` is ``diag``.
 
     python -m validation.sampler_compare --variants pooled_sigma full_per_task_sigma \\
         hockey_stick --datasets 2 --out validation/results/sampler_compare.json
@@ -33,18 +34,18 @@ SBC_SETTINGS = {"draws": 500, "tune": 500, "chains": 2, "cores": 2}
 
 @contextlib.contextmanager
 def _nutpie_adaptation(adaptation: str | None):
-    """``nutpie.sample`` with ``adaptation`` set, inside the block (None: unchanged)."""
+    """bayesslope's nutpie adaptation set to ``adaptation`` in the block (None: unchanged)."""
     if adaptation is None:
         yield
         return
-    import nutpie
+    from bayesslope import sampling
 
-    original = nutpie.sample
-    nutpie.sample = lambda *a, **kw: original(*a, **{**kw, "adaptation": adaptation})
+    original = sampling.NUTPIE_ADAPTATION
+    sampling.NUTPIE_ADAPTATION = adaptation
     try:
         yield
     finally:
-        nutpie.sample = original
+        sampling.NUTPIE_ADAPTATION = original
 
 
 def compare(variants, n_datasets: int, seed: int = 20261202, settings=DEFAULTS,
