@@ -113,11 +113,11 @@ def check_sampling(posterior, var_names=None, *, stacklevel: int = 2,
             SamplingWarning,
             stacklevel=stacklevel + 1,
         )
-    # nutpie's default mass-matrix adaptation mixed the population parameters of the
-    # Pythia beta-binomial fit far worse than PyMC's NUTS (min ESS 67 vs 842, R-hat 1.06):
-    # name the other sampler in the fix when nutpie drew the chains.
-    other = (", or pass sampler='pymc' (PyMC's NUTS mixes some hierarchical posteriors better than "
-             "nutpie's default adaptation)" if _sampled_by_nutpie(posterior) else "")
+    # When nutpie drew the chains, name the other NUTS as a check: a posterior that two
+    # implementations with different adaptations agree on is more trustworthy (nutpie's
+    # "diag" adaptation gave ESS 67 where PyMC's NUTS gave 842; validation/NOTES.md).
+    other = (", or refit with sampler='pymc' (PyMC's NUTS: another mass-matrix adaptation, "
+             "slower per draw) to check" if _sampled_by_nutpie(posterior) else "")
     high = table.index[table["r_hat_max"] > RHAT_MAX].tolist()
     if high:
         worst = table.loc[high, "r_hat_max"].max()
