@@ -8,6 +8,7 @@ nothing. A two-parameter model keeps the cold compilations cheap.
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 
@@ -82,6 +83,18 @@ def test_traced_variables_are_computed_from_the_free_draws(cold):
     # HalfNormal's log transform, and the new data value (3.0, not the compiled 2.0).
     np.testing.assert_allclose(post["sd"].values, np.exp(free["sd_log__"].values), rtol=1e-12)
     np.testing.assert_allclose(post["scaled"].values, 3.0 * free["mu"].values, rtol=1e-12)
+
+
+def test_nutpie_estimates_the_mass_matrix_from_draw_variances(cold):
+    """``adaptation="draw_diag"`` reaches nutpie: its recorded settings turn off the
+    gradient-based estimate (nutpie's default, which mixed hierarchical population
+    parameters worse; validation/NOTES.md)."""
+    _, cached, _ = cold
+    tree = sampling._run_nutpie(cached.compiled, CONFIG)
+    settings = json.loads(tree["sample_stats"].attrs["inference_library_settings"])
+    assert settings["settings"]["adapt_options"]["mass_matrix_options"][
+        "use_grad_based_estimate"] is False
+    assert tree["posterior"].attrs["nutpie_adaptation"] == sampling.NUTPIE_ADAPTATION
 
 
 def test_warm_cache_is_loaded_and_gives_identical_draws(cold):
