@@ -165,20 +165,25 @@ def test_unknown_group_is_drawn_from_the_group_population(binomial_fit):
 # -- required_upstream -------------------------------------------------------------------
 
 
-def _check_inverse(fit, inv, extra=None, ties=0):
+def _check_inverse(fit, inv, extra=None):
     """At the returned median x, half the draws of the mean reach the target; at the
     interval ends 5% and 95% (exact per draw: the inversion is monotone when slope > 0)."""
     extra = extra or {}
+    intercept, slope = _flat(fit, "intercept"), _flat(fit, "slope")
     for task, row in inv.iterrows():
         xs = [row["median"], row["eti90_lb"], row["eti90_ub"]]
         new = pd.DataFrame({"task": task, "x": xs, **extra})
         _, dr = fit.predict(new, return_draws=True)
         reach = (dr.values.reshape(-1, 3) >= row["target"]).mean(axis=0)
         n = dr.sizes["chain"] * dr.sizes["draw"]
-        # x lower is better: x <= x* reaches the target, so P(reach at x*_q) = 1 - q
-        # one draw of slack for the order statistic, plus repeated draws (a rejected NUTS
-        # proposal repeats a draw; the collapsed model's exact draws never tie)
-        np.testing.assert_allclose(reach, [0.5, 0.95, 0.05], atol=(2.0 + ties) / n)
+        # x lower is better: x <= x* reaches the target, so P(reach at x*_q) = 1 - q up to
+        # one draw of slack for the order statistic, plus the largest block of identical
+        # draws (a rejected NUTS proposal repeats a draw, and a sticky chain repeats many;
+        # a block at the quantile moves the share by its size; exact draws never tie).
+        k = fit.design.tasks.index(task)
+        block = np.unique(np.stack([intercept[:, k], slope[:, k]], axis=1), axis=0,
+                          return_counts=True)[1].max()
+        np.testing.assert_allclose(reach, [0.5, 0.95, 0.05], atol=(1.0 + block) / n)
 
 
 def test_required_upstream_inverts_predict(base_fit):
@@ -216,7 +221,7 @@ def test_required_upstream_bounded_link(binomial_fit):
     no_group["posterior"] = ds
     plain = bs.TransferFit(posterior=no_group, design=binomial_fit.design,
                            spec=binomial_fit.spec, variants=binomial_fit.variants)
-    _check_inverse(plain, inv[inv["p_reachable"] == 1], extra={"family": "f0"}, ties=10)
+    _check_inverse(plain, inv[inv["p_reachable"] == 1], extra={"family": "f0"})
 
 
 # -- backtest ----------------------------------------------------------------------------
