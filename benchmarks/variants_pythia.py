@@ -53,8 +53,11 @@ def load(csv, tasks=DEFAULT_TASKS) -> pd.DataFrame:
 def fit_all(df, args):
     common = dict(x_ref=2.5, draws=args.draws, tune=args.tune, chains=args.chains,
                   target_accept=args.target_accept,
-                  random_seed=args.seed, sampler="pymc", formulation="full",
+                  random_seed=args.seed, sampler=args.sampler, formulation="full",
                   log_likelihood=True)
+    if args.group:
+        # checkpoints of one model are repeated measurements of one unit (docs/variants.md)
+        common.update(group=args.group, group_nesting="nested")
     models = {
         "gaussian_identity": {},
         "beta_binomial_probit_chance": dict(n_eval="n_eval_examples", chance="chance",
@@ -166,6 +169,9 @@ def main(argv=None):
     p.add_argument("--target-accept", type=float, default=0.95)
     p.add_argument("--binomial", action="store_true", help="also fit the plain binomial")
     p.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
+    p.add_argument("--group", default=None,
+                   help="unit column, e.g. model (group=..., group_nesting='nested')")
+    p.add_argument("--sampler", default="pymc", choices=("pymc", "nutpie"))
     args = p.parse_args(argv)
     df = load(args.csv, tuple(args.tasks.split(",")))
     fits, seconds = fit_all(df, args)
