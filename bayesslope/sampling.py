@@ -28,8 +28,9 @@ SAMPLERS = ("pymc", "nutpie")
 # nutpie's mass-matrix adaptation. Its default ("diag", from draw and gradient variances)
 # left min bulk ESS 67-89 and R-hat 1.02-1.06 on hierarchical fits where PyMC's NUTS
 # reached 140-842; "draw_diag" (the mass matrix from draw variances, as PyMC and Stan
-# estimate it) reached 106-958 at nutpie's speed, with no divergences
-# (validation/NOTES.md, "nutpie's default adaptation loses ESS ...").
+# estimate it) reached 106-958 at nutpie's speed. Over the SBC catalog it cut fits with
+# ESS < 100 from 495 to 113 of 3,400 and left more with a divergence (196 against 127)
+# (validation/NOTES.md, "`draw_diag`, nutpie's adaptation in bayesslope").
 NUTPIE_ADAPTATION = "draw_diag"
 
 
