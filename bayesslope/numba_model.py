@@ -130,6 +130,13 @@ def pack(layout, data) -> np.ndarray:
     return buffer
 
 
+# nutpie calls the initial-point function from its chain threads at once, and a PyTensor
+# function is not reentrant (its input and output storage is shared): two overlapping calls
+# on the Python linker returned a wrong shape or raised "'NoneType' object has no attribute
+# '__getitem__'" (an intermittent "Failed to initialize point" in the test suite).
+_INIT_LOCK = threading.Lock()
+
+
 class _InitialPoint:
     """nutpie's ``initial_point_func``: support points read from the data buffer + jitter."""
 
@@ -137,7 +144,8 @@ class _InitialPoint:
         self.fn, self.n_dim, self.buffer, self.jitter = fn, n_dim, buffer, jitter
 
     def __call__(self, seed=None) -> np.ndarray:
-        out = np.array(self.fn(self.buffer), dtype="float64").reshape(self.n_dim)
+        with _INIT_LOCK:
+            out = np.array(self.fn(self.buffer), dtype="float64").reshape(self.n_dim)
         if self.jitter:
             out += np.random.default_rng(seed).uniform(-1.0, 1.0, self.n_dim)
         return out

@@ -242,3 +242,39 @@ def test_optimization_level_is_local(monkeypatch):
     monkeypatch.setenv("NUMBA_OPT", "2")
     with numba_model._optimization_level():
         assert config.OPT is before
+
+
+def test_initial_point_is_safe_from_concurrent_chains():
+    """nutpie asks for starting points from its chain threads at once; the PyTensor function
+    behind them is not reentrant, so overlapping calls must still each get their own answer
+    (without the lock: wrong shapes or "'NoneType' object has no attribute '__getitem__'")."""
+    import threading
+
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.compile.mode import Mode
+
+    from bayesslope.numba_model import _InitialPoint
+
+    b = pt.dvector("b")
+    out = pt.concatenate([pt.exp(b[:3]) * 2.0, pt.log1p(b[3:] ** 2), pt.sort(b)])
+    fn = pytensor.function([b], out, mode=Mode(linker="py", optimizer=None))
+    buffer = np.arange(1.0, 9.0)
+    expected = np.array(fn(buffer))
+    init = _InitialPoint(fn, expected.size, buffer, jitter=False)
+    failures = []
+
+    def chain():
+        for _ in range(1500):
+            try:
+                np.testing.assert_array_equal(init(), expected)
+            except Exception as err:  # noqa: BLE001 - any failure is the finding
+                failures.append(repr(err))
+                return
+
+    threads = [threading.Thread(target=chain) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:2]
